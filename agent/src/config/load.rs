@@ -1,0 +1,316 @@
+//! Loading: TOML text → [`AgentConfig`], with errors a person can act on.
+//!
+//! serde reports *what* went wrong; `serde_path_to_error` adds *where* in the
+//! structure (`outputs[1].latency_ms`); the spanned TOML tree turns that path
+//! into a line and column. The path lookup is needed because errors inside
+//! internally tagged enums (`kind = "srt"`) come from buffered content that
+//! has lost its position in the file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::AgentConfig;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read: {path}: {source}
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid, with the key path and position of the problem.
+    #[error("{0}")]
+    Invalid(Box<InvalidConfig>),
+}
+
+/// One configuration problem: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidConfig {
+    /// The file, when loaded from one.
+    pub file: Option<PathBuf>,
+    /// Dotted key path, e.g. `outputs[0].latency_ms`; empty for the document.
+    pub key: String,
+    /// 1-based line and column, when the position is known.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}", file.display())?;
+        } else {
+            f.write_str("<config>")?;
+        }
+        if let (Some(line), Some(col)) = (self.line, self.column) {
+            write!(f, ":{line}:{col}")?;
+        }
+        if self.key.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": key `{}`: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Reads and parses a configuration file.
+pub fn from_file(path: &Path) -> Result<AgentConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    from_str(&text).map_err(|e| match e {
+        ConfigError::Invalid(mut inv) => {
+            inv.file = Some(path.to_owned());
+            ConfigError::Invalid(inv)
+        }
+        other => other,
+    })
+}
+
+/// Parses configuration text.
+pub fn from_str(text: &str) -> Result<AgentConfig, ConfigError> {
+    let tree = DeTable::parse(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unzip();
+        invalid(String::new(), line, column, first_line(e.message()))
+    })?;
+    let de = toml::de::Deserializer::from(tree.clone());
+    let config: AgentConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = path_string(e.path());
+        let inner = e.into_inner();
+        let message = first_line(inner.message());
+        let (key, message) = refine_tagged(text, &key).unwrap_or((key, message));
+        let (key, span) = locate(&tree, &key, &message)
+            .or_else(|| inner.span().map(|s| (key.clone(), s)))
+            .map_or((key.clone(), None), |(k, s)| (k, Some(s)));
+        let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
+        invalid(key, line, column, message)
+    })?;
+    config.validate().map_err(|(key, message)| {
+        // A default value has no position; fall back to its table.
+        let parent = key.rsplit_once('.').map_or("", |(p, _)| p);
+        let span = locate(&tree, &key, &message).or_else(|| locate(&tree, parent, "")).map(|(_, s)| s);
+        let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
+        invalid(key, line, column, message)
+    })?;
+    Ok(config)
+}
+
+/// Errors inside an internally tagged table (`kind = "..."`) come out of
+/// serde's buffered content, which loses the field path. Deserialising that
+/// one table again, as the variant its `kind` names, recovers it.
+fn refine_tagged(text: &str, key: &str) -> Option<(String, String)> {
+    let doc: toml::Table = toml::from_str(text).ok()?;
+    let mut value = toml::Value::Table(doc);
+    for seg in parse_path(key) {
+        value = match seg {
+            Segment::Key(k) => value.as_table()?.get(&k)?.clone(),
+            Segment::Index(i) => value.as_array()?.get(i)?.clone(),
+        };
+    }
+    let mut table = value.as_table()?.clone();
+    let kind = table.remove("kind")?;
+    let body = toml::Value::Table(table);
+    let err = match (key.starts_with("outputs["), kind.as_str()?) {
+        (true, "srt") => serde_path_to_error::deserialize::<_, super::SrtOutputConfig>(body).err()?,
+        _ => return None,
+    };
+    let sub = path_string(err.path());
+    let message = first_line(err.inner().message());
+    Some((if sub.is_empty() { key.to_owned() } else { format!("{key}.{sub}") }, message))
+}
+
+fn invalid(key: String, line: Option<usize>, column: Option<usize>, message: String) -> ConfigError {
+    ConfigError::Invalid(Box::new(InvalidConfig { file: None, key, line, column, message }))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().trim().to_owned()
+}
+
+/// serde_path_to_error prints the root as `.`; we print it as empty.
+fn path_string(path: &serde_path_to_error::Path) -> String {
+    let s = path.to_string();
+    if s == "." {
+        String::new()
+    } else {
+        s
+    }
+}
+
+/// Finds the position of `key` in the tree. For "unknown field `x`" errors
+/// the path names the table that holds `x`, so the key `x` is looked up in
+/// it and the returned path includes it.
+fn locate(tree: &Spanned<DeTable<'_>>, key: &str, message: &str) -> Option<(String, std::ops::Range<usize>)> {
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    let mut segments = parse_path(key);
+    // serde_path_to_error sometimes already ends the path with the unknown
+    // key itself; walk only to the table that holds it.
+    let path_names_key = matches!((segments.last(), unknown), (Some(Segment::Key(l)), Some(n)) if l == n);
+    if path_names_key {
+        segments.pop();
+    }
+    let mut table: &DeTable<'_> = tree.get_ref();
+    let mut span = tree.span();
+    let mut value: Option<&Spanned<DeValue<'_>>> = None;
+    for seg in &segments {
+        let next = match (seg, value.map(|v| v.get_ref())) {
+            (Segment::Key(k), None) => table.get(k.as_str()),
+            (Segment::Key(k), Some(v)) => v.get(k.as_str()),
+            (Segment::Index(i), Some(v)) => v.get(*i),
+            (Segment::Index(_), None) => None,
+        }?;
+        span = next.span();
+        value = Some(next);
+        if let DeValue::Table(t) = next.get_ref() {
+            table = t;
+        }
+    }
+    if let Some(name) = unknown {
+        let (k, _) = table.iter().find(|(k, _)| k.get_ref() == name)?;
+        let full = match () {
+            _ if path_names_key => key.to_owned(),
+            _ if key.is_empty() => name.to_owned(),
+            _ => format!("{key}.{name}"),
+        };
+        return Some((full, k.span()));
+    }
+    Some((key.to_owned(), span))
+}
+
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn parse_path(path: &str) -> Vec<Segment> {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        if let Some(bracket) = rest.find('[') {
+            if bracket > 0 {
+                out.push(Segment::Key(rest[..bracket].to_owned()));
+            }
+            rest = &rest[bracket..];
+            while let Some(end) = rest.find(']') {
+                if let Ok(i) = rest[1..end].parse() {
+                    out.push(Segment::Index(i));
+                }
+                rest = &rest[end + 1..];
+            }
+        } else {
+            out.push(Segment::Key(rest.to_owned()));
+        }
+    }
+    out
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+device_id = "demo-01"
+
+[input]
+kind = "test-pattern"
+
+[[outputs]]
+name = "primary"
+kind = "srt"
+address = "127.0.0.1:9001"
+latency_ms = 500
+"#;
+
+    fn err(text: &str) -> InvalidConfig {
+        match from_str(text) {
+            Err(ConfigError::Invalid(inv)) => *inv,
+            other => panic!("expected an invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let cfg = from_str(GOOD).unwrap();
+        assert_eq!(cfg.transport_stream.audio_pid.get(), 256);
+        assert_eq!(cfg.outputs[0].name().as_str(), "primary");
+    }
+
+    #[test]
+    fn unknown_key_in_output_names_key_and_line() {
+        let e = err(&GOOD.replace("latency_ms = 500", "latnecy_ms = 500"));
+        assert_eq!(e.key, "outputs[0].latnecy_ms");
+        assert_eq!(e.line, Some(11));
+        assert_eq!(e.column, Some(1));
+        assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        let e = err(&format!("colour = 1\n{GOOD}"));
+        assert_eq!(e.key, "colour");
+        assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let e = err(&GOOD.replace("latency_ms = 500", "latency_ms = \"fast\""));
+        assert_eq!(e.key, "outputs[0].latency_ms");
+        assert_eq!(e.line, Some(11));
+        assert_eq!(e.column, Some(14));
+    }
+
+    #[test]
+    fn out_of_range_value() {
+        let e = err(&GOOD.replace("latency_ms = 500", "latency_ms = 5"));
+        assert_eq!(e.key, "outputs[0].latency_ms");
+        assert!(e.message.contains("20..=15000"), "{}", e.message);
+        assert_eq!(e.line, Some(11));
+    }
+
+    #[test]
+    fn short_passphrase_is_rejected_without_echoing_it() {
+        let e = err(&GOOD.replace("latency_ms = 500", "passphrase = \"short\""));
+        assert_eq!(e.key, "outputs[0].passphrase");
+        assert!(!e.to_string().contains("short\""), "{e}");
+    }
+
+    #[test]
+    fn cross_field_rules_have_positions() {
+        let e = err(&format!("{GOOD}\n[transport_stream]\nvideo_pid = 256\n"));
+        assert_eq!(e.key, "transport_stream.video_pid");
+        assert_eq!((e.line, e.column), (Some(14), Some(13)));
+        assert!(e.message.contains("video_pid and audio_pid"), "{}", e.message);
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let e = err("device_id = \n");
+        assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn missing_section_is_named() {
+        let e = err("device_id = \"x\"\noutputs = []\n");
+        assert!(e.message.contains("missing field `input`"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_output_kind() {
+        let e = err(&GOOD.replace("kind = \"srt\"", "kind = \"rtmp\""));
+        assert!(e.key.starts_with("outputs[0]"), "{}", e.key);
+        assert!(e.message.contains("rtmp"), "{}", e.message);
+    }
+}

@@ -1,0 +1,433 @@
+//! The agent's configuration: one TOML file, typed with serde.
+//!
+//! # Design
+//! Every section uses `deny_unknown_fields`, so a typo is an error and not a
+//! silently ignored setting; every ranged value is a validated newtype from
+//! [`types`]. [`load`] turns any failure into a [`ConfigError`] that names the
+//! key path and the line:column in the file, because a field technician has
+//! one minute to fix it.
+
+mod load;
+pub mod types;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{from_file, from_str, ConfigError};
+use types::*;
+
+/// The default configuration file location on a box.
+pub const DEFAULT_PATH: &str = "/etc/edge-agent/agent.toml";
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Identifies the box (MQTT client id, certificate CN, burnt into the
+    /// test pattern).
+    pub device_id: DeviceId,
+    pub input: InputConfig,
+    #[serde(default)]
+    pub video: VideoConfig,
+    #[serde(default)]
+    pub audio: AudioConfig,
+    #[serde(default)]
+    pub transport_stream: TsConfig,
+    /// Where the stream goes; at least one.
+    pub outputs: Vec<OutputConfig>,
+    #[serde(default)]
+    pub status: StatusConfig,
+}
+
+/// The capture input.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum InputConfig {
+    /// SMPTE colour bars with a burnt-in running clock and a 1 kHz tone.
+    TestPattern {
+        #[serde(default = "default_width")]
+        width: Width,
+        #[serde(default = "default_height")]
+        height: Height,
+        #[serde(default = "default_framerate")]
+        framerate: FrameRate,
+        #[serde(default = "default_tone")]
+        tone_hz: ToneHz,
+    },
+}
+
+fn default_width() -> Width {
+    Width::try_from(1280).unwrap_or_else(|_| unreachable!())
+}
+fn default_height() -> Height {
+    Height::try_from(720).unwrap_or_else(|_| unreachable!())
+}
+fn default_framerate() -> FrameRate {
+    FrameRate { num: 30, den: 1 }
+}
+fn default_tone() -> ToneHz {
+    ToneHz::try_from(1000).unwrap_or_else(|_| unreachable!())
+}
+
+/// Video codec. Only H.264 for now; HEVC comes with hardware that has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    #[default]
+    H264,
+}
+
+/// Rate control. Contribution links want CBR: MediaConnect smooths to a
+/// `MaxBitrate` ceiling and SRT latency budgets assume a steady rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RateControl {
+    #[default]
+    Cbr,
+    Vbr,
+}
+
+/// x264 speed preset (software fallback only): faster presets leave CPU
+/// for the outputs on a 2-core box (`fec-and-gstreamer.md` §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum X264Preset {
+    Ultrafast,
+    #[default]
+    Superfast,
+    Veryfast,
+    Faster,
+    Fast,
+    Medium,
+}
+
+impl X264Preset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            X264Preset::Ultrafast => "ultrafast",
+            X264Preset::Superfast => "superfast",
+            X264Preset::Veryfast => "veryfast",
+            X264Preset::Faster => "faster",
+            X264Preset::Fast => "fast",
+            X264Preset::Medium => "medium",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoConfig {
+    #[serde(default)]
+    pub codec: VideoCodec,
+    #[serde(default = "default_video_bitrate")]
+    pub bitrate_kbps: VideoBitrateKbps,
+    /// Distance between IDR frames; 2 s at 30 fps suits MediaLive.
+    #[serde(default = "default_keyframe_interval")]
+    pub keyframe_interval: KeyframeInterval,
+    #[serde(default)]
+    pub rate_control: RateControl,
+    /// `auto` (best working encoder) or one of `va`, `nvenc`, `qsv`,
+    /// `v4l2m2m`, `x264`.
+    #[serde(default = "default_encoder")]
+    pub encoder: EncoderChoice,
+    #[serde(default)]
+    pub x264_preset: X264Preset,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        VideoConfig {
+            codec: VideoCodec::H264,
+            bitrate_kbps: default_video_bitrate(),
+            keyframe_interval: default_keyframe_interval(),
+            rate_control: RateControl::Cbr,
+            encoder: default_encoder(),
+            x264_preset: X264Preset::default(),
+        }
+    }
+}
+
+fn default_video_bitrate() -> VideoBitrateKbps {
+    VideoBitrateKbps::try_from(2500).unwrap_or_else(|_| unreachable!())
+}
+fn default_keyframe_interval() -> KeyframeInterval {
+    KeyframeInterval::try_from(60).unwrap_or_else(|_| unreachable!())
+}
+fn default_encoder() -> EncoderChoice {
+    EncoderChoice(hal::encoder::EncoderRequest::Auto)
+}
+
+/// `video.encoder`: `auto` or a named encoder family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EncoderChoice(pub hal::encoder::EncoderRequest);
+
+impl TryFrom<String> for EncoderChoice {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        use hal::encoder::{EncoderKind, EncoderRequest};
+        if s == "auto" {
+            return Ok(EncoderChoice(EncoderRequest::Auto));
+        }
+        EncoderKind::from_name(&s)
+            .map(|k| EncoderChoice(EncoderRequest::Force(k)))
+            .ok_or_else(|| format!("unknown encoder `{s}`: use auto, va, nvenc, qsv, v4l2m2m or x264"))
+    }
+}
+
+impl From<EncoderChoice> for String {
+    fn from(c: EncoderChoice) -> String {
+        match c.0 {
+            hal::encoder::EncoderRequest::Auto => "auto".to_owned(),
+            hal::encoder::EncoderRequest::Force(k) => k.name().to_owned(),
+        }
+    }
+}
+
+/// Audio: AAC-LC, 48 kHz stereo (what MediaLive expects from a contribution
+/// feed).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioConfig {
+    #[serde(default)]
+    pub codec: AudioCodec,
+    #[serde(default = "default_audio_bitrate")]
+    pub bitrate_kbps: AudioBitrateKbps,
+    #[serde(default = "default_sample_rate")]
+    pub sample_rate: SampleRate,
+    #[serde(default = "default_channels")]
+    pub channels: Channels,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            codec: AudioCodec::Aac,
+            bitrate_kbps: default_audio_bitrate(),
+            sample_rate: default_sample_rate(),
+            channels: default_channels(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioCodec {
+    #[default]
+    Aac,
+}
+
+/// Only 48 kHz: the broadcast rate, and the one MediaLive resamples least.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "i64", into = "u32")]
+pub struct SampleRate(u32);
+
+impl SampleRate {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for SampleRate {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        if v == 48_000 {
+            Ok(SampleRate(48_000))
+        } else {
+            Err(format!("sample_rate {v} is not supported: use 48000"))
+        }
+    }
+}
+
+impl From<SampleRate> for u32 {
+    fn from(s: SampleRate) -> u32 {
+        s.0
+    }
+}
+
+/// Stereo only for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "i64", into = "u32")]
+pub struct Channels(u32);
+
+impl Channels {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Channels {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        if v == 2 {
+            Ok(Channels(2))
+        } else {
+            Err(format!("channels {v} is not supported: use 2 (stereo)"))
+        }
+    }
+}
+
+impl From<Channels> for u32 {
+    fn from(c: Channels) -> u32 {
+        c.0
+    }
+}
+
+fn default_audio_bitrate() -> AudioBitrateKbps {
+    AudioBitrateKbps::try_from(128).unwrap_or_else(|_| unreachable!())
+}
+fn default_sample_rate() -> SampleRate {
+    SampleRate(48_000)
+}
+fn default_channels() -> Channels {
+    Channels(2)
+}
+
+/// Transport stream layout. The defaults follow MediaLive's conventions: PMT
+/// 480 and video 481 as in its TS output defaults, audio 256 as MediaLive
+/// channel configurations commonly select for contribution feeds.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsConfig {
+    #[serde(default = "default_program")]
+    pub program_number: ProgramNumber,
+    #[serde(default = "default_pmt_pid")]
+    pub pmt_pid: Pid,
+    #[serde(default = "default_video_pid")]
+    pub video_pid: Pid,
+    #[serde(default = "default_audio_pid")]
+    pub audio_pid: Pid,
+}
+
+impl Default for TsConfig {
+    fn default() -> Self {
+        TsConfig {
+            program_number: default_program(),
+            pmt_pid: default_pmt_pid(),
+            video_pid: default_video_pid(),
+            audio_pid: default_audio_pid(),
+        }
+    }
+}
+
+fn default_program() -> ProgramNumber {
+    ProgramNumber::try_from(1).unwrap_or_else(|_| unreachable!())
+}
+fn default_pmt_pid() -> Pid {
+    Pid::try_from(480).unwrap_or_else(|_| unreachable!())
+}
+fn default_video_pid() -> Pid {
+    Pid::try_from(481).unwrap_or_else(|_| unreachable!())
+}
+fn default_audio_pid() -> Pid {
+    Pid::try_from(256).unwrap_or_else(|_| unreachable!())
+}
+
+/// One named destination for the transport stream, selected by
+/// `kind = "..."`. (Each variant carries `name` and `enabled` itself because
+/// serde cannot combine `flatten` with `deny_unknown_fields`.)
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum OutputConfig {
+    /// SRT caller to an `srt-listener` MediaConnect source.
+    Srt(SrtOutputConfig),
+}
+
+impl OutputConfig {
+    pub fn name(&self) -> &OutputName {
+        match self {
+            OutputConfig::Srt(s) => &s.name,
+        }
+    }
+
+    /// A disabled output keeps its settings but sends nothing.
+    pub fn enabled(&self) -> bool {
+        match self {
+            OutputConfig::Srt(s) => s.enabled,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// SRT caller settings (`shared/reference/srt.md`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrtOutputConfig {
+    pub name: OutputName,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The listener to call: the flow source's ingest IP and port.
+    pub address: HostPort,
+    /// Receiver buffer latency; the larger of both sides wins in the handshake.
+    #[serde(default = "default_latency")]
+    pub latency_ms: LatencyMs,
+    /// Enables AES encryption; MediaConnect keeps it in Secrets Manager.
+    pub passphrase: Option<Passphrase>,
+    /// Key length; requires `passphrase`. Default 16 (AES-128).
+    pub pbkeylen: Option<PbKeyLen>,
+    pub stream_id: Option<StreamId>,
+    /// Local address (and optionally port) to send from, e.g. to pin an uplink.
+    pub bind: Option<HostPort>,
+}
+
+fn default_latency() -> LatencyMs {
+    LatencyMs::try_from(2000).unwrap_or_else(|_| unreachable!())
+}
+
+/// The periodic one-line status per output.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusConfig {
+    /// Seconds between status lines (1..=3600).
+    #[serde(default = "default_status_interval")]
+    pub interval_s: StatusIntervalS,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig { interval_s: default_status_interval() }
+    }
+}
+
+fn default_status_interval() -> StatusIntervalS {
+    StatusIntervalS::try_from(5).unwrap_or_else(|_| unreachable!())
+}
+
+impl AgentConfig {
+    /// Cross-field rules that no single type can express. Returns the key
+    /// path and the reason of the first violation.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.outputs.is_empty() {
+            return Err(("outputs".into(), "at least one output is required".into()));
+        }
+        let InputConfig::TestPattern { width, height, .. } = &self.input;
+        if width.get() % 2 != 0 || height.get() % 2 != 0 {
+            return Err(("input.width".into(), "width and height must be even (4:2:0 chroma)".into()));
+        }
+        let ts = &self.transport_stream;
+        let pids = [("pmt_pid", ts.pmt_pid), ("video_pid", ts.video_pid), ("audio_pid", ts.audio_pid)];
+        for (i, (name, pid)) in pids.iter().enumerate() {
+            if let Some((other, _)) = pids[..i].iter().find(|(_, p)| p == pid) {
+                return Err((
+                    format!("transport_stream.{other}"),
+                    format!("PID {} is used by both {other} and {name}", pid.get()),
+                ));
+            }
+        }
+        for (i, out) in self.outputs.iter().enumerate() {
+            if self.outputs[..i].iter().any(|o| o.name() == out.name()) {
+                return Err((format!("outputs[{i}].name"), format!("duplicate output name `{}`", out.name())));
+            }
+            match out {
+                OutputConfig::Srt(srt) => {
+                    if srt.pbkeylen.is_some() && srt.passphrase.is_none() {
+                        return Err((format!("outputs[{i}].pbkeylen"), "pbkeylen needs a passphrase".into()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,437 @@
+//! Validated newtypes: a value of one of these types is known to be in range,
+//! so the rest of the agent never re-checks ("parse, don't validate").
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! ranged_u32 {
+    ($(#[$doc:meta])* $name:ident, $min:expr, $max:expr, $unit:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "i64", into = "u32")]
+        pub struct $name(u32);
+
+        impl $name {
+            pub const MIN: u32 = $min;
+            pub const MAX: u32 = $max;
+            /// The value, known to be within `MIN..=MAX`.
+            pub fn get(self) -> u32 {
+                self.0
+            }
+        }
+
+        impl TryFrom<i64> for $name {
+            type Error = String;
+            fn try_from(v: i64) -> Result<Self, String> {
+                match u32::try_from(v) {
+                    Ok(v) if ($min..=$max).contains(&v) => Ok($name(v)),
+                    _ => Err(format!("{v} is out of range: must be {}..={} {}", $min, $max, $unit)),
+                }
+            }
+        }
+
+        impl From<$name> for u32 {
+            fn from(v: $name) -> u32 {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{} {}", self.0, $unit)
+            }
+        }
+    };
+}
+
+ranged_u32!(
+    /// Video bitrate. 100 kbit/s to 100 Mbit/s: below that H.264 falls apart,
+    /// above it exceeds a MediaConnect source (≤ 120 Mbit/s incl. overhead).
+    VideoBitrateKbps, 100, 100_000, "kbit/s"
+);
+ranged_u32!(
+    /// AAC bitrate for a stereo pair: 32–512 kbit/s.
+    AudioBitrateKbps, 32, 512, "kbit/s"
+);
+ranged_u32!(
+    /// SRT latency. MediaConnect accepts 100–15000 ms for `MinLatency`
+    /// (`shared/reference/mediaconnect.md` §1); 20 ms allows LAN tests.
+    LatencyMs, 20, 15_000, "ms"
+);
+ranged_u32!(
+    /// Keyframe interval in frames (1 = all-intra, 600 = 10 s at 60 fps).
+    KeyframeInterval, 1, 600, "frames"
+);
+ranged_u32!(
+    /// Picture width in pixels (even, checked separately).
+    Width, 64, 7680, "px"
+);
+ranged_u32!(
+    /// Picture height in pixels (even, checked separately).
+    Height, 64, 4320, "px"
+);
+ranged_u32!(
+    /// Seconds between status lines.
+    StatusIntervalS, 1, 3600, "s"
+);
+ranged_u32!(
+    /// Test tone frequency.
+    ToneHz, 20, 20_000, "Hz"
+);
+
+/// An MPEG-TS PID that may carry a PMT or an elementary stream:
+/// 0x0010..=0x1FFE (ISO/IEC 13818-1 Table 2-3 reserves the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u16")]
+pub struct Pid(u16);
+
+impl Pid {
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Pid {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        match u16::try_from(v) {
+            Ok(p) if (0x0010..=0x1FFE).contains(&p) => Ok(Pid(p)),
+            _ => Err(format!("PID {v} is out of range: must be 16..=8190 (0x0010..=0x1FFE)")),
+        }
+    }
+}
+
+impl From<Pid> for u16 {
+    fn from(p: Pid) -> u16 {
+        p.0
+    }
+}
+
+/// MPEG-TS program number (1..=65535; 0 is the network PID entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u16")]
+pub struct ProgramNumber(u16);
+
+impl ProgramNumber {
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for ProgramNumber {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        match u16::try_from(v) {
+            Ok(p) if p >= 1 => Ok(ProgramNumber(p)),
+            _ => Err(format!("program number {v} is out of range: must be 1..=65535")),
+        }
+    }
+}
+
+impl From<ProgramNumber> for u16 {
+    fn from(p: ProgramNumber) -> u16 {
+        p.0
+    }
+}
+
+/// An SRT passphrase: 10–79 characters (libsrt `SRTO_PASSPHRASE`). Never
+/// printed: `Debug` and `Display` redact it, and it serialises redacted, so it
+/// cannot leak into logs, telemetry or reported configuration.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Passphrase(String);
+
+impl Passphrase {
+    /// The secret itself, only for handing to libsrt.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Passphrase {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let n = s.chars().count();
+        if (10..=79).contains(&n) {
+            Ok(Passphrase(s))
+        } else {
+            Err(format!("passphrase has {n} characters: must be 10..=79"))
+        }
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
+impl Serialize for Passphrase {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// SRT key length in bytes: 16, 24 or 32 (AES-128/192/256, `SRTO_PBKEYLEN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u8")]
+pub struct PbKeyLen(u8);
+
+impl PbKeyLen {
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for PbKeyLen {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        match v {
+            16 => Ok(PbKeyLen(16)),
+            24 => Ok(PbKeyLen(24)),
+            32 => Ok(PbKeyLen(32)),
+            _ => Err(format!("pbkeylen {v} is invalid: must be 16, 24 or 32 (AES-128/192/256)")),
+        }
+    }
+}
+
+impl From<PbKeyLen> for u8 {
+    fn from(k: PbKeyLen) -> u8 {
+        k.0
+    }
+}
+
+/// SRT stream id: at most 512 bytes (`SRTO_STREAMID`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StreamId(String);
+
+impl StreamId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for StreamId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.len() <= 512 {
+            Ok(StreamId(s))
+        } else {
+            Err(format!("stream_id is {} bytes: must be at most 512", s.len()))
+        }
+    }
+}
+
+impl From<StreamId> for String {
+    fn from(s: StreamId) -> String {
+        s.0
+    }
+}
+
+/// `host:port`, resolved once when the configuration is loaded so a typo in
+/// a host name is a configuration error, not a silent reconnect loop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HostPort {
+    text: String,
+    addr: SocketAddr,
+}
+
+impl HostPort {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl TryFrom<String> for HostPort {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let Some((host, port)) = s.rsplit_once(':') else {
+            return Err(format!("`{s}` is not host:port"));
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}` has no host"));
+        }
+        if port.parse::<u16>().is_err() {
+            return Err(format!("`{s}` has an invalid port: must be 0..=65535"));
+        }
+        let addr = s
+            .to_socket_addrs()
+            .map_err(|e| format!("`{s}` does not resolve: {e}"))?
+            .next()
+            .ok_or_else(|| format!("`{s}` resolves to no address"))?;
+        Ok(HostPort { text: s, addr })
+    }
+}
+
+impl From<HostPort> for String {
+    fn from(h: HostPort) -> String {
+        h.text
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A video frame rate as an exact fraction. Written as `30`, `25`, `29.97`,
+/// `59.94` or `"30000/1001"`; broadcast rates are kept exact (30000/1001,
+/// not 29.97) so timestamps do not drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "FrameRateRepr", into = "String")]
+pub struct FrameRate {
+    pub num: u32,
+    pub den: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FrameRateRepr {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl TryFrom<FrameRateRepr> for FrameRate {
+    type Error = String;
+    fn try_from(r: FrameRateRepr) -> Result<Self, String> {
+        let (num, den) = match r {
+            FrameRateRepr::Int(n) => (n, 1),
+            FrameRateRepr::Float(f) => match f {
+                x if (x - 23.976).abs() < 0.01 => (24_000, 1001),
+                x if (x - 29.97).abs() < 0.01 => (30_000, 1001),
+                x if (x - 59.94).abs() < 0.01 => (60_000, 1001),
+                // Guarded to 1..=120 with no fraction, so the cast is exact.
+                #[allow(clippy::cast_possible_truncation)]
+                x if x.fract() == 0.0 && (1.0..=120.0).contains(&x) => (x as i64, 1),
+                x => return Err(format!("frame rate {x} is not a broadcast rate; write it as \"num/den\"")),
+            },
+            FrameRateRepr::Text(s) => {
+                let parsed = match s.split_once('/') {
+                    Some((n, d)) => n.trim().parse::<i64>().ok().zip(d.trim().parse::<i64>().ok()),
+                    None => s.trim().parse::<i64>().ok().map(|n| (n, 1)),
+                };
+                parsed.ok_or_else(|| format!("frame rate `{s}` is not a number or num/den"))?
+            }
+        };
+        let rate = num as f64 / den.max(1) as f64;
+        match (u32::try_from(num), u32::try_from(den)) {
+            (Ok(n), Ok(d)) if d > 0 && (1.0..=120.0).contains(&rate) => Ok(FrameRate { num: n, den: d }),
+            _ => Err(format!("frame rate {num}/{den} is out of range: must be 1..=120 fps")),
+        }
+    }
+}
+
+impl From<FrameRate> for String {
+    fn from(f: FrameRate) -> String {
+        if f.den == 1 {
+            f.num.to_string()
+        } else {
+            format!("{}/{}", f.num, f.den)
+        }
+    }
+}
+
+impl FrameRate {
+    /// Frames per second as a float, for display and bitrate arithmetic.
+    pub fn fps(self) -> f64 {
+        f64::from(self.num) / f64::from(self.den)
+    }
+}
+
+/// A name for an output: 1–32 characters of `[A-Za-z0-9_-]`, used in status
+/// lines, telemetry keys and MQTT topics.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OutputName(String);
+
+impl OutputName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for OutputName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok_chars = s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !s.is_empty() && s.len() <= 32 && ok_chars {
+            Ok(OutputName(s))
+        } else {
+            Err(format!("name `{s}` is invalid: use 1..=32 characters of A-Z a-z 0-9 - _"))
+        }
+    }
+}
+
+impl From<OutputName> for String {
+    fn from(n: OutputName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for OutputName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Device identifier: MQTT client id and certificate CN, so restricted to
+/// characters that are safe in a topic level (no `/`, `+`, `#`).
+pub type DeviceId = OutputName;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passphrase_length_limits() {
+        assert!(Passphrase::try_from("123456789".to_owned()).is_err());
+        assert!(Passphrase::try_from("1234567890".to_owned()).is_ok());
+        assert!(Passphrase::try_from("x".repeat(79)).is_ok());
+        assert!(Passphrase::try_from("x".repeat(80)).is_err());
+    }
+
+    #[test]
+    fn passphrase_never_prints() {
+        let p = Passphrase::try_from("correct-horse-battery-staple".to_owned()).unwrap();
+        assert!(!format!("{p:?}").contains("horse"));
+        assert!(!serde_json::to_string(&p).unwrap().contains("horse"));
+    }
+
+    #[test]
+    fn stream_id_limit() {
+        assert!(StreamId::try_from("a".repeat(512)).is_ok());
+        assert!(StreamId::try_from("a".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn frame_rates_are_exact() {
+        let r = FrameRate::try_from(FrameRateRepr::Float(29.97)).unwrap();
+        assert_eq!((r.num, r.den), (30_000, 1001));
+        let r = FrameRate::try_from(FrameRateRepr::Text("60000/1001".into())).unwrap();
+        assert_eq!((r.num, r.den), (60_000, 1001));
+        assert!(FrameRate::try_from(FrameRateRepr::Int(0)).is_err());
+        assert!(FrameRate::try_from(FrameRateRepr::Int(500)).is_err());
+    }
+
+    #[test]
+    fn host_port_rejects_garbage() {
+        assert!(HostPort::try_from("127.0.0.1:9001".to_owned()).is_ok());
+        assert!(HostPort::try_from("127.0.0.1".to_owned()).is_err());
+        assert!(HostPort::try_from("127.0.0.1:99999".to_owned()).is_err());
+        assert!(HostPort::try_from(":80".to_owned()).is_err());
+    }
+
+    #[test]
+    fn pbkeylen_values() {
+        for ok in [16, 24, 32] {
+            assert!(PbKeyLen::try_from(ok).is_ok());
+        }
+        assert!(PbKeyLen::try_from(20).is_err());
+    }
+}

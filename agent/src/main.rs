@@ -1,0 +1,158 @@
+//! `edge-agent`: command line, logging, signals and exit codes.
+//!
+//! Exit codes are part of the interface: systemd's
+//! `RestartPreventExitStatus=78` stops a restart loop on a bad configuration,
+//! and scripts can tell "fix the file" from "something broke".
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agent::config::{self, ConfigError};
+use agent::shutdown::Shutdown;
+use clap::{Parser, Subcommand};
+
+/// Configuration unreadable or invalid (sysexits.h `EX_CONFIG`).
+const EXIT_CONFIG: u8 = 78;
+/// Runtime failure (no encoder, cannot start).
+const EXIT_FAILURE: u8 = 1;
+
+#[derive(Parser, Debug)]
+#[command(name = "edge-agent", version, about = "Venue encoder agent: capture, encode, push SRT to MediaConnect")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the agent until SIGTERM or SIGINT.
+    Run {
+        /// Configuration file.
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Also write the live status as JSON to this file (atomically, every second).
+        #[arg(long)]
+        status_file: Option<PathBuf>,
+    },
+    /// Check a configuration file and exit: 0 if valid, 78 if not.
+    CheckConfig {
+        file: PathBuf,
+    },
+    /// List inputs and H.264 encoders, with the one that would be chosen.
+    Probe {
+        /// Machine-readable JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match config::from_file(&file) {
+            Ok(_) => {
+                println!("{}: OK", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_failure(&e),
+        },
+        Command::Probe { json } => probe(json),
+        Command::Run { config, status_file } => {
+            let cfg = match config::from_file(&config) {
+                Ok(c) => c,
+                Err(e) => return config_failure(&e),
+            };
+            let shutdown = Shutdown::new();
+            if let Err(e) = install_signal_handlers(&shutdown) {
+                eprintln!("error: cannot install signal handlers: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+            let opts = agent::RunOptions { status_file };
+            match agent::run(cfg, shutdown, opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "agent failed");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+    }
+}
+
+fn config_failure(e: &ConfigError) -> ExitCode {
+    eprintln!("error: invalid configuration: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // journald adds its own timestamps; a terminal user still wants them.
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// SIGTERM (systemd stop) and SIGINT (Ctrl-C) both mean a clean shutdown.
+fn install_signal_handlers(shutdown: &Shutdown) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    let shutdown = shutdown.clone();
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            tracing::info!(signal = sig, "signal received");
+            shutdown.trigger();
+        }
+    })?;
+    Ok(())
+}
+
+fn probe(json: bool) -> ExitCode {
+    let backend = match hal::encoder::GstEncoderBackend::new() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let report = hal::encoder::probe(&backend, hal::encoder::EncoderRequest::Auto);
+    let inputs = hal::input::discover();
+    if json {
+        let doc = serde_json::json!({
+            "inputs": inputs,
+            "encoders": report.candidates,
+            "chosen": report.chosen().map(|c| c.factory),
+            "why": report.why(),
+        });
+        match serde_json::to_string_pretty(&doc) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    } else {
+        println!("INPUTS");
+        println!("  {:<14} {:<14} {:<10} DESCRIPTION", "ID", "KIND", "SIGNAL");
+        for i in &inputs {
+            println!("  {:<14} {:<14} {:<10} {}", i.id, i.kind, format!("{:?}", i.signal).to_lowercase(), i.description);
+        }
+        println!("H.264 ENCODERS (preference order)");
+        println!("  {:<10} {:<18} STATUS", "FAMILY", "FACTORY");
+        for c in &report.candidates {
+            let status = match &c.status {
+                hal::encoder::CandidateStatus::Chosen => "CHOSEN".to_owned(),
+                hal::encoder::CandidateStatus::Usable => "usable".to_owned(),
+                hal::encoder::CandidateStatus::NotInstalled => "not installed".to_owned(),
+                hal::encoder::CandidateStatus::TrialFailed(e) => format!("trial failed: {e}"),
+                hal::encoder::CandidateStatus::NotRequested => "not requested".to_owned(),
+            };
+            println!("  {:<10} {:<18} {}", c.kind.name(), c.factory, status);
+        }
+        println!("{}", report.why());
+    }
+    if report.chosen().is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
+}

@@ -1,0 +1,174 @@
+//! SRT caller output through libsrt (the `srt` binding crate).
+//!
+//! MediaConnect's `srt-listener` sources run libsrt, so the agent calls them
+//! with libsrt too (`shared/reference/srt.md`: the pure-Rust stack loses the
+//! negotiated latency against a long-running listener). One thread per output:
+//! connect, send chunks from the output's own queue, read libsrt statistics,
+//! and on any failure close, back off with jitter, and connect again, forever.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use srt::{SocketOptions, SrtError, SrtSocket};
+use tracing::{info, warn};
+
+use super::backoff::Backoff;
+use super::status::{OutputState, OutputStatus, SrtSnapshot};
+use crate::config::SrtOutputConfig;
+use crate::fanout::TsChunk;
+use crate::shutdown::Shutdown;
+
+/// A connect attempt gives up after this long; libsrt repeats its handshake
+/// every 250 ms inside it, so a listener that comes back is found quickly.
+const CONNECT_TIMEOUT_MS: u32 = 1500;
+/// No packet from the peer for this long means the path is dead. libsrt's
+/// default is 5 s; 3 s gets a box back on a restarted flow sooner.
+const PEER_IDLE_TIMEOUT_MS: u32 = 3000;
+/// A blocked send (full SRT buffer) gives up after this long.
+const SEND_TIMEOUT_MS: i32 = 500;
+/// A chunk older than this is not worth sending to a live receiver.
+const MAX_CHUNK_AGE: Duration = Duration::from_millis(1000);
+/// Reconnect backoff: 200 ms doubling, capped so a returning listener is
+/// found within about a second.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_millis(1000);
+/// How often libsrt statistics and socket state are read.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+
+/// The worker of one SRT output.
+#[derive(Debug)]
+pub struct SrtOutput {
+    cfg: SrtOutputConfig,
+    status: Arc<OutputStatus>,
+    stop: Shutdown,
+    agent_shutdown: Shutdown,
+}
+
+impl SrtOutput {
+    pub fn new(cfg: SrtOutputConfig, status: Arc<OutputStatus>, stop: Shutdown, agent_shutdown: Shutdown) -> Self {
+        SrtOutput { cfg, status, stop, agent_shutdown }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.is_triggered() || self.agent_shutdown.is_triggered()
+    }
+
+    /// libsrt options for this output. The passphrase goes to libsrt only.
+    pub fn socket_options(cfg: &SrtOutputConfig) -> SocketOptions {
+        SocketOptions {
+            latency_ms: Some(cfg.latency_ms.get()),
+            passphrase: cfg.passphrase.as_ref().map(|p| p.expose().to_owned()),
+            pbkeylen: cfg.passphrase.as_ref().map(|_| cfg.pbkeylen.map_or(16, |k| k.get())),
+            stream_id: cfg.stream_id.as_ref().map(|s| s.as_str().to_owned()),
+            connect_timeout_ms: Some(CONNECT_TIMEOUT_MS),
+            peer_idle_timeout_ms: Some(PEER_IDLE_TIMEOUT_MS),
+            send_timeout_ms: Some(SEND_TIMEOUT_MS),
+            ..SocketOptions::default()
+        }
+    }
+
+    /// Runs until the output or the agent is stopped.
+    pub fn run(self, rx: Receiver<TsChunk>) {
+        let name = self.status.name.clone();
+        let remote = self.cfg.address.addr();
+        let local = self.cfg.bind.as_ref().map(|b| b.addr());
+        let opts = Self::socket_options(&self.cfg);
+        let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+        while !self.stopping() {
+            self.status.set_state(OutputState::Connecting);
+            match SrtSocket::connect(remote, local, &opts) {
+                Ok(sock) => {
+                    backoff.reset();
+                    let latency = sock.peer_latency_ms().unwrap_or_default();
+                    self.status.connected();
+                    info!(output = %name, %remote, negotiated_latency_ms = latency, "SRT connected");
+                    let reason = self.stream(&sock, &rx, latency);
+                    drop(sock);
+                    match reason {
+                        Some(reason) => {
+                            warn!(output = %name, %remote, %reason, "SRT connection lost; reconnecting");
+                            self.status.failed(reason);
+                        }
+                        None => break,
+                    }
+                }
+                Err(e) => {
+                    let reason = describe(&e);
+                    // Log the first failure and then every tenth, so a
+                    // listener that stays down does not flood the journal.
+                    let attempts = self.status.snapshot().failed_attempts;
+                    if attempts.is_multiple_of(10) {
+                        warn!(output = %name, %remote, %reason, attempts, "SRT connect failed");
+                    }
+                    self.status.failed(reason);
+                }
+            }
+            self.status.set_state(OutputState::Backoff);
+            if self.stop.wait_timeout(backoff.next_delay()) || self.agent_shutdown.is_triggered() {
+                break;
+            }
+        }
+        self.status.set_state(OutputState::Stopped);
+    }
+
+    /// Sends until the connection breaks (`Some(reason)`) or the output is
+    /// stopped (`None`).
+    fn stream(&self, sock: &SrtSocket, rx: &Receiver<TsChunk>, latency_ms: u32) -> Option<String> {
+        // Whatever queued up while disconnected is stale: the receiver wants
+        // the live edge, not seconds-old video.
+        let stale = rx.try_iter().count() as u64;
+        self.status.add_sent(0, stale);
+        let mut last_check = Instant::now();
+        let (mut sent, mut dropped) = (0u64, 0u64);
+        loop {
+            if self.stopping() {
+                self.status.add_sent(sent, dropped);
+                return None;
+            }
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(chunk) if chunk.produced.elapsed() > MAX_CHUNK_AGE => dropped += 1,
+                Ok(chunk) => match sock.send(&chunk.data) {
+                    Ok(_) => sent += 1,
+                    Err(SrtError::Timeout) => dropped += 1,
+                    Err(e) => {
+                        self.status.add_sent(sent, dropped);
+                        return Some(describe(&e));
+                    }
+                },
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.status.add_sent(sent, dropped);
+                    return None;
+                }
+            }
+            if last_check.elapsed() >= STATS_EVERY {
+                last_check = Instant::now();
+                self.status.add_sent(sent, dropped);
+                (sent, dropped) = (0, 0);
+                if !sock.state().is_connected() {
+                    return Some(format!("connection {:?}", sock.state()).to_lowercase());
+                }
+                if let Ok(s) = sock.stats(false) {
+                    self.status.set_srt(SrtSnapshot {
+                        rtt_ms: s.ms_rtt,
+                        send_rate_mbps: s.mbps_send_rate,
+                        bandwidth_mbps: s.mbps_bandwidth,
+                        packets_sent: s.pkt_sent_total,
+                        packets_retransmitted: i64::from(s.pkt_retrans_total),
+                        packets_lost: i64::from(s.pkt_snd_loss_total),
+                        packets_dropped: i64::from(s.pkt_snd_drop_total),
+                        send_buffer_ms: i64::from(s.ms_snd_buf),
+                        negotiated_latency_ms: latency_ms,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// An operator-facing description of an SRT error (never contains secrets:
+/// libsrt error texts do not include option values).
+fn describe(e: &SrtError) -> String {
+    e.to_string()
+}

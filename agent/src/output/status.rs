@@ -1,0 +1,202 @@
+//! Per-output status: written by the output's thread, read by the status
+//! line, telemetry and tests.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::fanout::QueueCounters;
+
+/// Where an output is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputState {
+    /// Configured but disabled.
+    Disabled,
+    /// A connection attempt is under way.
+    Connecting,
+    /// Sending.
+    Connected,
+    /// Waiting before the next attempt after a failure.
+    Backoff,
+    /// Stopped (shutdown).
+    Stopped,
+}
+
+impl fmt::Display for OutputState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OutputState::Disabled => "disabled",
+            OutputState::Connecting => "connecting",
+            OutputState::Connected => "connected",
+            OutputState::Backoff => "backoff",
+            OutputState::Stopped => "stopped",
+        })
+    }
+}
+
+/// SRT figures from libsrt (`srt_bistats`), as operators read them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SrtSnapshot {
+    pub rtt_ms: f64,
+    pub send_rate_mbps: f64,
+    pub bandwidth_mbps: f64,
+    pub packets_sent: i64,
+    pub packets_retransmitted: i64,
+    pub packets_lost: i64,
+    pub packets_dropped: i64,
+    pub send_buffer_ms: i64,
+    pub negotiated_latency_ms: u32,
+}
+
+/// A consistent copy of one output's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputSnapshot {
+    pub name: String,
+    pub state: OutputState,
+    /// Seconds in the current state.
+    pub state_age_s: f64,
+    /// Connections made since start.
+    pub connects: u64,
+    /// Failed connection attempts since the last success.
+    pub failed_attempts: u32,
+    /// The most recent error, worded for an operator.
+    pub last_error: Option<String>,
+    pub chunks_sent: u64,
+    /// Dropped at the producer: queue full (stalled or slow path).
+    pub dropped_queue_full: u64,
+    /// Dropped by the output: queued while disconnected, too old to send.
+    pub dropped_stale: u64,
+    pub srt: Option<SrtSnapshot>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: OutputState,
+    since: Instant,
+    connects: u64,
+    failed_attempts: u32,
+    last_error: Option<String>,
+    chunks_sent: u64,
+    dropped_stale: u64,
+    srt: Option<SrtSnapshot>,
+}
+
+/// Shared status of one output.
+#[derive(Debug)]
+pub struct OutputStatus {
+    pub name: String,
+    queue: Arc<QueueCounters>,
+    inner: Mutex<Inner>,
+}
+
+impl OutputStatus {
+    pub fn new(name: &str, queue: Arc<QueueCounters>) -> Self {
+        OutputStatus {
+            name: name.to_owned(),
+            queue,
+            inner: Mutex::new(Inner {
+                state: OutputState::Connecting,
+                since: Instant::now(),
+                connects: 0,
+                failed_attempts: 0,
+                last_error: None,
+                chunks_sent: 0,
+                dropped_stale: 0,
+                srt: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_state(&self, state: OutputState) {
+        let mut i = self.lock();
+        if i.state != state {
+            i.state = state;
+            i.since = Instant::now();
+        }
+    }
+
+    pub fn connected(&self) {
+        let mut i = self.lock();
+        i.connects += 1;
+        i.failed_attempts = 0;
+        i.last_error = None;
+        i.state = OutputState::Connected;
+        i.since = Instant::now();
+    }
+
+    pub fn failed(&self, error: String) {
+        let mut i = self.lock();
+        i.failed_attempts = i.failed_attempts.saturating_add(1);
+        i.last_error = Some(error);
+    }
+
+    pub fn add_sent(&self, chunks: u64, stale: u64) {
+        let mut i = self.lock();
+        i.chunks_sent += chunks;
+        i.dropped_stale += stale;
+    }
+
+    pub fn set_srt(&self, srt: SrtSnapshot) {
+        self.lock().srt = Some(srt);
+    }
+
+    pub fn snapshot(&self) -> OutputSnapshot {
+        let i = self.lock();
+        OutputSnapshot {
+            name: self.name.clone(),
+            state: i.state.clone(),
+            state_age_s: i.since.elapsed().as_secs_f64(),
+            connects: i.connects,
+            failed_attempts: i.failed_attempts,
+            last_error: i.last_error.clone(),
+            chunks_sent: i.chunks_sent,
+            dropped_queue_full: self.queue.dropped_full.load(Ordering::Relaxed),
+            dropped_stale: i.dropped_stale,
+            srt: i.srt.clone(),
+        }
+    }
+}
+
+impl OutputSnapshot {
+    /// The one-line status an operator reads in the journal.
+    pub fn status_line(&self) -> String {
+        let age = fmt_age(Duration::from_secs_f64(self.state_age_s));
+        let mut line = format!("{:<10} {:<10} {:>8}", self.name, self.state.to_string(), age);
+        match (&self.state, &self.srt) {
+            (OutputState::Connected, Some(s)) => line.push_str(&format!(
+                "  rate {:5.2} Mb/s  rtt {:6.1} ms  lat {} ms  sent {}  retx {}  lost {}  drop {}  qdrop {}  buf {} ms",
+                s.send_rate_mbps,
+                s.rtt_ms,
+                s.negotiated_latency_ms,
+                s.packets_sent,
+                s.packets_retransmitted,
+                s.packets_lost,
+                s.packets_dropped,
+                self.dropped_queue_full + self.dropped_stale,
+                s.send_buffer_ms,
+            )),
+            _ => {
+                if self.failed_attempts > 0 {
+                    line.push_str(&format!("  attempts {}", self.failed_attempts));
+                }
+                if let Some(e) = &self.last_error {
+                    line.push_str(&format!("  last error: {e}"));
+                }
+            }
+        }
+        line
+    }
+}
+
+fn fmt_age(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}

@@ -1,0 +1,236 @@
+//! The media pipeline: input → encoder → MPEG-TS → fan-out, kept running.
+//!
+//! [`graph`] builds the GStreamer graph; [`Supervisor`] runs it on its own
+//! thread, turns bus messages into typed [`PipelineEvent`]s, and rebuilds the
+//! graph with exponential backoff after an error, an EOS or a stall (no TS
+//! for [`STALL_TIMEOUT`]) — a box nobody is watching must heal itself.
+
+pub mod encoder;
+pub mod graph;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tracing::{error, info, warn};
+
+use crate::config::AgentConfig;
+use crate::fanout::{FanOut, TsChunk, TS_CHUNK_BYTES};
+use crate::output::backoff::Backoff;
+use crate::shutdown::Shutdown;
+use hal::encoder::EncoderKind;
+
+/// No TS output for this long while PLAYING counts as a failure.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors building or starting the pipeline.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PipelineError {
+    /// A GStreamer element is not installed.
+    #[error("GStreamer element `{0}` is not installed (see scripts/setup.sh)")]
+    MissingElement(String),
+    /// Elements could not be linked.
+    #[error("cannot link pipeline: {0}")]
+    Link(String),
+    /// The encoder could not be configured.
+    #[error("cannot configure encoder: {0}")]
+    Encoder(String),
+    /// The pipeline refused to start.
+    #[error("pipeline refused to start: {0}")]
+    Start(String),
+}
+
+/// What the pipeline reports to the rest of the agent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PipelineEvent {
+    /// PLAYING and producing TS.
+    Started,
+    /// An element posted an error; the pipeline will be rebuilt.
+    Error { element: String, message: String },
+    /// A non-fatal warning from an element.
+    Warning { element: String, message: String },
+    /// The stream ended (a live source should never do this).
+    Eos,
+    /// No TS was produced for [`STALL_TIMEOUT`].
+    Stalled,
+    /// About to rebuild, after `delay`.
+    Restarting { attempt: u32, delay: Duration },
+}
+
+/// Counters of the media path, shared with status and telemetry.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    pub ts_chunks: AtomicU64,
+    pub ts_bytes: AtomicU64,
+    pub restarts: AtomicU64,
+    /// Milliseconds since the supervisor started, of the last TS chunk.
+    last_chunk_ms: AtomicU64,
+}
+
+/// Runs the pipeline and restarts it when it fails.
+#[derive(Debug)]
+pub struct Supervisor {
+    cfg: AgentConfig,
+    kind: EncoderKind,
+    factory: String,
+    fan: Arc<FanOut>,
+    pub stats: Arc<PipelineStats>,
+    events: Sender<PipelineEvent>,
+    shutdown: Shutdown,
+    encoder: Arc<Mutex<Option<gst::Element>>>,
+}
+
+impl Supervisor {
+    pub fn new(
+        cfg: AgentConfig,
+        kind: EncoderKind,
+        factory: &str,
+        fan: Arc<FanOut>,
+        events: Sender<PipelineEvent>,
+        shutdown: Shutdown,
+    ) -> Self {
+        Supervisor {
+            cfg,
+            kind,
+            factory: factory.to_owned(),
+            fan,
+            stats: Arc::new(PipelineStats::default()),
+            events,
+            shutdown,
+            encoder: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// A handle to the running encoder element, for live changes.
+    pub fn encoder_handle(&self) -> Arc<Mutex<Option<gst::Element>>> {
+        self.encoder.clone()
+    }
+
+    /// Runs until shutdown. Each iteration builds a fresh graph.
+    pub fn run(self) {
+        let epoch = Instant::now();
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        while !self.shutdown.is_triggered() {
+            let outcome = self.run_once(epoch);
+            if self.shutdown.is_triggered() {
+                break;
+            }
+            if let Err(e) = outcome {
+                error!(error = %e, "pipeline failed");
+                let _ = self.events.send(PipelineEvent::Error { element: "pipeline".into(), message: e.to_string() });
+            }
+            self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+            let delay = backoff.next_delay();
+            let _ = self.events.send(PipelineEvent::Restarting { attempt: backoff.attempts(), delay });
+            warn!(?delay, attempt = backoff.attempts(), "restarting pipeline");
+            if self.shutdown.wait_timeout(delay) {
+                break;
+            }
+        }
+    }
+
+    /// Builds, plays and watches one pipeline until it fails or shutdown.
+    fn run_once(&self, epoch: Instant) -> Result<(), PipelineError> {
+        let g = graph::build(&self.cfg, self.kind, &self.factory)?;
+        install_sink(&g.sink, self.fan.clone(), self.stats.clone(), epoch);
+        *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = Some(g.encoder.clone());
+        let result = self.watch(&g.pipeline, epoch);
+        *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let _ = g.pipeline.set_state(gst::State::Null);
+        result
+    }
+
+    fn watch(&self, pipeline: &gst::Pipeline, epoch: Instant) -> Result<(), PipelineError> {
+        let bus = pipeline.bus().ok_or_else(|| PipelineError::Start("pipeline has no bus".into()))?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| PipelineError::Start(drain_error(&bus).unwrap_or_else(|| "state change failed".into())))?;
+        let started = Instant::now();
+        let mut announced = false;
+        while !self.shutdown.is_triggered() {
+            let now_ms = ms_since(epoch);
+            let last = self.stats.last_chunk_ms.load(Ordering::Relaxed);
+            let fresh = last >= ms_since_at(epoch, started);
+            if fresh && !announced {
+                announced = true;
+                info!(encoder = %self.factory, "pipeline playing, TS flowing");
+                let _ = self.events.send(PipelineEvent::Started);
+            }
+            let silent_for = if fresh { now_ms.saturating_sub(last) } else { u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX) };
+            if Duration::from_millis(silent_for) > STALL_TIMEOUT {
+                let _ = self.events.send(PipelineEvent::Stalled);
+                return Err(PipelineError::Start(format!("no TS for {} s", STALL_TIMEOUT.as_secs())));
+            }
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else { continue };
+            match msg.view() {
+                gst::MessageView::Error(e) => {
+                    let element = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+                    let message = e.error().to_string();
+                    let _ = self.events.send(PipelineEvent::Error { element: element.clone(), message: message.clone() });
+                    return Err(PipelineError::Start(format!("{element}: {message}")));
+                }
+                gst::MessageView::Warning(w) => {
+                    let element = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+                    let message = w.error().to_string();
+                    warn!(%element, %message, "pipeline warning");
+                    let _ = self.events.send(PipelineEvent::Warning { element, message });
+                }
+                gst::MessageView::Eos(_) => {
+                    let _ = self.events.send(PipelineEvent::Eos);
+                    return Err(PipelineError::Start("unexpected end of stream".into()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ms_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn ms_since_at(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX)
+}
+
+fn drain_error(bus: &gst::Bus) -> Option<String> {
+    while let Some(msg) = bus.pop() {
+        if let gst::MessageView::Error(e) = msg.view() {
+            return Some(e.error().to_string());
+        }
+    }
+    None
+}
+
+/// The appsink callback runs on GStreamer's streaming thread: it copies the
+/// buffer once into `Bytes`, cuts it into 1316-byte chunks and offers each to
+/// the fan-out, which never blocks.
+fn install_sink(sink: &gst_app::AppSink, fan: Arc<FanOut>, stats: Arc<PipelineStats>, epoch: Instant) {
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let Some(buffer) = sample.buffer() else { return Ok(gst::FlowSuccess::Ok) };
+                let Ok(map) = buffer.map_readable() else { return Ok(gst::FlowSuccess::Ok) };
+                let data = Bytes::copy_from_slice(map.as_slice());
+                let produced = Instant::now();
+                let mut offset = 0;
+                while offset < data.len() {
+                    let end = (offset + TS_CHUNK_BYTES).min(data.len());
+                    fan.publish(&TsChunk { data: data.slice(offset..end), produced });
+                    stats.ts_chunks.fetch_add(1, Ordering::Relaxed);
+                    offset = end;
+                }
+                stats.ts_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                stats.last_chunk_ms.store(ms_since(epoch).max(1), Ordering::Relaxed);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}

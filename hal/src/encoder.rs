@@ -1,0 +1,351 @@
+//! H.264 encoder discovery: preference order plus a one-frame trial encode.
+//!
+//! A GStreamer factory being registered only proves a plugin is installed:
+//! `vah264enc` is registered on any machine with libva, `nvh264enc` needs a
+//! driver, and `avenc_h264_omx` never works on a PC. So each candidate in
+//! preference order is confirmed by encoding one small frame before it is
+//! chosen (`shared/reference/fec-and-gstreamer.md` §1).
+
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use serde::Serialize;
+
+use crate::HalError;
+
+/// Encoder families in the order the agent prefers them: dedicated hardware
+/// first (lowest CPU, leaves headroom for the outputs), software x264 last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// VA-API (Intel/AMD iGPU) through the `va` plugin.
+    Va,
+    /// NVIDIA NVENC through the `nvcodec` plugin.
+    Nvenc,
+    /// Intel Quick Sync through the `qsv` plugin.
+    Qsv,
+    /// A V4L2 memory-to-memory encoder block (ARM SoCs).
+    V4l2M2m,
+    /// Software x264: always works, costs CPU.
+    X264,
+}
+
+impl EncoderKind {
+    /// Every family, most preferred first.
+    pub const PREFERENCE: [EncoderKind; 5] = [
+        EncoderKind::Va,
+        EncoderKind::Nvenc,
+        EncoderKind::Qsv,
+        EncoderKind::V4l2M2m,
+        EncoderKind::X264,
+    ];
+
+    /// GStreamer factories that implement this family, preferred first.
+    pub fn factories(self) -> &'static [&'static str] {
+        match self {
+            EncoderKind::Va => &["vah264enc", "vah264lpenc"],
+            EncoderKind::Nvenc => &["nvh264enc", "nvcudah264enc", "nvautogpuh264enc"],
+            EncoderKind::Qsv => &["qsvh264enc", "msdkh264enc"],
+            EncoderKind::V4l2M2m => &["v4l2h264enc"],
+            EncoderKind::X264 => &["x264enc"],
+        }
+    }
+
+    /// Name used in configuration (`video.encoder`) and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            EncoderKind::Va => "va",
+            EncoderKind::Nvenc => "nvenc",
+            EncoderKind::Qsv => "qsv",
+            EncoderKind::V4l2M2m => "v4l2m2m",
+            EncoderKind::X264 => "x264",
+        }
+    }
+
+    /// Parses a configuration name; `None` for unknown names.
+    pub fn from_name(name: &str) -> Option<EncoderKind> {
+        Self::PREFERENCE.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// What the probe found out about one factory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
+pub enum CandidateStatus {
+    /// Passed the trial encode and was picked.
+    Chosen,
+    /// Passed the trial encode but a more preferred encoder was picked.
+    Usable,
+    /// Not installed (no such GStreamer factory).
+    NotInstalled,
+    /// Installed but the trial encode failed, with the error.
+    TrialFailed(String),
+    /// Not tried because the configuration forces another encoder.
+    NotRequested,
+}
+
+/// One row of the probe report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    pub kind: EncoderKind,
+    pub factory: &'static str,
+    #[serde(flatten)]
+    pub status: CandidateStatus,
+}
+
+/// The outcome of [`probe`]: every candidate, and which one won.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeReport {
+    pub candidates: Vec<Candidate>,
+    /// Index into `candidates` of the chosen encoder, if any.
+    #[serde(skip)]
+    pub chosen: Option<usize>,
+}
+
+impl ProbeReport {
+    /// The chosen candidate, if any encoder works.
+    pub fn chosen(&self) -> Option<&Candidate> {
+        self.chosen.and_then(|i| self.candidates.get(i))
+    }
+
+    /// One sentence explaining the choice, for logs and fleet inventory.
+    pub fn why(&self) -> String {
+        let Some(chosen) = self.chosen() else {
+            return "no H.264 encoder passed its trial encode".to_owned();
+        };
+        let skipped: Vec<String> = self
+            .candidates
+            .iter()
+            .take_while(|c| c.factory != chosen.factory)
+            .filter_map(|c| match &c.status {
+                CandidateStatus::NotInstalled => Some(format!("{} not installed", c.factory)),
+                CandidateStatus::TrialFailed(e) => Some(format!("{} failed trial ({e})", c.factory)),
+                _ => None,
+            })
+            .collect();
+        if skipped.is_empty() {
+            format!("{} is the most preferred working encoder", chosen.factory)
+        } else {
+            format!("{} chosen; {}", chosen.factory, skipped.join("; "))
+        }
+    }
+}
+
+/// The narrow seam between the probe logic and GStreamer, so the preference
+/// and reporting logic is tested with a fake.
+pub trait EncoderBackend {
+    /// Whether a factory of this name is registered.
+    fn is_installed(&self, factory: &str) -> bool;
+    /// Encodes one small frame; `Err` carries the reason.
+    fn trial_encode(&self, factory: &str) -> Result<(), String>;
+}
+
+/// Which encoder the configuration asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncoderRequest {
+    /// Best working encoder in [`EncoderKind::PREFERENCE`] order.
+    Auto,
+    /// Only this family; fail if it does not work.
+    Force(EncoderKind),
+}
+
+/// Walks the preference order, trial-encodes every installed candidate (so
+/// the report says what else would have worked) and picks the first that works.
+pub fn probe(backend: &dyn EncoderBackend, request: EncoderRequest) -> ProbeReport {
+    let mut candidates = Vec::new();
+    let mut chosen = None;
+    for kind in EncoderKind::PREFERENCE {
+        for &factory in kind.factories() {
+            let requested = match request {
+                EncoderRequest::Auto => true,
+                EncoderRequest::Force(k) => k == kind,
+            };
+            let status = if !requested {
+                CandidateStatus::NotRequested
+            } else if !backend.is_installed(factory) {
+                CandidateStatus::NotInstalled
+            } else {
+                match backend.trial_encode(factory) {
+                    Ok(()) if chosen.is_none() => {
+                        chosen = Some(candidates.len());
+                        CandidateStatus::Chosen
+                    }
+                    Ok(()) => CandidateStatus::Usable,
+                    Err(e) => CandidateStatus::TrialFailed(e),
+                }
+            };
+            candidates.push(Candidate { kind, factory, status });
+        }
+    }
+    ProbeReport { candidates, chosen }
+}
+
+/// Like [`probe`], but an error when nothing usable was found.
+pub fn choose(backend: &dyn EncoderBackend, request: EncoderRequest) -> Result<ProbeReport, HalError> {
+    let report = probe(backend, request);
+    if report.chosen.is_some() {
+        return Ok(report);
+    }
+    match request {
+        EncoderRequest::Auto => Err(HalError::NoEncoder(report.why())),
+        EncoderRequest::Force(kind) => Err(HalError::ForcedEncoderUnusable {
+            name: kind.name().to_owned(),
+            reason: report
+                .candidates
+                .iter()
+                .filter(|c| c.kind == kind)
+                .map(|c| format!("{}: {:?}", c.factory, c.status))
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    }
+}
+
+/// The real backend: GStreamer's registry and a one-frame pipeline.
+#[derive(Debug)]
+pub struct GstEncoderBackend {
+    /// How long a trial encode may take before it counts as failed.
+    pub trial_timeout: Duration,
+}
+
+impl Default for GstEncoderBackend {
+    fn default() -> Self {
+        GstEncoderBackend { trial_timeout: Duration::from_secs(5) }
+    }
+}
+
+impl GstEncoderBackend {
+    /// Initialises GStreamer (idempotent) and returns the backend.
+    pub fn new() -> Result<Self, HalError> {
+        gst::init().map_err(|e| HalError::GstInit(e.to_string()))?;
+        Ok(Self::default())
+    }
+}
+
+impl EncoderBackend for GstEncoderBackend {
+    fn is_installed(&self, factory: &str) -> bool {
+        gst::ElementFactory::find(factory).is_some()
+    }
+
+    fn trial_encode(&self, factory: &str) -> Result<(), String> {
+        trial_encode(factory, self.trial_timeout)
+    }
+}
+
+/// videotestsrc (one NV12 frame) → encoder → appsink; success when an
+/// encoded buffer reaches the sink before the timeout.
+fn trial_encode(factory: &str, timeout: Duration) -> Result<(), String> {
+    let pipeline = gst::Pipeline::new();
+    let make = |name: &str| gst::ElementFactory::make(name).build().map_err(|e| e.to_string());
+    let src = gst::ElementFactory::make("videotestsrc")
+        .property("num-buffers", 1i32)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let convert = make("videoconvert")?;
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "NV12")
+        .field("width", 320i32)
+        .field("height", 240i32)
+        .field("framerate", gst::Fraction::new(30, 1))
+        .build();
+    let filter = gst::ElementFactory::make("capsfilter")
+        .property("caps", &caps)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let enc = make(factory)?;
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    pipeline
+        .add_many([&src, &convert, &filter, &enc, sink.upcast_ref()])
+        .map_err(|e| e.to_string())?;
+    gst::Element::link_many([&src, &convert, &filter, &enc, sink.upcast_ref()])
+        .map_err(|e| format!("cannot link: {e}"))?;
+    let result = run_trial(&pipeline, &sink, timeout);
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+fn run_trial(pipeline: &gst::Pipeline, sink: &gst_app::AppSink, timeout: Duration) -> Result<(), String> {
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| first_bus_error(pipeline).unwrap_or_else(|| "refused to start".to_owned()))?;
+    let timeout_ct = gst::ClockTime::from_nseconds(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
+    match sink.try_pull_sample(timeout_ct) {
+        Some(_) => Ok(()),
+        None => Err(first_bus_error(pipeline).unwrap_or_else(|| "no frame within the timeout".to_owned())),
+    }
+}
+
+fn first_bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    while let Some(msg) = bus.pop() {
+        if let gst::MessageView::Error(err) = msg.view() {
+            return Some(err.error().to_string());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Hand-written fake: which factories exist and what their trial does.
+    struct FakeBackend(HashMap<&'static str, Result<(), String>>);
+
+    impl EncoderBackend for FakeBackend {
+        fn is_installed(&self, factory: &str) -> bool {
+            self.0.contains_key(factory)
+        }
+        fn trial_encode(&self, factory: &str) -> Result<(), String> {
+            self.0.get(factory).cloned().unwrap_or(Err("missing".into()))
+        }
+    }
+
+    #[test]
+    fn prefers_hardware_that_passes_its_trial() {
+        let fake = FakeBackend(HashMap::from([
+            ("vah264enc", Err("no VA display".to_owned())),
+            ("nvh264enc", Ok(())),
+            ("x264enc", Ok(())),
+        ]));
+        let report = probe(&fake, EncoderRequest::Auto);
+        let chosen = report.chosen().map(|c| c.factory);
+        assert_eq!(chosen, Some("nvh264enc"));
+        let x264 = report.candidates.iter().find(|c| c.factory == "x264enc");
+        assert_eq!(x264.map(|c| &c.status), Some(&CandidateStatus::Usable));
+        assert!(report.why().contains("vah264enc failed trial (no VA display)"), "{}", report.why());
+    }
+
+    #[test]
+    fn falls_back_to_x264() {
+        let fake = FakeBackend(HashMap::from([("x264enc", Ok(()))]));
+        let report = choose(&fake, EncoderRequest::Auto);
+        assert_eq!(report.ok().and_then(|r| r.chosen().map(|c| c.kind)), Some(EncoderKind::X264));
+    }
+
+    #[test]
+    fn forced_encoder_that_does_not_work_is_an_error() {
+        let fake = FakeBackend(HashMap::from([("x264enc", Ok(()))]));
+        let err = choose(&fake, EncoderRequest::Force(EncoderKind::Va));
+        assert!(matches!(err, Err(HalError::ForcedEncoderUnusable { .. })));
+    }
+
+    #[test]
+    fn nothing_installed_is_an_error_with_reason() {
+        let fake = FakeBackend(HashMap::new());
+        match choose(&fake, EncoderRequest::Auto) {
+            Err(HalError::NoEncoder(why)) => assert!(why.contains("no H.264 encoder")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn real_gstreamer_finds_x264_on_this_machine() {
+        let backend = GstEncoderBackend::new().unwrap();
+        let report = probe(&backend, EncoderRequest::Auto);
+        assert!(report.chosen().is_some(), "{report:?}");
+    }
+}

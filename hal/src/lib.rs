@@ -1,0 +1,29 @@
+//! Hardware abstraction layer for edge-agent.
+//!
+//! # Background
+//! A venue encoder box has capture inputs (SDI, HDMI, or nothing but a test
+//! pattern) and one or more H.264 encoders (VA-API, NVENC, Quick Sync, a
+//! V4L2 memory-to-memory block, or software x264). Which ones work is only
+//! known at run time: a GStreamer factory being installed proves nothing
+//! until a frame has actually been encoded (see
+//! `shared/reference/fec-and-gstreamer.md` §1).
+//!
+//! # Design
+//! Each piece of hardware sits behind a narrow trait with a real
+//! implementation and a hand-written fake:
+//! - [`encoder::EncoderBackend`]: "is this factory installed?" and "does a
+//!   one-frame trial encode succeed?"; [`encoder::probe`] walks the
+//!   preference order and records why each candidate was or was not chosen.
+//! - [`input`]: the capture inputs this box offers; for now the built-in
+//!   test pattern.
+//!
+//! # Limitations
+//! Only the test-pattern input exists so far; V4L2 and DeckLink discovery
+//! come with the real-box HAL. Hardware encoder property mapping is written
+//! from GStreamer documentation and has not been run on hardware here.
+
+pub mod encoder;
+pub mod error;
+pub mod input;
+
+pub use error::HalError;
