@@ -15,8 +15,10 @@
 //! losses, and each kind can unlock the other. The FEC header is RFC 2733's
 //! with its extension (E=1) carrying Offset, NA and the D bit.
 //!
-//! The wire format was checked against ffmpeg 5.1 (`-fec prompeg`) and
-//! GStreamer 1.22 (`rtpst2022-1-fecenc`), which write identical headers.
+//! The encoder's output was checked against GStreamer 1.22
+//! (`rtpst2022-1-fecenc`, byte-identical) and ffmpeg 5.1 (`-fec prompeg`,
+//! identical FEC headers and payloads), and the decoder recovers dropped
+//! packets from both (see `fec::encoder`, *Compatibility*).
 //!
 //! # Design
 //!

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian 12 machine to build, run and test edge-agent, then
+# builds it. Idempotent and non-interactive: packages already present are not
+# reinstalled, and apt-get runs only when something is missing.
+#
+#   scripts/setup.sh            install + debug build (tests)
+#   scripts/setup.sh --release  install + release build (demo, benchmarks)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  # Build: gstreamer-rs links the GStreamer 1.22 libraries through pkg-config.
+  pkg-config build-essential
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  # Media path: videotestsrc/audiotestsrc (base), timeoverlay (x: pango),
+  # h264parse/mpegtsmux/srt/rtpst2022-1 (bad), x264enc (ugly), avenc_aac (libav),
+  # udp/rtp (good); fonts for the burnt-in clock.
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
+  fonts-dejavu-core
+  # SRT: the OpenSSL flavour of libsrt for the agent's binding; srt-tools for
+  # srt-live-transmit, the real receiver the tests and the demo use.
+  libsrt-openssl-dev srt-tools
+  # Test peers: ffprobe/ffmpeg (stream checks, prompeg FEC reference).
+  ffmpeg
+  # Unit-file checks (systemd-analyze) and the sd_notify tests.
+  systemd
+  # Process tools used by the tests (pgrep/ps for leak checks).
+  procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found; install Rust >= 1.92 (https://rustup.rs)" >&2
+  exit 1
+fi
+
+if [[ "${1:-}" == "--release" ]]; then
+  cargo build --release --locked -p agent --bins
+else
+  cargo build --locked --workspace --bins
+fi
