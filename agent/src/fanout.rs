@@ -8,15 +8,17 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
+use rtp_fec::RtpPacketizer;
 
 /// Seven 188-byte TS packets: one SRT or RTP payload (`mpegtsmux alignment=7`).
 pub const TS_CHUNK_BYTES: usize = 7 * 188;
 
-/// One 1316-byte piece of the multiplex.
+/// One unit on an output queue: a 1316-byte piece of the multiplex for TS
+/// outputs (SRT), or the RTP packet that carries it for RTP outputs.
 #[derive(Debug, Clone)]
 pub struct TsChunk {
     pub data: Bytes,
@@ -47,40 +49,99 @@ pub fn queue(capacity: usize) -> (QueueSender, Receiver<TsChunk>, Arc<QueueCount
     (QueueSender { tx, counters: counters.clone() }, rx, counters)
 }
 
+/// What an output takes from the fan-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// 1316-byte TS chunks (SRT).
+    Ts,
+    /// RTP packets, made once for all RTP outputs.
+    Rtp,
+}
+
 /// The set of output queues the producer writes to. Outputs can be added and
 /// removed while the producer runs (a config change touches only its output).
-#[derive(Debug, Default)]
+///
+/// RTP packets are made here, once, not per output: every RTP output sends
+/// the same sequence numbers, timestamps and bytes, which is what SMPTE
+/// 2022-7 seamless protection (MediaConnect MERGE) needs from two paths.
+#[derive(Debug)]
 pub struct FanOut {
-    outputs: RwLock<Vec<(String, QueueSender)>>,
+    outputs: RwLock<Vec<(String, Payload, QueueSender)>>,
+    rtp: Mutex<RtpPacketizer>,
+    epoch: Instant,
+    /// TS chunks the RTP packetiser refused (never expected: the muxer
+    /// emits whole 188-byte packets).
+    pub rtp_errors: std::sync::atomic::AtomicU64,
+}
+
+impl Default for FanOut {
+    fn default() -> Self {
+        Self::new(1)
+    }
 }
 
 impl FanOut {
-    pub fn new() -> Self {
-        Self::default()
+    /// `ssrc` is the RTP SSRC shared by all RTP outputs.
+    pub fn new(ssrc: u32) -> Self {
+        FanOut {
+            outputs: RwLock::new(Vec::new()),
+            // A random first sequence number (RFC 3550 §5.1).
+            rtp: Mutex::new(RtpPacketizer::new(ssrc, fastrand::u16(..))),
+            epoch: Instant::now(),
+            rtp_errors: AtomicU64::new(0),
+        }
     }
 
-    pub fn add(&self, name: &str, sender: QueueSender) {
+    pub fn add(&self, name: &str, payload: Payload, sender: QueueSender) {
         let mut outs = self.outputs.write().unwrap_or_else(|p| p.into_inner());
-        outs.retain(|(n, _)| n != name);
-        outs.push((name.to_owned(), sender));
+        outs.retain(|(n, _, _)| n != name);
+        outs.push((name.to_owned(), payload, sender));
     }
 
     pub fn remove(&self, name: &str) {
-        self.outputs.write().unwrap_or_else(|p| p.into_inner()).retain(|(n, _)| n != name);
+        self.outputs.write().unwrap_or_else(|p| p.into_inner()).retain(|(n, _, _)| n != name);
     }
 
     /// Offers the chunk to every output without ever blocking.
     pub fn publish(&self, chunk: &TsChunk) {
         let outs = self.outputs.read().unwrap_or_else(|p| p.into_inner());
-        for (_, out) in outs.iter() {
-            match out.tx.try_send(chunk.clone()) {
-                Ok(()) => out.counters.enqueued.fetch_add(1, Ordering::Relaxed),
-                Err(TrySendError::Full(_)) => out.counters.dropped_full.fetch_add(1, Ordering::Relaxed),
-                // The output has stopped; removing it is the owner's job.
-                Err(TrySendError::Disconnected(_)) => 0,
+        let mut rtp: Option<TsChunk> = None;
+        for (_, payload, out) in outs.iter() {
+            let item = match payload {
+                Payload::Ts => chunk.clone(),
+                Payload::Rtp => match &rtp {
+                    Some(r) => r.clone(),
+                    None => match self.packetize(chunk) {
+                        Some(r) => rtp.insert(r).clone(),
+                        None => continue,
+                    },
+                },
             };
+            offer(out, item);
         }
     }
+
+    fn packetize(&self, chunk: &TsChunk) -> Option<TsChunk> {
+        // RFC 2250 §2: a 90 kHz timestamp of when the chunk left the muxer.
+        let ts = rtp_fec::timestamp_90k(chunk.produced.saturating_duration_since(self.epoch));
+        let packet = self.rtp.lock().unwrap_or_else(|p| p.into_inner()).packetize(&chunk.data, ts);
+        match packet {
+            Ok(p) => Some(TsChunk { data: Bytes::from(p.into_bytes()), produced: chunk.produced }),
+            Err(_) => {
+                self.rtp_errors.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+fn offer(out: &QueueSender, item: TsChunk) {
+    match out.tx.try_send(item) {
+        Ok(()) => out.counters.enqueued.fetch_add(1, Ordering::Relaxed),
+        Err(TrySendError::Full(_)) => out.counters.dropped_full.fetch_add(1, Ordering::Relaxed),
+        // The output has stopped; removing it is the owner's job.
+        Err(TrySendError::Disconnected(_)) => 0,
+    };
 }
 
 #[cfg(test)]
@@ -93,11 +154,11 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_only_its_own_chunks() {
-        let fan = FanOut::new();
+        let fan = FanOut::new(1);
         let (stalled, _stalled_rx, stalled_c) = queue(2);
         let (live, live_rx, live_c) = queue(100);
-        fan.add("stalled", stalled);
-        fan.add("live", live);
+        fan.add("stalled", Payload::Ts, stalled);
+        fan.add("live", Payload::Ts, live);
         for _ in 0..10 {
             fan.publish(&chunk());
         }
@@ -109,14 +170,36 @@ mod tests {
 
     #[test]
     fn a_dead_output_does_not_disturb_others() {
-        let fan = FanOut::new();
+        let fan = FanOut::new(1);
         let (dead, dead_rx, _) = queue(2);
         drop(dead_rx);
         let (live, live_rx, _) = queue(10);
-        fan.add("dead", dead);
-        fan.add("live", live);
+        fan.add("dead", Payload::Ts, dead);
+        fan.add("live", Payload::Ts, live);
         fan.publish(&chunk());
         assert_eq!(live_rx.try_iter().count(), 1);
         fan.remove("dead");
+    }
+
+    #[test]
+    fn rtp_outputs_get_the_very_same_packets() {
+        let fan = FanOut::new(0xABCD);
+        let (a, a_rx, _) = queue(10);
+        let (b, b_rx, _) = queue(10);
+        let (t, t_rx, _) = queue(10);
+        fan.add("a", Payload::Rtp, a);
+        fan.add("ts", Payload::Ts, t);
+        fan.add("b", Payload::Rtp, b);
+        for _ in 0..3 {
+            fan.publish(&chunk());
+        }
+        let a: Vec<_> = a_rx.try_iter().map(|c| c.data).collect();
+        let b: Vec<_> = b_rx.try_iter().map(|c| c.data).collect();
+        assert_eq!(a.len(), 3);
+        assert_eq!(a, b);
+        assert_eq!(a[0].len(), 12 + TS_CHUNK_BYTES);
+        let seqs: Vec<u16> = a.iter().map(|p| u16::from_be_bytes([p[2], p[3]])).collect();
+        assert_eq!(seqs[1], seqs[0].wrapping_add(1));
+        assert!(t_rx.try_iter().all(|c| c.data.len() == TS_CHUNK_BYTES));
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod fanout;
+pub mod notify;
 pub mod output;
 pub mod pipeline;
 pub mod shutdown;
@@ -92,11 +93,11 @@ pub fn run(cfg: AgentConfig, shutdown: Shutdown, opts: RunOptions) -> Result<(),
     let chosen = report.chosen().ok_or_else(|| hal::HalError::NoEncoder(report.why()))?;
     info!(encoder = chosen.factory, why = %report.why(), "encoder chosen");
 
-    let fan = Arc::new(FanOut::new());
+    let fan = Arc::new(FanOut::new(cfg.rtp_ssrc()));
     let outputs = cfg
         .outputs
         .iter()
-        .map(|o| OutputHandle::start(o, &fan, &shutdown))
+        .map(|o| OutputHandle::start(o, cfg.nominal_ts_bps(), &fan, &shutdown))
         .collect::<Result<Vec<_>, _>>()?;
 
     let (events_tx, events_rx) = mpsc::channel();

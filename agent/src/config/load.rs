@@ -114,6 +114,8 @@ fn refine_tagged(text: &str, key: &str) -> Option<(String, String)> {
     let body = toml::Value::Table(table);
     let err = match (key.starts_with("outputs["), kind.as_str()?) {
         (true, "srt") => serde_path_to_error::deserialize::<_, super::SrtOutputConfig>(body).err()?,
+        (true, "rtp") => serde_path_to_error::deserialize::<_, super::RtpOutputConfig>(body).err()?,
+        (true, "rtp-fec") => serde_path_to_error::deserialize::<_, super::RtpFecOutputConfig>(body).err()?,
         _ => return None,
     };
     let sub = path_string(err.path());

@@ -81,6 +81,34 @@ ranged_u32!(
     ToneHz, 20, 20_000, "Hz"
 );
 
+/// DiffServ code point, 0..=63 (RFC 2474); written into the IP TOS byte
+/// shifted left by two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u8")]
+pub struct Dscp(u8);
+
+impl Dscp {
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Dscp {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        match u8::try_from(v) {
+            Ok(d) if d <= 63 => Ok(Dscp(d)),
+            _ => Err(format!("dscp {v} is out of range: must be 0..=63")),
+        }
+    }
+}
+
+impl From<Dscp> for u8 {
+    fn from(d: Dscp) -> u8 {
+        d.0
+    }
+}
+
 /// An MPEG-TS PID that may carry a PMT or an elementary stream:
 /// 0x0010..=0x1FFE (ISO/IEC 13818-1 Table 2-3 reserves the rest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

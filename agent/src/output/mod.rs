@@ -3,16 +3,17 @@
 //! never disturbs another path or the encoder.
 
 pub mod backoff;
+pub mod rtp;
 pub mod srt;
 mod status;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-pub use status::{OutputSnapshot, OutputState, OutputStatus, SrtSnapshot};
+pub use status::{OutputSnapshot, OutputState, OutputStatus, RtpSnapshot, SrtSnapshot};
 
 use crate::config::OutputConfig;
-use crate::fanout::{self, FanOut};
+use crate::fanout::{self, FanOut, Payload};
 use crate::shutdown::Shutdown;
 
 /// How many 1316-byte chunks an output may hold back: about 4 s at
@@ -30,7 +31,8 @@ pub struct OutputHandle {
 
 impl OutputHandle {
     /// Starts the output's thread and registers its queue with the fan-out.
-    pub fn start(cfg: &OutputConfig, fan: &FanOut, agent_shutdown: &Shutdown) -> std::io::Result<Self> {
+    /// `nominal_bps` is the expected multiplex rate (RTP pacing uses it).
+    pub fn start(cfg: &OutputConfig, nominal_bps: u64, fan: &FanOut, agent_shutdown: &Shutdown) -> std::io::Result<Self> {
         let name = cfg.name().as_str().to_owned();
         let (tx, rx, counters) = fanout::queue(QUEUE_CHUNKS);
         let status = Arc::new(OutputStatus::new(&name, counters));
@@ -39,13 +41,27 @@ impl OutputHandle {
             status.set_state(OutputState::Disabled);
             return Ok(OutputHandle { status, stop, thread: None });
         }
-        let thread = match cfg {
+        let thread = std::thread::Builder::new().name(format!("out-{name}"));
+        let (thread, payload) = match cfg {
             OutputConfig::Srt(srt_cfg) => {
                 let worker = srt::SrtOutput::new(srt_cfg.clone(), status.clone(), stop.clone(), agent_shutdown.clone());
-                std::thread::Builder::new().name(format!("out-{name}")).spawn(move || worker.run(rx))?
+                (thread.spawn(move || worker.run(rx))?, Payload::Ts)
+            }
+            OutputConfig::Rtp(_) | OutputConfig::RtpFec(_) => {
+                let settings = match cfg {
+                    OutputConfig::RtpFec(f) => rtp::RtpSettings {
+                        cfg: f.rtp(),
+                        fec: f.matrix().ok().map(|m| (m, f.fec_mode.into())),
+                        nominal_bps,
+                    },
+                    OutputConfig::Rtp(r) => rtp::RtpSettings { cfg: r.clone(), fec: None, nominal_bps },
+                    OutputConfig::Srt(_) => unreachable!("matched above"),
+                };
+                let worker = rtp::RtpOutput::new(settings, status.clone(), stop.clone(), agent_shutdown.clone());
+                (thread.spawn(move || worker.run(rx))?, Payload::Rtp)
             }
         };
-        fan.add(&name, tx);
+        fan.add(&name, payload, tx);
         Ok(OutputHandle { status, stop, thread: Some(thread) })
     }
 

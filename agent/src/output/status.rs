@@ -52,6 +52,20 @@ pub struct SrtSnapshot {
     pub negotiated_latency_ms: u32,
 }
 
+/// RTP/RTP-FEC figures kept by the output itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RtpSnapshot {
+    pub fec_column_sent: u64,
+    pub fec_row_sent: u64,
+    pub send_errors: u64,
+    /// Most packets that left within any 1 ms (pacing quality).
+    pub max_burst_packets_1ms: u64,
+    /// Highest rate over any 10 ms window, Mbit/s.
+    pub max_rate_10ms_mbps: f64,
+    /// The pacing rate, Mbit/s.
+    pub pace_mbps: f64,
+}
+
 /// A consistent copy of one output's status.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputSnapshot {
@@ -71,6 +85,7 @@ pub struct OutputSnapshot {
     /// Dropped by the output: queued while disconnected, too old to send.
     pub dropped_stale: u64,
     pub srt: Option<SrtSnapshot>,
+    pub rtp: Option<RtpSnapshot>,
 }
 
 #[derive(Debug)]
@@ -83,6 +98,7 @@ struct Inner {
     chunks_sent: u64,
     dropped_stale: u64,
     srt: Option<SrtSnapshot>,
+    rtp: Option<RtpSnapshot>,
 }
 
 /// Shared status of one output.
@@ -107,6 +123,7 @@ impl OutputStatus {
                 chunks_sent: 0,
                 dropped_stale: 0,
                 srt: None,
+                rtp: None,
             }),
         }
     }
@@ -148,6 +165,10 @@ impl OutputStatus {
         self.lock().srt = Some(srt);
     }
 
+    pub fn update_rtp(&self, f: impl FnOnce(&mut RtpSnapshot)) {
+        f(self.lock().rtp.get_or_insert_with(RtpSnapshot::default));
+    }
+
     pub fn snapshot(&self) -> OutputSnapshot {
         let i = self.lock();
         OutputSnapshot {
@@ -161,6 +182,7 @@ impl OutputStatus {
             dropped_queue_full: self.queue.dropped_full.load(Ordering::Relaxed),
             dropped_stale: i.dropped_stale,
             srt: i.srt.clone(),
+            rtp: i.rtp.clone(),
         }
     }
 }
@@ -183,6 +205,20 @@ impl OutputSnapshot {
                 self.dropped_queue_full + self.dropped_stale,
                 s.send_buffer_ms,
             )),
+            (OutputState::Connected, None) if self.rtp.is_some() => {
+                let r = self.rtp.clone().unwrap_or_default();
+                line.push_str(&format!(
+                    "  sent {}  fec col {} row {}  burst {} pkt/ms  peak {:.2} Mb/s (pace {:.2})  errors {}  qdrop {}",
+                    self.chunks_sent,
+                    r.fec_column_sent,
+                    r.fec_row_sent,
+                    r.max_burst_packets_1ms,
+                    r.max_rate_10ms_mbps,
+                    r.pace_mbps,
+                    r.send_errors,
+                    self.dropped_queue_full + self.dropped_stale,
+                ))
+            }
             _ => {
                 if self.failed_attempts > 0 {
                     line.push_str(&format!("  attempts {}", self.failed_attempts));
