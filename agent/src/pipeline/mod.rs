@@ -72,17 +72,24 @@ pub struct PipelineStats {
     last_chunk_ms: AtomicU64,
 }
 
+/// Builds a fresh graph for each (re)start.
+pub type GraphBuilder = Box<dyn Fn() -> Result<graph::Graph, PipelineError> + Send>;
+
 /// Runs the pipeline and restarts it when it fails.
-#[derive(Debug)]
 pub struct Supervisor {
-    cfg: AgentConfig,
-    kind: EncoderKind,
+    build: GraphBuilder,
     factory: String,
     fan: Arc<FanOut>,
     pub stats: Arc<PipelineStats>,
     events: Sender<PipelineEvent>,
     shutdown: Shutdown,
     encoder: Arc<Mutex<Option<gst::Element>>>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor").field("factory", &self.factory).finish_non_exhaustive()
+    }
 }
 
 impl Supervisor {
@@ -94,9 +101,21 @@ impl Supervisor {
         events: Sender<PipelineEvent>,
         shutdown: Shutdown,
     ) -> Self {
+        let name = factory.to_owned();
+        let build: GraphBuilder = Box::new(move || graph::build(&cfg, kind, &name));
+        Self::with_builder(build, factory, fan, events, shutdown)
+    }
+
+    /// A supervisor over any graph (tests inject graphs that fail).
+    pub fn with_builder(
+        build: GraphBuilder,
+        factory: &str,
+        fan: Arc<FanOut>,
+        events: Sender<PipelineEvent>,
+        shutdown: Shutdown,
+    ) -> Self {
         Supervisor {
-            cfg,
-            kind,
+            build,
             factory: factory.to_owned(),
             fan,
             stats: Arc::new(PipelineStats::default()),
@@ -136,7 +155,7 @@ impl Supervisor {
 
     /// Builds, plays and watches one pipeline until it fails or shutdown.
     fn run_once(&self, epoch: Instant) -> Result<(), PipelineError> {
-        let g = graph::build(&self.cfg, self.kind, &self.factory)?;
+        let g = (self.build)()?;
         install_sink(&g.sink, self.fan.clone(), self.stats.clone(), epoch);
         *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = Some(g.encoder.clone());
         let result = self.watch(&g.pipeline, epoch);
@@ -233,4 +252,52 @@ fn install_sink(sink: &gst_app::AppSink, fan: Arc<FanOut>, stats: Arc<PipelineSt
             })
             .build(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A graph that produces a little TS and then ends, as a failing input would.
+    fn short_graph() -> Result<graph::Graph, PipelineError> {
+        gst::init().map_err(|e| PipelineError::Start(e.to_string()))?;
+        let pipeline = gst::Pipeline::new();
+        let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 15i32).build().unwrap();
+        let encoder = gst::ElementFactory::make("x264enc").build().unwrap();
+        encoder.set_property_from_str("speed-preset", "ultrafast");
+        let mux = gst::ElementFactory::make("mpegtsmux").property("alignment", 7i32).build().unwrap();
+        let sink = gst_app::AppSink::builder().sync(false).build();
+        pipeline.add_many([&src, &encoder, &mux, sink.upcast_ref()]).unwrap();
+        gst::Element::link_many([&src, &encoder, &mux, sink.upcast_ref()]).unwrap();
+        Ok(graph::Graph { pipeline, encoder, sink })
+    }
+
+    #[test]
+    fn end_of_stream_becomes_typed_events_and_a_rebuild() {
+        let (tx, rx) = mpsc::channel();
+        let shutdown = Shutdown::new();
+        let fan = Arc::new(FanOut::new(1));
+        let sup = Supervisor::with_builder(Box::new(short_graph), "x264enc", fan, tx, shutdown.clone());
+        let stats = sup.stats.clone();
+        let t = std::thread::spawn(move || sup.run());
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(ev) = rx.recv_timeout(Duration::from_millis(200)) {
+                seen.push(ev);
+            }
+            let starts = seen.iter().filter(|e| **e == PipelineEvent::Started).count();
+            if starts >= 2 {
+                break;
+            }
+        }
+        shutdown.trigger();
+        t.join().unwrap();
+        assert!(seen.contains(&PipelineEvent::Eos), "{seen:?}");
+        assert!(seen.iter().any(|e| matches!(e, PipelineEvent::Restarting { attempt: 1, .. })), "{seen:?}");
+        assert!(seen.iter().filter(|e| **e == PipelineEvent::Started).count() >= 2, "{seen:?}");
+        assert!(stats.restarts.load(Ordering::Relaxed) >= 1);
+        assert!(stats.ts_chunks.load(Ordering::Relaxed) > 0);
+    }
 }
