@@ -21,6 +21,10 @@ PACKAGES=(
   # SRT: the OpenSSL flavour of libsrt for the agent's binding; srt-tools for
   # srt-live-transmit, the real receiver the tests and the demo use.
   libsrt-openssl-dev srt-tools
+  # Fleet: rumqttc's TLS goes through the system OpenSSL (native-tls), so no
+  # rustls-webpki with open advisories; mosquitto + openssl for the broker
+  # tests (test CA and certificates are made at test time).
+  libssl-dev mosquitto openssl
   # Test peers: ffprobe/ffmpeg (stream checks, prompeg FEC reference).
   ffmpeg
   # Unit-file checks (systemd-analyze) and the sd_notify tests.

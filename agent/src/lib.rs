@@ -24,6 +24,7 @@ pub mod fanout;
 pub mod notify;
 pub mod output;
 pub mod pipeline;
+pub mod receive;
 pub mod shutdown;
 pub mod ts;
 
@@ -105,17 +106,48 @@ pub fn run(cfg: AgentConfig, shutdown: Shutdown, opts: RunOptions) -> Result<(),
     let stats = supervisor.stats.clone();
     let pipeline_thread = std::thread::Builder::new().name("pipeline".into()).spawn(move || supervisor.run())?;
 
+    // systemd: READY once the pipeline is built and has reported (started or
+    // failed); STATUS on every state change; WATCHDOG only while the main loop
+    // ticks and TS flows (a stalled pipeline is what a restart can fix).
+    let notifier = notify::Notifier::from_env();
+    let health_stats = stats.clone();
+    let watchdog = notify::WatchdogGuard::start(notifier.clone(), move || {
+        health_stats.since_last_chunk().is_none_or(|d| d < pipeline::STALL_TIMEOUT)
+    });
+    let started_at = Instant::now();
+    let mut ready = false;
+    let mut pipeline_state = "starting";
+
     let interval = Duration::from_secs(u64::from(cfg.status.interval_s.get()));
     let tick = Duration::from_millis(500);
     let mut last_bytes = 0u64;
     let mut last_line = Instant::now();
     while !shutdown.wait_timeout(tick) {
+        if let Some(w) = &watchdog {
+            w.tick();
+        }
         for ev in events_rx.try_iter() {
-            if let PipelineEvent::Error { element, message } = ev {
-                error!(%element, %message, "pipeline error");
+            match ev {
+                PipelineEvent::Started => pipeline_state = "streaming",
+                PipelineEvent::Error { element, message } => {
+                    error!(%element, %message, "pipeline error");
+                    pipeline_state = "pipeline failed";
+                }
+                PipelineEvent::Restarting { .. } => pipeline_state = "restarting pipeline",
+                _ => {}
             }
         }
         let snapshots: Vec<_> = outputs.iter().map(|o| o.status.snapshot()).collect();
+        let summary = std::iter::once(format!("{pipeline_state} ({})", chosen.factory))
+            .chain(snapshots.iter().map(|s| format!("{} {}", s.name, s.state)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if !ready && (pipeline_state != "starting" || started_at.elapsed() > Duration::from_secs(10)) {
+            ready = true;
+            notifier.ready(&summary);
+        } else if ready {
+            notifier.status(&summary);
+        }
         if let Some(path) = &opts.status_file {
             let doc = StatusDoc {
                 device_id: cfg.device_id.as_str().to_owned(),
@@ -148,6 +180,8 @@ pub fn run(cfg: AgentConfig, shutdown: Shutdown, opts: RunOptions) -> Result<(),
     }
 
     info!("shutting down");
+    notifier.stopping();
+    drop(watchdog);
     let deadline = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < deadline && !(pipeline_thread.is_finished() && outputs.iter().all(|o| o.is_finished())) {
         std::thread::sleep(Duration::from_millis(20));

@@ -44,6 +44,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Receive RTP/MP2T on a port (with --fec also SMPTE 2022-1 FEC on
+    /// port+2/+4) and report loss, FEC recovery and TS continuity each second.
+    Receive {
+        /// Media port P.
+        #[arg(long)]
+        port: u16,
+        /// Also receive column FEC on P+2 and row FEC on P+4 and repair.
+        #[arg(long)]
+        fec: bool,
+        /// Local address to listen on.
+        #[arg(long, default_value = "0.0.0.0")]
+        bind: std::net::IpAddr,
+        /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Write the repaired, ordered transport stream to this file.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// How long a gap holds back later packets while FEC may still repair it.
+        #[arg(long, default_value_t = 500)]
+        hold_ms: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +83,18 @@ fn main() -> ExitCode {
             Err(e) => config_failure(&e),
         },
         Command::Probe { json } => probe(json),
+        Command::Receive { port, fec, bind, seconds, output, json, hold_ms } => {
+            let opts = agent::receive::ReceiveOptions {
+                port,
+                bind,
+                fec,
+                duration: seconds.map(std::time::Duration::from_secs),
+                output,
+                json,
+                hold: std::time::Duration::from_millis(hold_ms),
+            };
+            receive(&opts)
+        }
         Command::Run { config, status_file } => {
             let cfg = match config::from_file(&config) {
                 Ok(c) => c,
@@ -104,6 +141,22 @@ fn install_signal_handlers(shutdown: &Shutdown) -> std::io::Result<()> {
         }
     })?;
     Ok(())
+}
+
+/// `edge-agent receive`: reports on stdout until SIGINT/SIGTERM or `--seconds`.
+fn receive(opts: &agent::receive::ReceiveOptions) -> ExitCode {
+    let shutdown = Shutdown::new();
+    if let Err(e) = install_signal_handlers(&shutdown) {
+        eprintln!("error: cannot install signal handlers: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    match agent::receive::run(opts, &shutdown, &mut std::io::stdout().lock()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 fn probe(json: bool) -> ExitCode {

@@ -22,8 +22,11 @@
 //! come with the real-box HAL. Hardware encoder property mapping is written
 //! from GStreamer documentation and has not been run on hardware here.
 
+pub mod capture;
 pub mod encoder;
 pub mod error;
 pub mod input;
+pub mod panel;
+pub mod sensors;
 
 pub use error::HalError;

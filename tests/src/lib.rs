@@ -7,12 +7,14 @@
 pub mod agent_proc;
 pub mod peers;
 pub mod relay;
+pub mod udp;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 pub use agent_proc::AgentProc;
+pub use relay::{free_udp_port, free_udp_port_triple};
 pub use peers::{ffprobe, SrtListenerPeer};
 
 /// Kills the child by PID on drop, then reaps it.
@@ -62,7 +64,12 @@ impl Drop for ChildGuard {
 /// lives in `<target>/debug/deps/`, the binaries one level up.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default()
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        dir
+    }
 }
 
 /// Path of the `edge-agent` binary built by `cargo build --workspace`.
@@ -70,14 +77,6 @@ pub fn agent_bin() -> PathBuf {
     let p = bin_dir().join("edge-agent");
     assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first (scripts/test.sh does)", p.display());
     p
-}
-
-/// A UDP port on 127.0.0.1 that was free a moment ago.
-pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot bind a UDP port: {e}"))
 }
 
 /// Polls `cond` every 50 ms until it returns `Some`, or panics after `timeout`
@@ -92,6 +91,34 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Opti
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Records a measured figure for the results table (`docs/results.md`,
+/// rendered by the `results` binary from `<target>/results.jsonl`) and
+/// prints it, so a `--no-capture` run shows it too.
+pub fn record(test: &str, figure: &str, value: impl std::fmt::Display) {
+    use std::io::Write;
+    println!("FIGURE {test}: {figure} = {value}");
+    let path = bin_dir().join("results.jsonl");
+    let line = serde_json::json!({ "test": test, "figure": figure, "value": value.to_string() });
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Resident memory (kB), open file descriptors and threads of a process.
+pub fn proc_usage(pid: u32) -> (u64, usize, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    (field("VmRSS:"), fds, field("Threads:"))
 }
 
 /// A minimal agent configuration for tests: small picture to spare the CPU.

@@ -1,5 +1,7 @@
 //! The command line: configuration errors and the probe.
 
+#![cfg(test)]
+
 use std::process::Command;
 
 use edge_tests::{agent_bin, config_toml, srt_output};

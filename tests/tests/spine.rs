@@ -1,6 +1,8 @@
 //! The spine against real peers: libsrt's srt-live-transmit as the two
 //! MediaConnect stand-ins, ffprobe and a TS checker as judges.
 
+#![cfg(test)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

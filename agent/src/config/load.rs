@@ -316,3 +316,47 @@ latency_ms = 500
         assert!(e.message.contains("rtmp"), "{}", e.message);
     }
 }
+
+/// Hostile input: whatever bytes arrive as a configuration, loading returns
+/// a config or an error and never panics. Runs on stable (proptest) with a
+/// bounded case count; PROPTEST_CASES raises it for longer local runs. Any
+/// failure proptest finds is saved under `proptest-regressions/` and replayed
+/// on every run after that.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SEED: &str = include_str!("../../../examples/dual-srt.toml");
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            let _ = from_str(&text);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = from_str(&String::from_utf8_lossy(&bytes));
+        }
+
+        /// Mutations of a real configuration reach deep into the types.
+        #[test]
+        fn mutated_example_never_panics(cuts in proptest::collection::vec((0usize..SEED.len(), 0usize..40, "\\PC{0,12}"), 1..6)) {
+            let mut text = SEED.to_owned();
+            for (at, len, insert) in cuts {
+                let start = at.min(text.len());
+                let end = (start + len).min(text.len());
+                if text.is_char_boundary(start) && text.is_char_boundary(end) {
+                    text.replace_range(start..end, &insert);
+                }
+            }
+            if let Err(ConfigError::Invalid(inv)) = from_str(&text) {
+                // Every error says what is wrong.
+                prop_assert!(!inv.message.is_empty());
+            }
+        }
+    }
+}

@@ -164,6 +164,20 @@ impl RtpOutput {
                 (c.column, c.row, c.send_errors) = (0, 0, 0);
             }
         }
+        // End of stream: the column FEC of the last complete matrix is still
+        // queued (it leaves spread over the next matrix); without it that
+        // matrix cannot repair two losses in one row.
+        if let Some(enc) = fec.as_mut() {
+            for pkt in enc.flush() {
+                c.column += 1;
+                paced.send(pkt.as_bytes(), column_dest, &mut c);
+            }
+        }
+        self.status.update_rtp(|r| {
+            r.fec_column_sent += c.column;
+            r.fec_row_sent += c.row;
+            r.send_errors += c.send_errors;
+        });
         self.status.add_sent(c.media, c.stale);
     }
 }

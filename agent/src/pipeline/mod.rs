@@ -63,13 +63,36 @@ pub enum PipelineEvent {
 }
 
 /// Counters of the media path, shared with status and telemetry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PipelineStats {
     pub ts_chunks: AtomicU64,
     pub ts_bytes: AtomicU64,
     pub restarts: AtomicU64,
-    /// Milliseconds since the supervisor started, of the last TS chunk.
+    /// Milliseconds since `epoch` of the last TS chunk (0: none yet).
     last_chunk_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for PipelineStats {
+    fn default() -> Self {
+        PipelineStats {
+            ts_chunks: AtomicU64::new(0),
+            ts_bytes: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            last_chunk_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl PipelineStats {
+    /// How long ago the last TS chunk left the muxer; `None` before the first.
+    pub fn since_last_chunk(&self) -> Option<Duration> {
+        match self.last_chunk_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms_since(self.epoch).saturating_sub(ms))),
+        }
+    }
 }
 
 /// Builds a fresh graph for each (re)start.
@@ -132,7 +155,7 @@ impl Supervisor {
 
     /// Runs until shutdown. Each iteration builds a fresh graph.
     pub fn run(self) {
-        let epoch = Instant::now();
+        let epoch = self.stats.epoch;
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         while !self.shutdown.is_triggered() {
             let outcome = self.run_once(epoch);

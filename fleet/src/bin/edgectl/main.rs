@@ -1,0 +1,115 @@
+//! `edgectl`: the operators' command line for the fleet.
+//!
+//! ```text
+//! edgectl devices                       all devices: online, state, alarms
+//! edgectl status DEVICE                 everything retained about one device
+//! edgectl watch                         live summary, problems, sorted page
+//! edgectl config push DEVICE FILE [--confirm]
+//! edgectl cmd DEVICE NAME [KEY=VALUE…]  e.g. `cmd enc-1 output.disable output=backup`
+//! ```
+//! Exit codes: 0 success; 1 error (broker, I/O); 2 usage (bad arguments,
+//! unknown command, invalid args: checked locally with the same `Command`
+//! parser the device uses); 3 the device rejected it, failed, or rolled
+//! back; 4 no answer in time; 5 unknown device (no retained status).
+
+mod cmd;
+mod conn;
+mod ops;
+mod simulate;
+mod view;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes of edgectl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    Error = 1,
+    Usage = 2,
+    Refused = 3,
+    Timeout = 4,
+    UnknownDevice = 5,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgectl",
+    version,
+    about = "Manage a fleet of edge-agent encoders over MQTT",
+    after_help = "Exit codes: 0 ok, 1 error, 2 usage (incl. unknown command/invalid args), \
+                  3 refused (rejected/failed/rolled back), 4 no answer in time, 5 unknown device"
+)]
+struct Cli {
+    #[command(flatten)]
+    broker: conn::BrokerArgs,
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// List devices: online/offline, state, config version, active alarms.
+    Devices {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything retained about one device, as JSON.
+    Status { device: String },
+    /// A live view: summary counts, devices with problems, a sorted page.
+    Watch(ops::WatchArgs),
+    /// Desired configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Send a command and wait for its answer.
+    Cmd(cmd::CmdArgs),
+    /// Run a simulated device (FakeDevice) until SIGTERM/SIGINT (tests).
+    #[command(hide = true)]
+    SimulateDevice(simulate::SimArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Publish FILE (TOML or .json) as the device's desired config.
+    Push(cmd::PushArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EDGECTL_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("edgectl: {e}");
+            return Exit::Error.into();
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Sub::Devices { json } => ops::devices(&cli.broker, json).await,
+            Sub::Status { device } => ops::status(&cli.broker, &device).await,
+            Sub::Watch(a) => ops::watch(&cli.broker, &a).await,
+            Sub::Config(ConfigCmd::Push(a)) => cmd::push(&cli.broker, &a).await,
+            Sub::Cmd(a) => cmd::run(&cli.broker, &a).await,
+            Sub::SimulateDevice(a) => simulate::run(&cli.broker, &a).await,
+        }
+    });
+    match result {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("edgectl: {e:#}");
+            Exit::Error.into()
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! [`Command`]: the one command surface shared by MQTT (`cmd/req`) and the
+//! local CLI (`edgectl cmd`), in the manner of firecracker's `VmmAction`.
+//!
+//! A request's `(name, args)` is parsed once into a variant; arguments are
+//! strict (unknown keys and out-of-range values are `invalid_args`), so the
+//! device never sees an unchecked value.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::limits::{BOOST_MAX_S, TELEMETRY_MAX_S, TELEMETRY_MIN_S};
+use crate::wire::ReasonCode;
+
+/// Everything an operator can ask a device to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Start the encoder pipeline and outputs.
+    StreamStart,
+    /// Stop the encoder pipeline and outputs.
+    StreamStop,
+    /// Enable one output by name.
+    OutputEnable { output: String },
+    /// Disable one output by name.
+    OutputDisable { output: String },
+    /// Confirm a `pending_confirm` desired config (handled by the session).
+    ConfigConfirm { version: u64 },
+    /// Telemetry every `interval_s` for `duration_s` (handled by the session).
+    TelemetryBoost { interval_s: u32, duration_s: u32 },
+    /// Blink the front panel / burn an overlay for `duration_s`.
+    Identify { duration_s: u32 },
+    /// Re-publish `info`, `state`, `alarms` (handled by the session).
+    Rebirth,
+    /// Reboot the box (the result is stored before the device acts).
+    Reboot,
+}
+
+/// A request that names no known command or carries bad arguments.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct CommandError {
+    /// `unknown_command` or `invalid_args`.
+    pub reason: ReasonCode,
+    pub detail: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputArgs {
+    output: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VersionArgs {
+    version: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BoostArgs {
+    #[serde(default = "default_boost_interval")]
+    interval_s: u32,
+    #[serde(default = "default_boost_duration")]
+    duration_s: u32,
+}
+
+fn default_boost_interval() -> u32 {
+    1
+}
+fn default_boost_duration() -> u32 {
+    60
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentifyArgs {
+    #[serde(default = "default_identify")]
+    duration_s: u32,
+}
+
+fn default_identify() -> u32 {
+    30
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+impl Command {
+    /// Every command name, in documentation order.
+    pub const NAMES: &'static [&'static str] = &[
+        "stream.start",
+        "stream.stop",
+        "output.enable",
+        "output.disable",
+        "config.confirm",
+        "telemetry.boost",
+        "identify",
+        "rebirth",
+        "reboot",
+    ];
+
+    /// The wire name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::StreamStart => "stream.start",
+            Command::StreamStop => "stream.stop",
+            Command::OutputEnable { .. } => "output.enable",
+            Command::OutputDisable { .. } => "output.disable",
+            Command::ConfigConfirm { .. } => "config.confirm",
+            Command::TelemetryBoost { .. } => "telemetry.boost",
+            Command::Identify { .. } => "identify",
+            Command::Rebirth => "rebirth",
+            Command::Reboot => "reboot",
+        }
+    }
+
+    /// The wire arguments (an object, `{}` when there are none).
+    pub fn args(&self) -> Value {
+        match self {
+            Command::OutputEnable { output } | Command::OutputDisable { output } => json!({ "output": output }),
+            Command::ConfigConfirm { version } => json!({ "version": version }),
+            Command::TelemetryBoost { interval_s, duration_s } => {
+                json!({ "interval_s": interval_s, "duration_s": duration_s })
+            }
+            Command::Identify { duration_s } => json!({ "duration_s": duration_s }),
+            Command::StreamStart | Command::StreamStop | Command::Rebirth | Command::Reboot => {
+                Value::Object(Map::new())
+            }
+        }
+    }
+
+    /// Whether the fleet session handles it itself instead of the device.
+    pub fn is_session_command(&self) -> bool {
+        matches!(self, Command::ConfigConfirm { .. } | Command::TelemetryBoost { .. } | Command::Rebirth)
+    }
+
+    /// Parses a request's name and arguments (`null` counts as `{}`).
+    pub fn parse(name: &str, args: &Value) -> Result<Command, CommandError> {
+        let args = if args.is_null() { Value::Object(Map::new()) } else { args.clone() };
+        let cmd = match name {
+            "stream.start" => no_args(args).map(|()| Command::StreamStart)?,
+            "stream.stop" => no_args(args).map(|()| Command::StreamStop)?,
+            "rebirth" => no_args(args).map(|()| Command::Rebirth)?,
+            "reboot" => no_args(args).map(|()| Command::Reboot)?,
+            "output.enable" => Command::OutputEnable { output: output_name(typed::<OutputArgs>(args)?.output)? },
+            "output.disable" => Command::OutputDisable { output: output_name(typed::<OutputArgs>(args)?.output)? },
+            "config.confirm" => {
+                let a = typed::<VersionArgs>(args)?;
+                if a.version == 0 {
+                    return Err(invalid("version must be at least 1"));
+                }
+                Command::ConfigConfirm { version: a.version }
+            }
+            "telemetry.boost" => {
+                let a = typed::<BoostArgs>(args)?;
+                if !(TELEMETRY_MIN_S..=TELEMETRY_MAX_S).contains(&a.interval_s) {
+                    return Err(invalid(&format!("interval_s must be {TELEMETRY_MIN_S}..={TELEMETRY_MAX_S}")));
+                }
+                if !(1..=BOOST_MAX_S).contains(&a.duration_s) {
+                    return Err(invalid(&format!("duration_s must be 1..={BOOST_MAX_S}")));
+                }
+                Command::TelemetryBoost { interval_s: a.interval_s, duration_s: a.duration_s }
+            }
+            "identify" => {
+                let a = typed::<IdentifyArgs>(args)?;
+                if !(1..=600).contains(&a.duration_s) {
+                    return Err(invalid("duration_s must be 1..=600"));
+                }
+                Command::Identify { duration_s: a.duration_s }
+            }
+            other => {
+                return Err(CommandError {
+                    reason: ReasonCode::UnknownCommand,
+                    detail: format!("unknown command `{}`; known: {}", truncate(other, 64), Command::NAMES.join(", ")),
+                })
+            }
+        };
+        Ok(cmd)
+    }
+}
+
+fn invalid(detail: &str) -> CommandError {
+    CommandError { reason: ReasonCode::InvalidArgs, detail: detail.to_owned() }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(args: Value) -> Result<T, CommandError> {
+    serde_path_to_error::deserialize(args).map_err(|e| {
+        let path = e.path().to_string();
+        invalid(&if path == "." { e.into_inner().to_string() } else { format!("{path}: {}", e.into_inner()) })
+    })
+}
+
+fn no_args(args: Value) -> Result<(), CommandError> {
+    typed::<NoArgs>(args).map(|_| ())
+}
+
+fn output_name(s: String) -> Result<String, CommandError> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(s)
+    } else {
+        Err(invalid("output must be 1-32 characters of a-z, 0-9, '-', '_'"))
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_round_trips_through_name_and_args() {
+        let all = [
+            Command::StreamStart,
+            Command::StreamStop,
+            Command::OutputEnable { output: "primary".into() },
+            Command::OutputDisable { output: "backup".into() },
+            Command::ConfigConfirm { version: 7 },
+            Command::TelemetryBoost { interval_s: 1, duration_s: 120 },
+            Command::Identify { duration_s: 10 },
+            Command::Rebirth,
+            Command::Reboot,
+        ];
+        assert_eq!(all.len(), Command::NAMES.len());
+        for c in all {
+            assert_eq!(Command::parse(c.name(), &c.args()).unwrap(), c);
+            assert!(Command::NAMES.contains(&c.name()));
+        }
+    }
+
+    #[test]
+    fn unknown_names_and_bad_args_have_distinct_reasons() {
+        let e = Command::parse("format.disk", &Value::Null).unwrap_err();
+        assert_eq!(e.reason, ReasonCode::UnknownCommand);
+        let e = Command::parse("stream.start", &json!({"now": true})).unwrap_err();
+        assert_eq!(e.reason, ReasonCode::InvalidArgs);
+        assert!(e.detail.contains("unknown field"), "{}", e.detail);
+        let e = Command::parse("output.enable", &json!({"output": 3})).unwrap_err();
+        assert_eq!(e.reason, ReasonCode::InvalidArgs);
+        assert!(e.detail.contains("output"), "{}", e.detail);
+        let e = Command::parse("output.enable", &json!({"output": "../etc"})).unwrap_err();
+        assert_eq!(e.reason, ReasonCode::InvalidArgs);
+        let e = Command::parse("telemetry.boost", &json!({"interval_s": 0})).unwrap_err();
+        assert_eq!(e.reason, ReasonCode::InvalidArgs);
+        let e = Command::parse("config.confirm", &json!([])).unwrap_err();
+        assert_eq!(e.reason, ReasonCode::InvalidArgs);
+    }
+
+    #[test]
+    fn defaults_apply_to_missing_args() {
+        assert_eq!(
+            Command::parse("telemetry.boost", &Value::Null).unwrap(),
+            Command::TelemetryBoost { interval_s: 1, duration_s: 60 }
+        );
+        assert_eq!(Command::parse("identify", &json!({})).unwrap(), Command::Identify { duration_s: 30 });
+    }
+}

@@ -1,0 +1,201 @@
+//! Faults venues actually have, injected between the agent and real libsrt
+//! receivers by the impairment relay; each test states its figure.
+
+#![cfg(test)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use agent::ts::TsAnalyzer;
+use edge_tests::relay::{ImpairmentConfig, Loss, Relay};
+use edge_tests::{config_toml, free_udp_port, record, srt_output, wait_for, AgentProc, SrtListenerPeer};
+
+const CONNECT: Duration = Duration::from_secs(20);
+
+fn analyze(file: &Path) -> TsAnalyzer {
+    let mut a = TsAnalyzer::new();
+    a.push(&std::fs::read(file).unwrap_or_default());
+    a
+}
+
+/// Sum of a counter over all of srt-live-transmit's JSON stats lines (zero
+/// stays zero whether the lines are cumulative or per interval).
+fn receiver_sum(peer: &SrtListenerPeer, section: &str, key: &str) -> u64 {
+    std::fs::read_to_string(&peer.stats)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v[section][key].as_u64())
+        .sum()
+}
+
+/// SRT through `loss` in both directions and `one_way` delay each way
+/// (RTT = 2 × one_way), latency ≥ 4 × RTT: every TS packet must arrive.
+fn srt_under_loss(test: &str, loss: f64, one_way: Duration, latency_ms: u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let listener = SrtListenerPeer::start(port, latency_ms, None, &dir.path().join("rx.ts"));
+    let path = |seed| ImpairmentConfig::none().with_loss(Loss::Random { probability: loss }).with_delay(one_way).with_seed(seed);
+    let relay = Relay::start(format!("127.0.0.1:{port}").parse().unwrap(), path(1), path(2)).unwrap();
+    let outputs = srt_output("primary", relay.local_addr().port(), latency_ms, None);
+    let mut agent = AgentProc::start(dir.path(), &config_toml(test, 3000, &outputs));
+    agent.wait_output_state("primary", "connected", CONNECT);
+    // About 10 s at ~3.8 Mbit/s: some 3,600 packets through the loss.
+    wait_for("10 s of TS through the lossy path", Duration::from_secs(60), || {
+        (listener.received() > 4_500_000).then_some(())
+    });
+    let srt = agent.output("primary").unwrap()["srt"].clone();
+    std::thread::sleep(Duration::from_millis(u64::from(latency_ms) * 2)); // let the receiver play out
+    agent.stop();
+    let ts = analyze(&listener.output);
+    let sent = srt["packets_sent"].as_f64().unwrap_or(0.0);
+    let retx = srt["packets_retransmitted"].as_f64().unwrap_or(0.0);
+    let dropped = receiver_sum(&listener, "recv", "packetsDropped");
+    let relay_stats = relay.stats();
+    record(test, "forward packets lost by the relay", relay_stats.forward.dropped_loss);
+    record(test, "unrecovered at the receiver (libsrt drops)", dropped);
+    record(test, "TS continuity errors at the receiver", ts.cc_errors());
+    record(test, "retransmission overhead %", format!("{:.1}", 100.0 * retx / sent.max(1.0)));
+    assert!(relay_stats.forward.dropped_loss > 0, "the relay lost nothing: not a loss test");
+    assert_eq!(dropped, 0, "libsrt receiver dropped packets it could not recover");
+    assert_eq!((ts.sync_errors, ts.cc_errors()), (0, 0), "TS damaged at the receiver");
+}
+
+#[test]
+fn srt_1_percent_loss_20ms_rtt_recovers_everything() {
+    srt_under_loss("srt_loss_1pct_rtt20", 0.01, Duration::from_millis(10), 250);
+}
+
+#[test]
+fn srt_2_percent_loss_30ms_rtt_recovers_everything() {
+    srt_under_loss("srt_loss_2pct_rtt30", 0.02, Duration::from_millis(15), 250);
+}
+
+#[test]
+fn srt_5_percent_loss_50ms_rtt_recovers_everything() {
+    srt_under_loss("srt_loss_5pct_rtt50", 0.05, Duration::from_millis(25), 250);
+}
+
+/// One path goes dark for 10 s, a hundred times in a row (EDGE_OUTAGE_CYCLES
+/// overrides the count for local runs); the other path must receive every
+/// packet and the dark path must come back after each outage.
+#[test]
+fn hundred_outages_of_one_path_leave_the_other_untouched() {
+    let cycles: u32 = std::env::var("EDGE_OUTAGE_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let primary = SrtListenerPeer::start(p1, 200, None, &dir.path().join("p.ts"));
+    let backup = SrtListenerPeer::start(p2, 200, None, &dir.path().join("b.ts"));
+    let none = ImpairmentConfig::none();
+    let relay = Relay::start(format!("127.0.0.1:{p1}").parse().unwrap(), none, none).unwrap();
+    let outputs = srt_output("primary", relay.local_addr().port(), 200, None) + &srt_output("backup", p2, 200, None);
+    let mut agent = AgentProc::start(dir.path(), &config_toml("outage-100", 800, &outputs));
+    agent.wait_output_state("primary", "connected", CONNECT);
+    agent.wait_output_state("backup", "connected", CONNECT);
+    let mut survived = 0;
+    for i in 0..cycles {
+        let connects = agent.output("primary").unwrap()["connects"].as_u64().unwrap_or(0);
+        relay.outage_for(Duration::from_secs(10));
+        // The outage is the scenario: this wait is its length, not a sync.
+        std::thread::sleep(Duration::from_secs(10));
+        wait_for(&format!("primary back after outage {i}"), Duration::from_secs(20), || {
+            agent.output("primary").filter(|o| o["state"] == "connected" && o["connects"].as_u64() > Some(connects))
+        });
+        survived += 1;
+    }
+    let backup_status = agent.output("backup").unwrap();
+    let sent_before = backup_status["chunks_sent"].as_u64().unwrap_or(0);
+    std::thread::sleep(Duration::from_secs(1)); // > latency: everything counted has played out
+    assert!(agent.output("backup").unwrap()["connects"] == 1, "backup reconnected: {backup_status}");
+    agent.stop();
+    let ts = analyze(&backup.output);
+    let received_chunks = backup.received() / 1316;
+    record("outage_x100", "outages survived by the primary", format!("{survived}/{cycles}"));
+    record("outage_x100", "backup TS continuity errors", ts.cc_errors());
+    record("outage_x100", "backup chunks received / sent", format!("{received_chunks}/{sent_before}+"));
+    assert_eq!((ts.sync_errors, ts.cc_errors()), (0, 0), "backup damaged by the primary's outages");
+    assert!(received_chunks >= sent_before, "backup lost chunks: {received_chunks} < {sent_before}");
+    drop(primary);
+}
+
+/// Three bad receivers at once — one refuses (nothing listens), one resets
+/// (killed and restarted), one accepts then stalls (SIGSTOP) — beside one
+/// healthy backup, which must not notice.
+#[test]
+fn refusing_resetting_and_stalling_receivers_do_not_disturb_the_healthy_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (refuse, reset, stall, good) = (free_udp_port(), free_udp_port(), free_udp_port(), free_udp_port());
+    let mut resetting = SrtListenerPeer::start(reset, 200, None, &dir.path().join("reset0.ts"));
+    let stalling = SrtListenerPeer::start(stall, 200, None, &dir.path().join("stall.ts"));
+    let healthy = SrtListenerPeer::start(good, 200, None, &dir.path().join("good.ts"));
+    let outputs = srt_output("refuse", refuse, 200, None)
+        + &srt_output("reset", reset, 200, None)
+        + &srt_output("stall", stall, 200, None)
+        + &srt_output("good", good, 200, None);
+    let mut agent = AgentProc::start(dir.path(), &config_toml("hostile-01", 1200, &outputs));
+    for name in ["reset", "stall", "good"] {
+        agent.wait_output_state(name, "connected", CONNECT);
+    }
+    stalling.proc.signal("STOP"); // accepts, then never reads or acknowledges again
+    for round in 1..=4 {
+        let connects = agent.output("reset").unwrap()["connects"].as_u64().unwrap_or(0);
+        drop(resetting);
+        resetting = SrtListenerPeer::start(reset, 200, None, &dir.path().join(format!("reset{round}.ts")));
+        wait_for("reset output to reconnect", Duration::from_secs(20), || {
+            agent.output("reset").filter(|o| o["connects"].as_u64() > Some(connects))
+        });
+    }
+    wait_for("stalled output to be declared broken", Duration::from_secs(20), || {
+        agent.output("stall").filter(|o| o["state"] != "connected")
+    });
+    let refuse_status = agent.output("refuse").unwrap();
+    stalling.proc.signal("CONT");
+    let status = agent.status().unwrap();
+    agent.stop();
+    assert_eq!(status["pipeline_restarts"], 0, "the encoder was disturbed: {status}");
+    assert_ne!(refuse_status["state"], "connected");
+    assert!(refuse_status["last_error"].as_str().unwrap_or("").contains("timed out"), "{refuse_status}");
+    let ts = analyze(&healthy.output);
+    record("hostile_receivers", "healthy output TS continuity errors", ts.cc_errors());
+    record("hostile_receivers", "healthy output queue drops", status["outputs"][3]["dropped_queue_full"].clone());
+    assert_eq!((ts.sync_errors, ts.cc_errors()), (0, 0));
+    assert_eq!(status["outputs"][3]["dropped_queue_full"], 0);
+    assert_eq!(status["outputs"][3]["connects"], 1);
+}
+
+/// Dual outputs for EDGE_SOAK_SECONDS (default 180; 1800 for the local
+/// 30-minute soak): memory, descriptors and threads must stay flat.
+#[test]
+fn soak_dual_outputs_memory_fds_threads_stay_flat() {
+    let seconds: u64 = std::env::var("EDGE_SOAK_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(180);
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let _primary = SrtListenerPeer::start(p1, 200, None, &dir.path().join("p.ts"));
+    let _backup = SrtListenerPeer::start(p2, 200, None, &dir.path().join("b.ts"));
+    let outputs = srt_output("primary", p1, 200, None) + &srt_output("backup", p2, 200, None);
+    let mut agent = AgentProc::start(dir.path(), &config_toml("soak-01", 1500, &outputs));
+    agent.wait_output_state("primary", "connected", CONNECT);
+    agent.wait_output_state("backup", "connected", CONNECT);
+    let pid = agent.proc.pid();
+    // Warm-up: GStreamer and libsrt allocate their pools in the first seconds.
+    std::thread::sleep(Duration::from_secs(20));
+    let start = Instant::now();
+    let first = edge_tests::proc_usage(pid);
+    let mut samples = vec![first];
+    while start.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_secs(10)); // the sampling period of the soak
+        samples.push(edge_tests::proc_usage(pid));
+    }
+    let last = *samples.last().unwrap();
+    let max_rss = samples.iter().map(|s| s.0).max().unwrap_or(0);
+    agent.stop();
+    let growth = 100.0 * (last.0 as f64 - first.0 as f64) / first.0 as f64;
+    record("soak", "duration s", seconds);
+    record("soak", "RSS kB start -> end (max)", format!("{} -> {} ({max_rss})", first.0, last.0));
+    record("soak", "RSS growth %", format!("{growth:.1}"));
+    record("soak", "fds start -> end", format!("{} -> {}", first.1, last.1));
+    record("soak", "threads start -> end", format!("{} -> {}", first.2, last.2));
+    assert!(growth < 10.0, "memory grew {growth:.1} % over {seconds} s: {samples:?}");
+    assert_eq!(first.1, last.1, "file descriptors changed: {samples:?}");
+    assert_eq!(first.2, last.2, "thread count changed: {samples:?}");
+}
