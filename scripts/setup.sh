@@ -24,7 +24,7 @@ PACKAGES=(
   # Fleet: rumqttc's TLS goes through the system OpenSSL (native-tls), so no
   # rustls-webpki with open advisories; mosquitto + openssl for the broker
   # tests (test CA and certificates are made at test time).
-  libssl-dev mosquitto openssl
+  libssl-dev mosquitto mosquitto-clients openssl
   # Test peers: ffprobe/ffmpeg (stream checks, prompeg FEC reference).
   ffmpeg
   # Unit-file checks (systemd-analyze) and the sd_notify tests.

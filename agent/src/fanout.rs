@@ -69,6 +69,9 @@ pub struct FanOut {
     outputs: RwLock<Vec<(String, Payload, QueueSender)>>,
     rtp: Mutex<RtpPacketizer>,
     epoch: Instant,
+    /// Expected multiplex rate (bit/s); RTP outputs pace from it and follow
+    /// live changes (a bitrate change needs no output restart).
+    nominal_bps: Arc<AtomicU64>,
     /// TS chunks the RTP packetiser refused (never expected: the muxer
     /// emits whole 188-byte packets).
     pub rtp_errors: std::sync::atomic::AtomicU64,
@@ -88,8 +91,25 @@ impl FanOut {
             // A random first sequence number (RFC 3550 §5.1).
             rtp: Mutex::new(RtpPacketizer::new(ssrc, fastrand::u16(..))),
             epoch: Instant::now(),
+            nominal_bps: Arc::new(AtomicU64::new(0)),
             rtp_errors: AtomicU64::new(0),
         }
+    }
+
+    pub fn set_nominal_bps(&self, bps: u64) {
+        self.nominal_bps.store(bps, Ordering::Relaxed);
+    }
+
+    /// The shared nominal rate, for outputs that pace.
+    pub fn nominal_bps(&self) -> Arc<AtomicU64> {
+        self.nominal_bps.clone()
+    }
+
+    /// Changes the RTP SSRC; sequence numbers continue.
+    pub fn set_ssrc(&self, ssrc: u32) {
+        let mut rtp = self.rtp.lock().unwrap_or_else(|p| p.into_inner());
+        let next = rtp.next_seq();
+        *rtp = RtpPacketizer::new(ssrc, next);
     }
 
     pub fn add(&self, name: &str, payload: Payload, sender: QueueSender) {

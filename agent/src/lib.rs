@@ -20,7 +20,9 @@
 //! far. Hardware encoder settings are unverified without hardware.
 
 pub mod config;
+pub mod controller;
 pub mod fanout;
+pub mod fleet_device;
 pub mod notify;
 pub mod output;
 pub mod pipeline;
@@ -30,16 +32,14 @@ pub mod ts;
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
 use config::AgentConfig;
-use fanout::FanOut;
 use hal::encoder::{GstEncoderBackend, ProbeReport};
-use output::OutputHandle;
-use pipeline::{PipelineEvent, Supervisor};
+use pipeline::PipelineEvent;
 use shutdown::Shutdown;
 
 /// Errors that stop the agent from starting.
@@ -51,6 +51,9 @@ pub enum AgentError {
     /// A thread could not be started.
     #[error("cannot start thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// The pipeline or an output could not be started.
+    #[error("cannot start: {0}")]
+    Start(String),
 }
 
 /// Picks the encoder: the configured one, or the best that works here.
@@ -71,8 +74,11 @@ pub struct RunOptions {
 pub struct StatusDoc {
     pub device_id: String,
     pub encoder: String,
+    pub streaming: bool,
     pub ts_bytes: u64,
     pub pipeline_restarts: u64,
+    /// Fleet client counters, when fleet management is on.
+    pub fleet: Option<String>,
     pub outputs: Vec<output::OutputSnapshot>,
 }
 
@@ -87,38 +93,52 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result
     std::fs::rename(&tmp, path)
 }
 
-/// Runs the agent until `shutdown` is triggered. Returns once the pipeline
-/// and every output have stopped, or after a 1.5 s grace period.
-pub fn run(cfg: AgentConfig, shutdown: Shutdown, opts: RunOptions) -> Result<(), AgentError> {
+/// Runs the agent until `shutdown` is triggered. `raw` is the
+/// configuration as a JSON document (secrets included): the fleet's
+/// rollback target. Returns once the pipeline and every output have stopped,
+/// or after a 1.5 s grace period.
+pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: RunOptions) -> Result<(), AgentError> {
     let report = choose_encoder(&cfg)?;
     let chosen = report.chosen().ok_or_else(|| hal::HalError::NoEncoder(report.why()))?;
     info!(encoder = chosen.factory, why = %report.why(), "encoder chosen");
 
-    let fan = Arc::new(FanOut::new(cfg.rtp_ssrc()));
-    let outputs = cfg
-        .outputs
-        .iter()
-        .map(|o| OutputHandle::start(o, cfg.nominal_ts_bps(), &fan, &shutdown))
-        .collect::<Result<Vec<_>, _>>()?;
-
     let (events_tx, events_rx) = mpsc::channel();
-    let supervisor = Supervisor::new(cfg.clone(), chosen.kind, chosen.factory, fan.clone(), events_tx, shutdown.clone());
-    let stats = supervisor.stats.clone();
-    let pipeline_thread = std::thread::Builder::new().name("pipeline".into()).spawn(move || supervisor.run())?;
+    let persist = cfg.fleet.as_ref().map(|f| applied_config_path(&f.state_dir));
+    let fleet_settings = cfg.fleet.clone();
+    let status_interval = Duration::from_secs(u64::from(cfg.status.interval_s.get()));
+    let device_id = cfg.device_id.as_str().to_owned();
+    let ctl = controller::Controller::start(cfg, raw, report, events_tx, shutdown.clone(), persist)
+        .map_err(|e| AgentError::Start(e.to_string()))?;
+    let ctl = Arc::new(Mutex::new(ctl));
+
+    // The fleet client runs on its own thread and runtime: the stream never
+    // waits for the broker.
+    let fleet = match fleet_settings {
+        Some(settings) => {
+            let device: fleet::SharedDevice = Arc::new(Mutex::new(fleet_device::AgentDevice::new(ctl.clone())));
+            match fleet::FleetClient::spawn(settings, device) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    error!(error = %e, "fleet client failed to start; streaming without fleet management");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
 
     // systemd: READY once the pipeline is built and has reported (started or
     // failed); STATUS on every state change; WATCHDOG only while the main loop
     // ticks and TS flows (a stalled pipeline is what a restart can fix).
     let notifier = notify::Notifier::from_env();
-    let health_stats = stats.clone();
+    let health_ctl = ctl.clone();
     let watchdog = notify::WatchdogGuard::start(notifier.clone(), move || {
-        health_stats.since_last_chunk().is_none_or(|d| d < pipeline::STALL_TIMEOUT)
+        let stats = health_ctl.lock().unwrap_or_else(|p| p.into_inner()).pipeline_stats();
+        stats.is_none_or(|s| s.since_last_chunk().is_none_or(|d| d < pipeline::STALL_TIMEOUT))
     });
     let started_at = Instant::now();
     let mut ready = false;
     let mut pipeline_state = "starting";
-
-    let interval = Duration::from_secs(u64::from(cfg.status.interval_s.get()));
     let tick = Duration::from_millis(500);
     let mut last_bytes = 0u64;
     let mut last_line = Instant::now();
@@ -137,8 +157,12 @@ pub fn run(cfg: AgentConfig, shutdown: Shutdown, opts: RunOptions) -> Result<(),
                 _ => {}
             }
         }
-        let snapshots: Vec<_> = outputs.iter().map(|o| o.status.snapshot()).collect();
-        let summary = std::iter::once(format!("{pipeline_state} ({})", chosen.factory))
+        let (snapshots, factory, stats, streaming) = {
+            let c = ctl.lock().unwrap_or_else(|p| p.into_inner());
+            (c.snapshots(), c.factory().to_owned(), c.pipeline_stats(), c.is_streaming())
+        };
+        let state = if streaming { pipeline_state } else { "stopped" };
+        let summary = std::iter::once(format!("{state} ({factory})"))
             .chain(snapshots.iter().map(|s| format!("{} {}", s.name, s.state)))
             .collect::<Vec<_>>()
             .join("; ");
@@ -148,12 +172,16 @@ pub fn run(cfg: AgentConfig, shutdown: Shutdown, opts: RunOptions) -> Result<(),
         } else if ready {
             notifier.status(&summary);
         }
+        let ts_bytes = stats.as_ref().map_or(0, |s| s.ts_bytes.load(Ordering::Relaxed));
+        let restarts = stats.as_ref().map_or(0, |s| s.restarts.load(Ordering::Relaxed));
         if let Some(path) = &opts.status_file {
             let doc = StatusDoc {
-                device_id: cfg.device_id.as_str().to_owned(),
-                encoder: chosen.factory.to_owned(),
-                ts_bytes: stats.ts_bytes.load(Ordering::Relaxed),
-                pipeline_restarts: stats.restarts.load(Ordering::Relaxed),
+                device_id: device_id.clone(),
+                encoder: factory.clone(),
+                streaming,
+                ts_bytes,
+                pipeline_restarts: restarts,
+                fleet: fleet.as_ref().map(|f| format!("{:?}", f.stats())),
                 outputs: snapshots.clone(),
             };
             let written = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other).and_then(|b| write_atomically(path, &b));
@@ -161,19 +189,12 @@ pub fn run(cfg: AgentConfig, shutdown: Shutdown, opts: RunOptions) -> Result<(),
                 warn!(path = %path.display(), error = %e, "cannot write status file");
             }
         }
-        if last_line.elapsed() < interval {
+        if last_line.elapsed() < status_interval {
             continue;
         }
-        let bytes = stats.ts_bytes.load(Ordering::Relaxed);
-        let mbps = (bytes - last_bytes) as f64 * 8.0 / last_line.elapsed().as_secs_f64() / 1e6;
-        (last_bytes, last_line) = (bytes, Instant::now());
-        info!(
-            target: "status",
-            "encoder {} ts {:.2} Mb/s restarts {}",
-            chosen.factory,
-            mbps,
-            stats.restarts.load(Ordering::Relaxed)
-        );
+        let mbps = ts_bytes.saturating_sub(last_bytes) as f64 * 8.0 / last_line.elapsed().as_secs_f64() / 1e6;
+        (last_bytes, last_line) = (ts_bytes, Instant::now());
+        info!(target: "status", "encoder {factory} {state} ts {mbps:.2} Mb/s restarts {restarts}");
         for s in &snapshots {
             info!(target: "status", "{}", s.status_line());
         }
@@ -182,19 +203,25 @@ pub fn run(cfg: AgentConfig, shutdown: Shutdown, opts: RunOptions) -> Result<(),
     info!("shutting down");
     notifier.stopping();
     drop(watchdog);
-    let deadline = Instant::now() + Duration::from_millis(1500);
-    while Instant::now() < deadline && !(pipeline_thread.is_finished() && outputs.iter().all(|o| o.is_finished())) {
-        std::thread::sleep(Duration::from_millis(20));
+    if let Some(f) = fleet {
+        // Publishes the explicit offline status before disconnecting.
+        let _ = f.shutdown(Duration::from_millis(700));
     }
-    if !pipeline_thread.is_finished() {
-        warn!("pipeline did not stop within the grace period");
-    }
-    for o in outputs {
-        if o.is_finished() {
-            o.stop(&fan);
-        } else {
-            warn!(output = %o.status.name, "output did not stop within the grace period");
-        }
+    // Outputs and pipeline already saw the shutdown signal; give them a
+    // bounded moment to close their sockets cleanly.
+    let (done_tx, done_rx) = mpsc::channel();
+    let stopper = ctl.clone();
+    let _ = std::thread::Builder::new().name("stop".into()).spawn(move || {
+        stopper.lock().unwrap_or_else(|p| p.into_inner()).stop_all();
+        let _ = done_tx.send(());
+    });
+    if done_rx.recv_timeout(Duration::from_millis(1200)).is_err() {
+        warn!("outputs did not stop within the grace period");
     }
     Ok(())
+}
+
+/// Where the agent keeps the configuration last applied by the fleet.
+pub fn applied_config_path(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("applied-config.json")
 }

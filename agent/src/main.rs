@@ -96,7 +96,7 @@ fn main() -> ExitCode {
             receive(&opts)
         }
         Command::Run { config, status_file } => {
-            let cfg = match config::from_file(&config) {
+            let (cfg, raw) = match load_running_config(&config) {
                 Ok(c) => c,
                 Err(e) => return config_failure(&e),
             };
@@ -106,7 +106,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_FAILURE);
             }
             let opts = agent::RunOptions { status_file };
-            match agent::run(cfg, shutdown, opts) {
+            match agent::run(cfg, raw, shutdown, opts) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "agent failed");
@@ -115,6 +115,37 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The configuration to run: the file, or, when the fleet has applied one
+/// since (persisted atomically in the state directory), that one — it was
+/// validated before it was written, and the file's `[fleet]` section stays.
+fn load_running_config(path: &std::path::Path) -> Result<(config::AgentConfig, serde_json::Value), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let file_cfg = config::from_file(path)?;
+    let Some(fleet) = &file_cfg.fleet else {
+        let raw = toml::from_str(&text).unwrap_or_default();
+        return Ok((file_cfg, raw));
+    };
+    let applied = agent::applied_config_path(&fleet.state_dir);
+    if let Ok(bytes) = std::fs::read(&applied) {
+        let parsed = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|raw| agent::fleet_device::parse_desired(&raw, &file_cfg).map(|c| (c, raw)).map_err(|r| r.reason));
+        match parsed {
+            Ok(pair) => {
+                tracing::info!(path = %applied.display(), "using the configuration applied by the fleet");
+                return Ok(pair);
+            }
+            Err(e) => tracing::warn!(path = %applied.display(), error = %e, "ignoring the fleet-applied configuration"),
+        }
+    }
+    let mut raw: serde_json::Value = toml::from_str(&text).unwrap_or_default();
+    if let Some(obj) = raw.as_object_mut() {
+        // The fleet section is local; the rollback target must not carry it.
+        obj.remove("fleet");
+    }
+    Ok((file_cfg, raw))
 }
 
 fn config_failure(e: &ConfigError) -> ExitCode {

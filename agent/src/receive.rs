@@ -97,7 +97,8 @@ pub struct ReceiveStats {
     pub duplicates: u64,
     /// Media packets that arrived with a lower number than one already received.
     pub reordered: u64,
-    /// Received or recovered after their turn in the output had passed.
+    /// Received or recovered after their turn in the output had passed
+    /// (or media too far from the stream to place).
     pub late: u64,
     /// Sequence numbers that did not arrive as media (before FEC):
     /// `recovered + unrecovered` once everything has been released.
@@ -134,7 +135,6 @@ pub struct ReceiveStats {
     pub ssrc: Option<u32>,
 }
 
-
 #[derive(Debug)]
 struct Held {
     bytes: Vec<u8>,
@@ -155,6 +155,8 @@ pub struct RtpReceiver {
     lost: BTreeSet<u64>,
     /// Extended number of the next packet to release; `None` before the first.
     next: Option<u64>,
+    /// Extended number of the stream's first packet (since a restart).
+    start: u64,
     /// Highest extended number received.
     highest: Option<u64>,
     ts: TsAnalyzer,
@@ -190,6 +192,7 @@ impl RtpReceiver {
             buffer: BTreeMap::new(),
             lost: BTreeSet::new(),
             next: None,
+            start: 0,
             highest: None,
             ts: TsAnalyzer::new(),
             stats: ReceiveStats::default(),
@@ -296,7 +299,7 @@ impl RtpReceiver {
     fn accept(&mut self, seq: u16, packet: &[u8], now: Duration) {
         let (Some(highest), Some(next)) = (self.highest, self.next) else {
             let ext = EXT_START + u64::from(seq);
-            (self.highest, self.next) = (Some(ext), Some(ext));
+            (self.highest, self.next, self.start) = (Some(ext), Some(ext), ext);
             self.buffer.insert(ext, Held { bytes: packet.to_vec(), at: now, recovered: false });
             return;
         };
@@ -311,10 +314,11 @@ impl RtpReceiver {
             self.stats.reordered += 1;
         }
         self.highest = Some(highest.max(ext));
-        if self.buffer.contains_key(&ext) {
-            self.stats.duplicates += 1;
-        } else {
-            self.buffer.insert(ext, Held { bytes: packet.to_vec(), at: now, recovered: false });
+        match self.buffer.entry(ext) {
+            std::collections::btree_map::Entry::Occupied(_) => self.stats.duplicates += 1,
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(Held { bytes: packet.to_vec(), at: now, recovered: false });
+            }
         }
     }
 
@@ -340,7 +344,10 @@ impl RtpReceiver {
         };
         while let Some(rec) = self.decoder.poll_recovered() {
             let ext = unwrap_seq(rec.seq, highest);
-            if ext < next {
+            if ext < self.start {
+                // Before the first packet received (joined mid-stream):
+                // never part of the output, so neither late nor recovered.
+            } else if ext < next {
                 self.stats.late += 1;
             } else {
                 self.buffer.entry(ext).or_insert(Held { bytes: rec.bytes, at: now, recovered: true });
@@ -622,13 +629,13 @@ fn report(
     } else {
         let matrix = match (s.fec_l, s.fec_d) {
             (Some(l), Some(d)) => format!(" L={l} D={d}"),
-            (Some(l), None) => format!(" L={l} rows only"),
+            (Some(l), None) => format!(" L={l} D=?"),
             _ => String::new(),
         };
+        let when = if is_final { format!("final {elapsed_s:.1}s") } else { format!("{elapsed_s:.1}s") };
         writeln!(
             out,
-            "{}{elapsed_s:>6.1}s media {media_mbps:.2} Mb/s {media_pps:.0} pkt/s | rx {} dup {} reord {} late {} | missing {} recovered {} UNRECOVERED {} | fec col {} row {}{matrix} | ts {} cc {} sync {} | buf {}",
-            if is_final { "final " } else { "" },
+            "{when:>12} media {media_mbps:.2} Mb/s {media_pps:.0} pkt/s | rx {} dup {} reord {} late {} | missing {} recovered {} UNRECOVERED {} | fec col {} row {}{matrix} | ts {} cc {} sync {} | buf {}",
             s.media_packets,
             s.duplicates,
             s.reordered,
@@ -772,6 +779,31 @@ mod tests {
         rx.finish(now);
         let s = rx.stats();
         assert_eq!((s.recovered, s.unrecovered, s.cc_errors), (2, 0, 0), "{s:?}");
+    }
+
+    #[test]
+    fn joining_mid_stream_ignores_recoveries_before_the_first_packet() {
+        let sink = Shared::default();
+        let mut rx = RtpReceiver::default().with_sink(Box::new(sink.clone()));
+        let mut index = 0;
+        for item in stream(1000, 400) {
+            match item {
+                Item::Media(m) => {
+                    // Packet 10 is rebuilt by its row's FEC, 0..10 by columns.
+                    if index >= 11 {
+                        rx.push_media(m.as_bytes(), Duration::ZERO);
+                    }
+                    index += 1;
+                }
+                Item::Fec(bytes, kind) if index > 11 => rx.push_fec(&bytes, kind, Duration::ZERO),
+                Item::Fec(..) => {}
+            }
+        }
+        rx.finish(Duration::ZERO);
+        let s = rx.stats();
+        assert_eq!((s.late, s.missing, s.recovered, s.unrecovered, s.cc_errors), (0, 0, 0, 0, 0), "{s:?}");
+        assert_eq!(s.released, 389);
+        assert!(*sink.0.lock().unwrap() == expected(11..400, &[]));
     }
 
     #[test]

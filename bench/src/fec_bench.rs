@@ -88,7 +88,7 @@ pub fn agent_child(a: &FecChildArgs) -> Result<()> {
     let outputs = cfg
         .outputs
         .iter()
-        .map(|o| OutputHandle::start(o, a.rate_bps, &fan, &shutdown))
+        .map(|o| { fan.set_nominal_bps(a.rate_bps); OutputHandle::start(o, &fan, &shutdown) })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start the output")?;
     if !procs::wait_until(Duration::from_secs(5), || {

@@ -26,7 +26,9 @@
 //!   get the same chunks over UDP from the bench. FEC: one file made with
 //!   ffmpeg (720p30 x264 8 Mbit/s + AAC); ffmpeg (`-re`) and gst (tsparse
 //!   timestamps, `udpsink sync=true`) play it in real time, the agent child
-//!   is fed its chunks at the file's average rate.
+//!   is fed its chunks at the file's average rate. By default chunks arrive
+//!   one at a time, evenly spaced; `--burst-ms 33` instead sends each 33 ms
+//!   worth at once, as a muxer does per 30 fps frame (both sides alike).
 //! - **CPU from `/proc`.** utime + stime of `/proc/<pid>/stat` in clock ticks
 //!   (`getconf CLK_TCK`, normally 100, so 10 ms resolution), summed over all
 //!   threads (libsrt's included); peak RSS from `VmHWM` in
@@ -48,6 +50,13 @@
 //!   measured processes; they are not counted but do perturb.
 //! - 10 ms tick resolution: at the default lengths the CPU figures are
 //!   ≈1 s, so ±1 % per reading; `--seconds 2` runs are smoke tests only.
+//! - **The feed's shape matters.** `srt-live-transmit` polls its UDP input
+//!   through libsrt's epoll and reads several datagrams per wake-up, while
+//!   the agent's threads wake per chunk when chunks come one at a time; the
+//!   tables print context switches per chunk per thread to show it. Compare
+//!   the default with `--burst-ms 33`. `srt --no-aes` isolates encryption
+//!   (the agent links libsrt's OpenSSL flavour, srt-live-transmit the GnuTLS
+//!   one).
 //! - The agent child counts its producer thread (TS generation or file
 //!   chunks, pacing, fan-out publish); the SRT table also shows the CPU
 //!   without it. ffmpeg and gst also demux/parse the file.
@@ -61,6 +70,7 @@
 //! target/release/edge-bench fec              # 20 s TS, 3 senders, raw core
 //! target/release/edge-bench srt --seconds 2  # smoke test
 //! target/release/edge-bench fec --seconds 2 --raw-packets 10000
+//! target/release/edge-bench srt --burst-ms 33  # frame-sized bursts
 //! ```
 //! Needs `srt-live-transmit` (srt-tools), `ffmpeg`/`ffprobe` and
 //! `gst-launch-1.0` with gst-plugins-good/-bad on `PATH`.

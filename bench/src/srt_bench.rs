@@ -97,7 +97,7 @@ pub fn agent_child(a: &SrtChildArgs) -> Result<()> {
     let outputs = cfg
         .outputs
         .iter()
-        .map(|o| OutputHandle::start(o, round_u64(rate_bps), &fan, &shutdown))
+        .map(|o| { fan.set_nominal_bps(round_u64(rate_bps)); OutputHandle::start(o, &fan, &shutdown) })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start the outputs")?;
     let connected = procs::wait_until(Duration::from_secs(10), || {

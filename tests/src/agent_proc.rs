@@ -20,6 +20,8 @@ impl AgentProc {
         let cfg = dir.join("agent.toml");
         std::fs::write(&cfg, config).unwrap_or_else(|e| panic!("write config: {e}"));
         let status_file = dir.join("status.json");
+        // A previous run's status must not be mistaken for this one's.
+        let _ = std::fs::remove_file(&status_file);
         let log_file = dir.join("agent.log");
         let log = std::fs::File::create(&log_file).unwrap_or_else(|e| panic!("create log: {e}"));
         let child = Command::new(agent_bin())

@@ -5,6 +5,7 @@
 //! binding port 0 on loopback.
 
 pub mod agent_proc;
+pub mod broker;
 pub mod peers;
 pub mod relay;
 pub mod udp;

@@ -291,17 +291,6 @@ impl RecoveryPlan {
     pub fn unrecoverable(&self) -> BTreeSet<u64> {
         self.dropped.difference(&self.recoverable).copied().collect()
     }
-
-    /// Extended number → matrix start.
-    pub fn matrix_of(&self, ext: u64) -> u64 {
-        let size = (self.l * self.d).max(1);
-        let base = self.final_matrix_start;
-        if ext >= base {
-            base + (ext - base) / size * size
-        } else {
-            base - (base - ext).div_ceil(size) * size
-        }
-    }
 }
 
 /// Works out the [`RecoveryPlan`] of a relay record.

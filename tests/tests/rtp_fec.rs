@@ -4,6 +4,7 @@
 //! through a lossy relay on loopback. Judged by de-duplicated payloads
 //! against what the relay recorded (`shared/reference/fec-and-gstreamer.md`
 //! §4, *Gotchas* 3), not by a jitterbuffer's output.
+#![cfg(test)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -11,10 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edge_tests::udp::{
-    bind_port_triple, free_port_triple, recovery_plan, rtp_output, rtp_seq, unwrap_seq, LossyRelay, RecoveryPlan,
+    free_port_triple, recovery_plan, rtp_output, rtp_seq, unwrap_seq, LossyRelay, RecoveryPlan,
     RelayRecord, UdpCollector,
 };
-use edge_tests::{agent_bin, config_toml, wait_for, AgentProc, ChildGuard};
+use edge_tests::{agent_bin, config_toml, record, wait_for, AgentProc, ChildGuard};
 
 /// 2 % random media loss, as in the reference's recovery table.
 const LOSS: f64 = 0.02;
@@ -46,19 +47,18 @@ fn wait_relay_idle(relay: &LossyRelay) {
     });
 }
 
-fn print_plan(test: &str, plan: &RecoveryPlan, recovered: &BTreeSet<u64>) {
-    let unrecovered: Vec<u64> = plan.dropped.difference(recovered).map(|e| e - plan.first).collect();
+/// Records the loss/recovery figures of a run and prints the detail.
+fn record_plan(test: &str, plan: &RecoveryPlan, recovered: u64, unrecovered: &[u64]) {
+    record(test, "media packets", plan.last - plan.first + 1);
+    record(test, "dropped by the relay (2 % seeded)", plan.dropped.len());
+    record(test, "recovered byte-identical", recovered);
+    record(test, "unrecovered", unrecovered.len());
+    record(test, "dropped in the final incomplete matrix", plan.in_final_matrix.len());
     println!(
-        "FIGURE {test}: media {} packets, L={} D={}, dropped {}, recovered {}, unrecovered {} {:?} \
-         (in the final incomplete matrix {}, from packet {}; FEC-recoverable {}; matrices missing column FEC {:?})",
-        plan.last - plan.first + 1,
+        "{test}: L={} D={}; unrecovered packets {unrecovered:?} (relative to the first); final incomplete matrix from \
+         packet {}; FEC-recoverable {}; matrices whose column FEC did not all arrive {:?}",
         plan.l,
         plan.d,
-        plan.dropped.len(),
-        plan.dropped.intersection(recovered).count(),
-        unrecovered.len(),
-        unrecovered,
-        plan.in_final_matrix.len(),
         plan.final_matrix_start - plan.first,
         plan.recoverable.len(),
         plan.matrices_missing_columns.iter().map(|m| m - plan.first).collect::<Vec<_>>(),
@@ -133,15 +133,15 @@ fn gstreamer_fecdec_recovers_every_lost_packet_of_the_agent_stream() {
     });
     agent.stop();
     wait_relay_idle(&relay);
-    let record = relay.stop();
+    let seen = relay.stop();
     // fecdec has had the whole tail; -e turns SIGINT into EOS, which flushes.
     gst.signal("INT");
     let status = gst.wait_timeout(Duration::from_secs(10));
     let log = std::fs::read_to_string(&gst_log).unwrap_or_default();
     assert!(status.is_some_and(|s| s.success()), "gst-launch did not exit cleanly: {status:?}\n{log}");
 
-    let plan = recovery_plan(&record);
-    let sent = record.media_by_ext();
+    let plan = recovery_plan(&seen);
+    let sent = seen.media_by_ext();
     let decoded = read_rfc4571(&out);
     let mid = (plan.first + plan.last) / 2;
     let mut unique: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
@@ -153,14 +153,11 @@ fn gstreamer_fecdec_recovers_every_lost_packet_of_the_agent_stream() {
     }
     let keys: BTreeSet<u64> = unique.keys().copied().collect();
     let recovered: BTreeSet<u64> = plan.dropped.intersection(&keys).copied().collect();
-    print_plan("gst_fecdec_of_agent", &plan, &recovered);
-    println!(
-        "FIGURE gst_fecdec_of_agent: fecdec emitted {} packets, {} unique ({} duplicates); test took {:.1} s",
-        decoded.len(),
-        unique.len(),
-        decoded.len() - unique.len(),
-        t0.elapsed().as_secs_f64()
-    );
+    let test = "rtp_fec_gst_fecdec_of_agent";
+    let unrecovered: Vec<u64> = plan.dropped.difference(&recovered).map(|e| e - plan.first).collect();
+    record_plan(test, &plan, recovered.len() as u64, &unrecovered);
+    record(test, "fecdec duplicate packets", decoded.len() - unique.len());
+    record(test, "test duration s", format!("{:.1}", t0.elapsed().as_secs_f64()));
 
     assert!(plan.l == 10 && plan.d == 10, "column FEC announces L={} D={}", plan.l, plan.d);
     assert!(plan.dropped.len() >= 5, "the relay dropped only {} packets", plan.dropped.len());
@@ -218,8 +215,8 @@ fn start_receive(q: u16, dir: &Path, extra: &[&str]) -> (ChildGuard, std::path::
 
 /// The expected output of a receiver: the recorded payloads from the first
 /// to the last forwarded packet, without the ones FEC cannot rebuild.
-fn expected_ts(record: &RelayRecord, plan: &RecoveryPlan) -> (Vec<u8>, u64) {
-    let sent = record.media_by_ext();
+fn expected_ts(seen: &RelayRecord, plan: &RecoveryPlan) -> (Vec<u8>, u64) {
+    let sent = seen.media_by_ext();
     let last_forwarded = sent.iter().rev().find(|(_, (_, d))| !d).map_or(plan.first, |(&e, _)| e);
     let mut ts = Vec::new();
     let mut holes = 0;
@@ -267,40 +264,29 @@ fn agent_receive_recovers_ffmpeg_prompeg_under_loss() {
     let status = sender.wait_timeout(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "ffmpeg prompeg sender failed: {status:?}");
     wait_relay_idle(&relay);
-    let record = relay.stop();
+    let seen = relay.stop();
     std::thread::sleep(Duration::from_millis(200)); // the receiver reads its sockets every 100 ms at most
     receive.signal("INT");
     let status = receive.wait_timeout(Duration::from_secs(5));
     let log = std::fs::read_to_string(&stderr).unwrap_or_default();
     assert!(status.is_some_and(|s| s.success()), "receive did not exit cleanly: {status:?}\n{log}");
 
-    let plan = recovery_plan(&record);
+    let plan = recovery_plan(&seen);
     let report = final_report(&std::fs::read_to_string(&stdout).unwrap());
-    let (expected, holes) = expected_ts(&record, &plan);
+    let (expected, holes) = expected_ts(&seen, &plan);
     let received = std::fs::read(&out).unwrap();
     let recovered_n = report["recovered"].as_u64().unwrap();
     let unrecovered_n = report["unrecovered"].as_u64().unwrap();
-    println!(
-        "FIGURE agent_receive_of_ffmpeg: media {} packets, L={} D={}, dropped {}, recovered {}, unrecovered {} \
-         (in the final incomplete matrix {}; FEC-recoverable {}; matrices missing column FEC {:?}); cc_errors {}; \
-         test took {:.1} s",
-        plan.last - plan.first + 1,
-        plan.l,
-        plan.d,
-        plan.dropped.len(),
-        recovered_n,
-        unrecovered_n,
-        plan.in_final_matrix.len(),
-        plan.recoverable.len(),
-        plan.matrices_missing_columns.iter().map(|m| m - plan.first).collect::<Vec<_>>(),
-        report["cc_errors"],
-        t0.elapsed().as_secs_f64()
-    );
+    let test = "rtp_fec_agent_receive_of_ffmpeg";
+    let unrecovered: Vec<u64> = plan.unrecoverable().iter().map(|e| e - plan.first).collect();
+    record_plan(test, &plan, recovered_n, &unrecovered);
+    record(test, "TS continuity errors", &report["cc_errors"]);
+    record(test, "test duration s", format!("{:.1}", t0.elapsed().as_secs_f64()));
     println!("receive final report: {report}");
 
     assert!(plan.l == 10 && plan.d == 10, "ffmpeg's column FEC announces L={} D={}", plan.l, plan.d);
     assert!(plan.dropped.len() >= 10, "the relay dropped only {} packets", plan.dropped.len());
-    assert_eq!(report["media_packets"].as_u64(), Some((record.media.len() - record.dropped_count()) as u64));
+    assert_eq!(report["media_packets"].as_u64(), Some((seen.media.len() - seen.dropped_count()) as u64));
     assert_eq!(report["fec_unusable"], 0, "{report}");
     assert_eq!(recovered_n, plan.recoverable.len() as u64, "recovered count; {report}");
     assert_eq!(unrecovered_n, holes, "holes in the output; {report}");
@@ -349,7 +335,8 @@ fn two_rtp_outputs_send_identical_packets() {
     let lo = *ma.keys().next().unwrap().max(mb.keys().next().unwrap());
     let hi = *ma.keys().next_back().unwrap().min(mb.keys().next_back().unwrap());
     let overlap = hi + 1 - lo;
-    println!("FIGURE rtp_2022_7_pair: path A {} packets, path B {} packets, overlap {overlap}", ma.len(), mb.len());
+    println!("rtp_2022_7_pair: path A {} packets, path B {} packets", ma.len(), mb.len());
+    record("rtp_2022_7_pair", "identical packets on both paths (whole overlap)", overlap);
     assert!(overlap >= 500, "only {overlap} packets in common");
     for ext in lo..=hi {
         let (x, y) = (ma.get(&ext), mb.get(&ext));
@@ -364,8 +351,7 @@ fn two_rtp_outputs_send_identical_packets() {
 fn receive_tool_reports_a_clean_rtp_fec_stream() {
     let t0 = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let (q, sockets) = bind_port_triple();
-    drop(sockets); // the receive tool binds them
+    let q = free_port_triple(); // the receive tool binds them
     let output = rtp_output("fec", q, Some((5, 20, "column-and-row")));
     let mut agent = AgentProc::start(dir.path(), &config_toml("rtpfec-rx", 1500, &output));
     wait_for("the agent to produce TS", START, || agent.status()?["ts_bytes"].as_u64().filter(|&b| b > 0));
@@ -377,7 +363,8 @@ fn receive_tool_reports_a_clean_rtp_fec_stream() {
     let text = std::fs::read_to_string(&stdout).unwrap();
     let lines = text.lines().filter(|l| l.starts_with('{')).count();
     let r = final_report(&text);
-    println!("FIGURE receive_smoke: {lines} JSON lines in 3 s; final {r}; test took {:.1} s", t0.elapsed().as_secs_f64());
+    println!("receive_smoke: {lines} JSON lines in 3 s; final {r}; test took {:.1} s", t0.elapsed().as_secs_f64());
+    record("rtp_fec_receive_smoke", "media packets in 3 s, unrecovered, CC errors", format!("{}, {}, {}", r["media_packets"], r["unrecovered"], r["cc_errors"]));
     assert!(lines >= 3, "expected a line per second and a final one:\n{text}");
     assert!(r["media_packets"].as_u64().unwrap() > 300, "{r}");
     assert_eq!((r["missing"].as_u64(), r["unrecovered"].as_u64(), r["late"].as_u64()), (Some(0), Some(0), Some(0)), "{r}");

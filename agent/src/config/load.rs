@@ -71,6 +71,16 @@ pub fn from_file(path: &Path) -> Result<AgentConfig, ConfigError> {
 
 /// Parses configuration text.
 pub fn from_str(text: &str) -> Result<AgentConfig, ConfigError> {
+    parse(text, true)
+}
+
+/// Parses without the cross-field rules (the caller completes the document
+/// first, then calls [`AgentConfig::validate`]).
+pub fn from_str_unvalidated(text: &str) -> Result<AgentConfig, ConfigError> {
+    parse(text, false)
+}
+
+fn parse(text: &str, validate: bool) -> Result<AgentConfig, ConfigError> {
     let tree = DeTable::parse(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unzip();
         invalid(String::new(), line, column, first_line(e.message()))
@@ -87,6 +97,9 @@ pub fn from_str(text: &str) -> Result<AgentConfig, ConfigError> {
         let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
         invalid(key, line, column, message)
     })?;
+    if !validate {
+        return Ok(config);
+    }
     config.validate().map_err(|(key, message)| {
         // A default value has no position; fall back to its table.
         let parent = key.rsplit_once('.').map_or("", |(p, _)| p);

@@ -12,7 +12,7 @@ pub mod types;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{from_file, from_str, ConfigError};
+pub use load::{from_file, from_str, from_str_unvalidated, ConfigError};
 use types::*;
 
 /// The default configuration file location on a box.
@@ -39,6 +39,9 @@ pub struct AgentConfig {
     pub rtp: RtpConfig,
     #[serde(default)]
     pub status: StatusConfig,
+    /// Fleet management over MQTT; absent = a stand-alone box. Local to the
+    /// box: a desired configuration from the fleet cannot change it.
+    pub fleet: Option<fleet::FleetSettings>,
 }
 
 /// The capture input.
@@ -515,6 +518,14 @@ impl AgentConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         if self.outputs.is_empty() {
             return Err(("outputs".into(), "at least one output is required".into()));
+        }
+        if let Some(f) = &self.fleet {
+            if f.device_id != self.device_id.as_str() {
+                return Err(("fleet.device_id".into(), format!("must equal device_id `{}`", self.device_id)));
+            }
+            if f.tls.is_none() && !f.insecure_plaintext {
+                return Err(("fleet.tls".into(), "mutual TLS is required (insecure_plaintext is for local development)".into()));
+            }
         }
         let InputConfig::TestPattern { width, height, .. } = &self.input;
         if width.get() % 2 != 0 || height.get() % 2 != 0 {

@@ -31,8 +31,8 @@ pub struct OutputHandle {
 
 impl OutputHandle {
     /// Starts the output's thread and registers its queue with the fan-out.
-    /// `nominal_bps` is the expected multiplex rate (RTP pacing uses it).
-    pub fn start(cfg: &OutputConfig, nominal_bps: u64, fan: &FanOut, agent_shutdown: &Shutdown) -> std::io::Result<Self> {
+    pub fn start(cfg: &OutputConfig, fan: &FanOut, agent_shutdown: &Shutdown) -> std::io::Result<Self> {
+        let nominal_bps = fan.nominal_bps();
         let name = cfg.name().as_str().to_owned();
         let (tx, rx, counters) = fanout::queue(QUEUE_CHUNKS);
         let status = Arc::new(OutputStatus::new(&name, counters));
@@ -52,9 +52,9 @@ impl OutputHandle {
                     OutputConfig::RtpFec(f) => rtp::RtpSettings {
                         cfg: f.rtp(),
                         fec: f.matrix().ok().map(|m| (m, f.fec_mode.into())),
-                        nominal_bps,
+                        nominal_bps: nominal_bps.clone(),
                     },
-                    OutputConfig::Rtp(r) => rtp::RtpSettings { cfg: r.clone(), fec: None, nominal_bps },
+                    OutputConfig::Rtp(r) => rtp::RtpSettings { cfg: r.clone(), fec: None, nominal_bps: nominal_bps.clone() },
                     OutputConfig::Srt(_) => unreachable!("matched above"),
                 };
                 let worker = rtp::RtpOutput::new(settings, status.clone(), stop.clone(), agent_shutdown.clone());

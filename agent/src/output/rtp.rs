@@ -12,6 +12,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,15 +41,16 @@ pub struct RtpSettings {
     pub cfg: RtpOutputConfig,
     /// FEC geometry and mode, for `rtp-fec`.
     pub fec: Option<(FecMatrix, FecMode)>,
-    /// Nominal multiplex rate in bit/s (pacing derives from it).
-    pub nominal_bps: u64,
+    /// Nominal multiplex rate in bit/s (pacing derives from it); shared with
+    /// the fan-out so a live bitrate change re-paces without a restart.
+    pub nominal_bps: Arc<AtomicU64>,
 }
 
 impl RtpSettings {
     /// The pacing rate: nominal + headroom, + FEC overhead (1/D columns,
     /// 1/L rows).
     pub fn pace_bps(&self) -> u64 {
-        let base = self.nominal_bps * (100 + PACE_HEADROOM_PERCENT) / 100;
+        let base = self.nominal_bps.load(Ordering::Relaxed).max(100_000) * (100 + PACE_HEADROOM_PERCENT) / 100;
         match self.fec {
             None => base,
             Some((m, mode)) => {
@@ -118,7 +120,7 @@ impl RtpOutput {
         let column_dest = SocketAddr::new(dest.ip(), dest.port().wrapping_add(2));
         let row_dest = SocketAddr::new(dest.ip(), dest.port().wrapping_add(4));
         let mut fec = self.settings.fec.map(|(m, mode)| FecEncoder::new(m, mode));
-        let pace_bps = self.settings.pace_bps();
+        let mut pace_bps = self.settings.pace_bps();
         let pacer = Pacer::new(pace_bps).ok().map(|p| p.with_max_lag(MAX_LAG));
         let mut meter = BurstMeter::new();
         let epoch = Instant::now();
@@ -151,6 +153,13 @@ impl RtpOutput {
             if last_stats.elapsed() >= STATS_EVERY {
                 last_stats = Instant::now();
                 let burst = paced.meter.report();
+                let now_bps = self.settings.pace_bps();
+                if now_bps != pace_bps {
+                    pace_bps = now_bps;
+                    if let Some(p) = paced.pacer.as_mut() {
+                        let _ = p.set_rate(pace_bps);
+                    }
+                }
                 self.status.add_sent(c.media, c.stale);
                 (c.media, c.stale) = (0, 0);
                 self.status.update_rtp(|r| {
@@ -240,7 +249,7 @@ mod tests {
         RtpSettings {
             cfg,
             fec: fec.map(|(l, d, m)| (FecMatrix::new(l, d).unwrap(), m)),
-            nominal_bps: 10_000_000,
+            nominal_bps: Arc::new(AtomicU64::new(10_000_000)),
         }
     }
 

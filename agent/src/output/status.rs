@@ -73,6 +73,9 @@ pub struct OutputSnapshot {
     pub state: OutputState,
     /// Seconds in the current state.
     pub state_age_s: f64,
+    /// Seconds since the output was last connected (or since it started, if
+    /// never); 0 while connected or disabled.
+    pub down_for_s: f64,
     /// Connections made since start.
     pub connects: u64,
     /// Failed connection attempts since the last success.
@@ -92,6 +95,8 @@ pub struct OutputSnapshot {
 struct Inner {
     state: OutputState,
     since: Instant,
+    /// When it stopped being connected; `None` while connected.
+    down_since: Option<Instant>,
     connects: u64,
     failed_attempts: u32,
     last_error: Option<String>,
@@ -117,6 +122,7 @@ impl OutputStatus {
             inner: Mutex::new(Inner {
                 state: OutputState::Connecting,
                 since: Instant::now(),
+                down_since: Some(Instant::now()),
                 connects: 0,
                 failed_attempts: 0,
                 last_error: None,
@@ -135,6 +141,9 @@ impl OutputStatus {
     pub fn set_state(&self, state: OutputState) {
         let mut i = self.lock();
         if i.state != state {
+            if i.state == OutputState::Connected {
+                i.down_since = Some(Instant::now());
+            }
             i.state = state;
             i.since = Instant::now();
         }
@@ -147,6 +156,7 @@ impl OutputStatus {
         i.last_error = None;
         i.state = OutputState::Connected;
         i.since = Instant::now();
+        i.down_since = None;
     }
 
     pub fn failed(&self, error: String) {
@@ -175,6 +185,10 @@ impl OutputStatus {
             name: self.name.clone(),
             state: i.state.clone(),
             state_age_s: i.since.elapsed().as_secs_f64(),
+            down_for_s: match (&i.state, i.down_since) {
+                (OutputState::Disabled, _) | (_, None) => 0.0,
+                (_, Some(t)) => t.elapsed().as_secs_f64(),
+            },
             connects: i.connects,
             failed_attempts: i.failed_attempts,
             last_error: i.last_error.clone(),
@@ -188,6 +202,24 @@ impl OutputStatus {
 }
 
 impl OutputSnapshot {
+    /// The snapshot of an output that is configured but not running.
+    pub fn disabled(name: &str) -> Self {
+        OutputSnapshot {
+            name: name.to_owned(),
+            state: OutputState::Disabled,
+            state_age_s: 0.0,
+            down_for_s: 0.0,
+            connects: 0,
+            failed_attempts: 0,
+            last_error: None,
+            chunks_sent: 0,
+            dropped_queue_full: 0,
+            dropped_stale: 0,
+            srt: None,
+            rtp: None,
+        }
+    }
+
     /// The one-line status an operator reads in the journal.
     pub fn status_line(&self) -> String {
         let age = fmt_age(Duration::from_secs_f64(self.state_age_s));

@@ -289,6 +289,7 @@ mod tests {
         let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 15i32).build().unwrap();
         let encoder = gst::ElementFactory::make("x264enc").build().unwrap();
         encoder.set_property_from_str("speed-preset", "ultrafast");
+        encoder.set_property_from_str("tune", "zerolatency");
         let mux = gst::ElementFactory::make("mpegtsmux").property("alignment", 7i32).build().unwrap();
         let sink = gst_app::AppSink::builder().sync(false).build();
         pipeline.add_many([&src, &encoder, &mux, sink.upcast_ref()]).unwrap();
@@ -305,7 +306,7 @@ mod tests {
         let stats = sup.stats.clone();
         let t = std::thread::spawn(move || sup.run());
         let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(ev) = rx.recv_timeout(Duration::from_millis(200)) {
                 seen.push(ev);
