@@ -18,9 +18,10 @@ PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
   fonts-dejavu-core
-  # SRT: the OpenSSL flavour of libsrt for the agent's binding; srt-tools for
+  # SRT: libsrt headers (openssl-dev); the agent links the GnuTLS build of the
+  # same release (faster AES, see srt/build.rs); srt-tools for
   # srt-live-transmit, the real receiver the tests and the demo use.
-  libsrt-openssl-dev srt-tools
+  libsrt-openssl-dev libsrt1.5-gnutls srt-tools
   # Fleet: rumqttc's TLS goes through the system OpenSSL (native-tls), so no
   # rustls-webpki with open advisories; mosquitto + openssl for the broker
   # tests (test CA and certificates are made at test time).

@@ -11,5 +11,10 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest >/dev/null
 fi
 export RUST_BACKTRACE=1
+rm -f target/debug/results.jsonl
 cargo nextest run --locked --workspace --profile ci "$@"
 cargo test --locked --workspace --doc
+# The figures the fault, soak and interop tests recorded, as a table.
+mkdir -p docs
+cargo run -q --locked -p edge-tests --bin results > docs/results.md
+echo "test: figures written to docs/results.md"

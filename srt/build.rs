@@ -24,12 +24,17 @@ fn block<'a>(src: &'a str, begin: &str, end: &str) -> impl Iterator<Item = &'a s
 
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi.rs");
+    // Headers and version check from libsrt-openssl-dev's pkg-config file;
+    // the library to link is chosen below.
     let lib = pkg_config::Config::new()
         .atleast_version("1.4")
+        .cargo_metadata(false)
         .probe("srt")
         .unwrap_or_else(|e| {
             panic!("libsrt not found via pkg-config (install libsrt-openssl-dev): {e}")
         });
+
+    link_libsrt(&lib);
 
     let src =
         std::fs::read_to_string("src/ffi.rs").unwrap_or_else(|e| panic!("read src/ffi.rs: {e}"));
@@ -67,4 +72,31 @@ fn main() {
         .includes(&lib.include_paths)
         .warnings(false)
         .compile("edge_srt_check");
+}
+
+/// Links Debian's GnuTLS build of libsrt when it is installed (srt-tools and
+/// GStreamer's srt plugin use it), else the OpenSSL build pkg-config names.
+/// Both are the same libsrt release with the same ABI; the GnuTLS build's
+/// AES (nettle) cost a quarter of the OpenSSL build's `AES_encrypt` path in
+/// `edge-bench srt`. `EDGE_SRT_LIB=openssl` forces the OpenSSL build.
+fn link_libsrt(lib: &pkg_config::Library) {
+    println!("cargo:rerun-if-env-changed=EDGE_SRT_LIB");
+    for dir in &lib.link_paths {
+        println!("cargo:rustc-link-search=native={}", dir.display());
+    }
+    let gnutls = lib
+        .link_paths
+        .iter()
+        .chain(std::iter::once(&std::path::PathBuf::from("/usr/lib/x86_64-linux-gnu")))
+        .map(|d| d.join("libsrt-gnutls.so.1.5"))
+        .find(|p| p.exists());
+    match (std::env::var("EDGE_SRT_LIB").as_deref(), gnutls) {
+        (Ok("openssl"), _) | (_, None) => println!("cargo:rustc-link-lib=dylib=srt"),
+        (_, Some(path)) => {
+            if let Some(dir) = path.parent() {
+                println!("cargo:rustc-link-search=native={}", dir.display());
+            }
+            println!("cargo:rustc-link-lib=dylib:+verbatim=libsrt-gnutls.so.1.5");
+        }
+    }
 }

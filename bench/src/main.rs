@@ -89,7 +89,7 @@ use clap::{Parser, Subcommand};
 /// Side-by-side CPU benchmarks of edge-agent's outputs against the
 /// reference tools (srt-live-transmit, ffmpeg, GStreamer), printed as ratios.
 ///
-/// CPU is utime+stime from /proc/<pid>/stat of the measured processes; the
+/// CPU is utime+stime from /proc/PID/stat of the measured processes; the
 /// sides run one after the other on 127.0.0.1, in one invocation.
 #[derive(Debug, Parser)]
 #[command(name = "edge-bench", version)]
