@@ -82,16 +82,10 @@ pub struct StatusDoc {
     pub outputs: Vec<output::OutputSnapshot>,
 }
 
-/// Writes `bytes` to `path` so that a reader (or a power cut) sees either the
-/// old or the new file: write a temporary file, fsync, rename.
-pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
+/// Writes `bytes` to `path` so that a reader, a kill -9 or a power cut
+/// sees either the old or the new file: a temporary file, fsync, rename,
+/// directory fsync (one implementation, shared with the fleet state store).
+pub use fleet::store::write_atomically;
 
 /// Runs the agent until `shutdown` is triggered. `raw` is the
 /// configuration as a JSON document (secrets included): the fleet's
