@@ -58,6 +58,20 @@ impl Broker {
         });
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing answers
+    /// — a broker that is overloaded or stuck.
+    pub fn pause(&self) {
+        if let Some(p) = &self.proc {
+            p.signal("STOP");
+        }
+    }
+
+    pub fn resume(&self) {
+        if let Some(p) = &self.proc {
+            p.signal("CONT");
+        }
+    }
+
     /// Stops the broker (SIGKILL: as if its host died).
     pub fn stop(&mut self) {
         self.proc = None;

@@ -163,8 +163,9 @@ fn refusing_resetting_and_stalling_receivers_do_not_disturb_the_healthy_one() {
     assert_eq!(status["outputs"][3]["connects"], 1);
 }
 
-/// Dual outputs for EDGE_SOAK_SECONDS (default 180; 1800 for the local
-/// 30-minute soak): memory, descriptors and threads must stay flat.
+/// Dual outputs and fleet telemetry (every second, to a real broker) for
+/// EDGE_SOAK_SECONDS (default 180; 1800 for the local 30-minute soak):
+/// memory, descriptors and threads must stay flat.
 #[test]
 fn soak_dual_outputs_memory_fds_threads_stay_flat() {
     let seconds: u64 = std::env::var("EDGE_SOAK_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(180);
@@ -173,7 +174,14 @@ fn soak_dual_outputs_memory_fds_threads_stay_flat() {
     let _primary = SrtListenerPeer::start(p1, 200, None, &dir.path().join("p.ts"));
     let _backup = SrtListenerPeer::start(p2, 200, None, &dir.path().join("b.ts"));
     let outputs = srt_output("primary", p1, 200, None) + &srt_output("backup", p2, 200, None);
-    let mut agent = AgentProc::start(dir.path(), &config_toml("soak-01", 1500, &outputs));
+    // Fleet telemetry every second to a real broker, as on a managed box.
+    let port = edge_tests::broker::free_tcp_port();
+    let _broker = edge_tests::broker::Broker::start(dir.path(), port);
+    let fleet = format!(
+        "\n[fleet]\nbroker = \"127.0.0.1:{port}\"\ninsecure_plaintext = true\ndevice_id = \"soak-01\"\nstate_dir = \"{}\"\ntelemetry_interval_s = 1\n",
+        dir.path().join("state").display()
+    );
+    let mut agent = AgentProc::start(dir.path(), &(config_toml("soak-01", 1500, &outputs) + &fleet));
     agent.wait_output_state("primary", "connected", CONNECT);
     agent.wait_output_state("backup", "connected", CONNECT);
     let pid = agent.proc.pid();

@@ -187,3 +187,100 @@ fn broker_down_for_30_s_loses_no_media_and_queued_events_arrive() {
     assert_eq!(status["outputs"][0]["connects"], 1);
     assert_eq!(status["pipeline_restarts"], 0);
 }
+
+#[test]
+fn flapping_and_stalled_broker_never_touch_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let port = free_tcp_port();
+    let mut broker = Broker::start(dir.path(), port);
+    let mqtt_log = dir.path().join("mqtt.log");
+    let _recorder = record_all(port, &mqtt_log);
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let primary = SrtListenerPeer::start(p1, 200, Some((PASS, 16)), &dir.path().join("p.ts"));
+    let backup = SrtListenerPeer::start(p2, 200, Some((PASS, 16)), &dir.path().join("b.ts"));
+    let config = media_config(1500, p1, p2, 200) + &fleet_section(port, &state);
+    let mut agent = AgentProc::start(dir.path(), &config);
+    agent.wait_output_state("primary", "connected", CONNECT);
+    agent.wait_output_state("backup", "connected", CONNECT);
+    let onlines = || std::fs::read_to_string(&mqtt_log).unwrap_or_default().matches("\"online\":true").count();
+    wait_for("the device online", CONNECT, || (onlines() >= 1).then_some(()));
+    // Flapping: five short outages. These sleeps are the fault pattern.
+    for _ in 0..5 {
+        broker.stop();
+        std::thread::sleep(Duration::from_secs(2));
+        broker.restart();
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // Stalled: the TCP connection stays up but nothing answers for 15 s.
+    broker.pause();
+    std::thread::sleep(Duration::from_secs(15));
+    broker.resume();
+    let before = onlines();
+    wait_for("presence re-published after the stall", Duration::from_secs(90), || {
+        (onlines() > before || agent.status()?["fleet"].as_str()?.contains("connected: true")).then_some(())
+    });
+    let status = agent.status().unwrap();
+    agent.stop();
+    for (name, peer) in [("primary", &primary), ("backup", &backup)] {
+        let ts = analyze(&peer.output);
+        record("broker_flapping_and_stalled", &format!("{name} TS continuity errors"), ts.cc_errors());
+        assert_eq!((ts.sync_errors, ts.cc_errors()), (0, 0), "{name} damaged by the broker's trouble");
+    }
+    assert_eq!(status["pipeline_restarts"], 0, "{status}");
+    for o in status["outputs"].as_array().unwrap() {
+        assert_eq!(o["connects"], 1, "an output reconnected because of the broker: {o}");
+    }
+}
+
+/// Unmounts on drop, also when the test fails.
+struct TmpfsMount(std::path::PathBuf);
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_state_directory_raises_an_alarm_and_the_stream_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // A real ENOSPC: a 512 KiB tmpfs as the state directory (needs root, as
+    // CI and the build machines run; the failure says so otherwise).
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"]).arg(&state).status();
+    assert!(mounted.is_ok_and(|s| s.success()), "cannot mount a tmpfs (this test needs root)");
+    let _mount = TmpfsMount(state.clone());
+    let port = free_tcp_port();
+    let _broker = Broker::start(dir.path(), port);
+    let mqtt_log = dir.path().join("mqtt.log");
+    let _recorder = record_all(port, &mqtt_log);
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let primary = SrtListenerPeer::start(p1, 200, Some((PASS, 16)), &dir.path().join("p.ts"));
+    let _backup = SrtListenerPeer::start(p2, 200, Some((PASS, 16)), &dir.path().join("b.ts"));
+    let config = media_config(1500, p1, p2, 200) + &fleet_section(port, &state);
+    let mut agent = AgentProc::start(dir.path(), &config);
+    agent.wait_output_state("primary", "connected", CONNECT);
+    wait_for("the device online", CONNECT, || {
+        std::fs::read_to_string(&mqtt_log).ok().filter(|l| l.contains("\"online\":true"))
+    });
+    // Fill the disk to the last byte.
+    let _ = Command::new("dd").args(["if=/dev/zero", "bs=4k"]).arg(format!("of={}", state.join("filler").display())).stderr(std::process::Stdio::null()).status();
+    let file = dir.path().join("v2.toml");
+    std::fs::write(&file, media_config(2000, p1, p2, 200)).unwrap();
+    let (code, out) = edgectl(port, &["config", "push", DEVICE, file.to_str().unwrap(), "--version", "2"]);
+    println!("push on a full disk: {code} {out}");
+    let log = wait_for("the STATE_WRITE_FAILED alarm", Duration::from_secs(30), || {
+        std::fs::read_to_string(&mqtt_log).ok().filter(|l| l.contains("STATE_WRITE_FAILED"))
+    });
+    assert!(log.contains("No space left on device"), "the alarm must say why");
+    let before = primary.received();
+    wait_for("the stream to keep running", Duration::from_secs(20), || (primary.received() > before + 300_000).then_some(()));
+    let status = agent.status().unwrap();
+    agent.stop();
+    record("disk_full", "alarm raised", "STATE_WRITE_FAILED (No space left on device)");
+    assert_eq!(status["pipeline_restarts"], 0);
+    let ts = analyze(&primary.output);
+    assert_eq!(ts.cc_errors(), 0, "stream damaged by the full disk");
+}
