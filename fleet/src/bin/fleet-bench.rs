@@ -90,7 +90,8 @@ struct Args {
     /// as native-tls always does (OpenSSL 3 parses Debian's ~144 roots in
     /// ~0.1–0.2 s of CPU per client, then native-tls discards them because
     /// the client trusts only the fleet CA). Default: SSL_CERT_FILE and
-    /// SSL_CERT_DIR point to an empty file and directory for this process.
+    /// SSL_CERT_DIR point to an empty file and directory for this process
+    /// (overriding any inherited values).
     #[arg(long)]
     system_trust_store: bool,
     /// mosquitto `max_queued_messages` (per-client queue of QoS 1 messages
@@ -293,7 +294,7 @@ fn run(a: &Args) -> Result<bool> {
     run_dir.keep = a.keep_state;
     let ids: Vec<String> = (0..n).map(|i| format!("sim-{i:05}")).collect();
     let mut trust_note = "";
-    if a.tls && !a.system_trust_store && std::env::var_os("SSL_CERT_FILE").is_none() && std::env::var_os("SSL_CERT_DIR").is_none() {
+    if a.tls && !a.system_trust_store {
         let empty = run_dir.path.join("empty-trust");
         std::fs::create_dir_all(&empty)?;
         std::fs::write(empty.join("none.pem"), b"")?;
@@ -302,6 +303,8 @@ fn run(a: &Args) -> Result<bool> {
         std::env::set_var("SSL_CERT_DIR", &empty);
         trust_note = "tls: system trust store not loaded by the simulated clients (SSL_CERT_FILE/SSL_CERT_DIR empty; \
                       native-tls would load and discard it, ~0.1-0.2 s CPU per client; --system-trust-store to keep it)\n";
+    } else if a.tls {
+        trust_note = "tls: every simulated client loads the system trust store (native-tls default; --system-trust-store)\n";
     }
     let mut out = String::new();
     out.push_str(&format!(

@@ -394,3 +394,63 @@ fn foreign_topics_are_ignored() {
     assert!(h.published.is_empty());
     assert_eq!(h.s.stats.foreign_messages, 1);
 }
+
+/// Hostile input: arbitrary bytes on the two topics a controller writes
+/// (commands and desired configuration) never panic the session and never
+/// change the running configuration unless they form a valid, newer
+/// document. Bounded case counts; PROPTEST_CASES raises them locally.
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,20}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![Just("id".to_owned()), Just("name".to_owned()), Just("args".to_owned()),
+                                Just("version".to_owned()), Just("config".to_owned()), Just("expires_at".to_owned()),
+                                "[a-z_]{1,8}"],
+                    inner,
+                    0..5,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_on_command_and_config_topics_never_panic(
+            cmd in proptest::collection::vec(any::<u8>(), 0..400),
+            desired in proptest::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let mut h = Harness::new();
+            h.connect();
+            let before = h.dev.config.clone();
+            h.send(topics::CMD_REQ, &cmd);
+            h.send(topics::CONFIG_DESIRED, &desired);
+            prop_assert_eq!(h.dev.config.clone(), before);
+        }
+
+        #[test]
+        fn structured_garbage_never_panics(cmd in arb_json(), desired in arb_json()) {
+            let mut h = Harness::new();
+            h.connect();
+            h.cmd(cmd);
+            h.desired(desired);
+            // Every answer the session published is itself a valid wire message.
+            for r in h.take(topics::CMD_RES) {
+                prop_assert!(wire::parse::<CommandResponse>(&r.payload).is_ok());
+            }
+        }
+    }
+}
