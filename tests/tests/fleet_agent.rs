@@ -44,22 +44,51 @@ fn analyze(file: &Path) -> TsAnalyzer {
     a
 }
 
+/// A broker, a recorder of every MQTT message, two libsrt receivers and the
+/// agent streaming to both under fleet management.
+struct Rig {
+    dir: tempfile::TempDir,
+    port: u16,
+    broker: Broker,
+    _recorder: edge_tests::ChildGuard,
+    mqtt_log: std::path::PathBuf,
+    p1: u16,
+    p2: u16,
+    primary: SrtListenerPeer,
+    backup: SrtListenerPeer,
+    config: String,
+    agent: AgentProc,
+}
+
+impl Rig {
+    /// `state` lets a test mount something on the state directory first.
+    fn start(dir: tempfile::TempDir, state: &Path) -> Rig {
+        let port = free_tcp_port();
+        let broker = Broker::start(dir.path(), port);
+        let mqtt_log = dir.path().join("mqtt.log");
+        let recorder = record_all(port, &mqtt_log);
+        let (p1, p2) = (free_udp_port(), free_udp_port());
+        let primary = SrtListenerPeer::start(p1, 200, Some((PASS, 16)), &dir.path().join("p.ts"));
+        let backup = SrtListenerPeer::start(p2, 200, Some((PASS, 16)), &dir.path().join("b.ts"));
+        let config = media_config(1500, p1, p2, 200) + &fleet_section(port, state);
+        let agent = AgentProc::start(dir.path(), &config);
+        agent.wait_output_state("primary", "connected", CONNECT);
+        agent.wait_output_state("backup", "connected", CONNECT);
+        let rig = Rig { dir, port, broker, _recorder: recorder, mqtt_log, p1, p2, primary, backup, config, agent };
+        wait_for("the device online", CONNECT, || (rig.mqtt().contains("\"online\":true")).then_some(()));
+        rig
+    }
+
+    fn mqtt(&self) -> String {
+        std::fs::read_to_string(&self.mqtt_log).unwrap_or_default()
+    }
+}
+
 #[test]
 fn fleet_controls_the_real_agent_safely() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let port = free_tcp_port();
-    let _broker = Broker::start(dir.path(), port);
-    let mqtt_log = dir.path().join("mqtt.log");
-    let _recorder = record_all(port, &mqtt_log);
-    let (p1, p2) = (free_udp_port(), free_udp_port());
-    let primary = SrtListenerPeer::start(p1, 200, Some((PASS, 16)), &dir.path().join("p.ts"));
-    let backup = SrtListenerPeer::start(p2, 200, Some((PASS, 16)), &dir.path().join("b.ts"));
-    let config = media_config(1500, p1, p2, 200) + &fleet_section(port, &state);
-    let mut agent = AgentProc::start(dir.path(), &config);
-    agent.wait_output_state("primary", "connected", CONNECT);
-    agent.wait_output_state("backup", "connected", CONNECT);
-
+    let Rig { dir, port, p1, p2, primary, backup, config, mut agent, mqtt_log, broker: _broker, _recorder } = Rig::start(dir, &state);
     // The operator sees the box.
     let devices = wait_for("edgectl to list the device online", CONNECT, || {
         let (code, out) = edgectl(port, &["devices"]);
@@ -151,21 +180,7 @@ fn fleet_controls_the_real_agent_safely() {
 fn broker_down_for_30_s_loses_no_media_and_queued_events_arrive() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let port = free_tcp_port();
-    let mut broker = Broker::start(dir.path(), port);
-    let mqtt_log = dir.path().join("mqtt.log");
-    let _recorder = record_all(port, &mqtt_log);
-    let (p1, p2) = (free_udp_port(), free_udp_port());
-    let primary = SrtListenerPeer::start(p1, 200, Some((PASS, 16)), &dir.path().join("p.ts"));
-    let backup = SrtListenerPeer::start(p2, 200, Some((PASS, 16)), &dir.path().join("b.ts"));
-    let config = media_config(1500, p1, p2, 200) + &fleet_section(port, &state);
-    let mut agent = AgentProc::start(dir.path(), &config);
-    agent.wait_output_state("primary", "connected", CONNECT);
-    agent.wait_output_state("backup", "connected", CONNECT);
-    wait_for("the device online", CONNECT, || {
-        std::fs::read_to_string(&mqtt_log).ok().filter(|l| l.contains("\"online\":true"))
-    });
-
+    let Rig { dir: _dir, mut broker, mqtt_log, primary, backup, mut agent, _recorder, .. } = Rig::start(dir, &state);
     broker.stop();
     // While the broker is away, the backup path fails: its OUTPUT_DOWN alarm
     // must wait in the outbox and arrive after the broker returns.
@@ -192,17 +207,7 @@ fn broker_down_for_30_s_loses_no_media_and_queued_events_arrive() {
 fn flapping_and_stalled_broker_never_touch_the_stream() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let port = free_tcp_port();
-    let mut broker = Broker::start(dir.path(), port);
-    let mqtt_log = dir.path().join("mqtt.log");
-    let _recorder = record_all(port, &mqtt_log);
-    let (p1, p2) = (free_udp_port(), free_udp_port());
-    let primary = SrtListenerPeer::start(p1, 200, Some((PASS, 16)), &dir.path().join("p.ts"));
-    let backup = SrtListenerPeer::start(p2, 200, Some((PASS, 16)), &dir.path().join("b.ts"));
-    let config = media_config(1500, p1, p2, 200) + &fleet_section(port, &state);
-    let mut agent = AgentProc::start(dir.path(), &config);
-    agent.wait_output_state("primary", "connected", CONNECT);
-    agent.wait_output_state("backup", "connected", CONNECT);
+    let Rig { dir: _dir, mut broker, mqtt_log, primary, backup, mut agent, _recorder, .. } = Rig::start(dir, &state);
     let onlines = || std::fs::read_to_string(&mqtt_log).unwrap_or_default().matches("\"online\":true").count();
     wait_for("the device online", CONNECT, || (onlines() >= 1).then_some(()));
     // Flapping: five short outages. These sleeps are the fault pattern.
@@ -251,20 +256,8 @@ fn a_full_state_directory_raises_an_alarm_and_the_stream_keeps_running() {
     // CI and the build machines run; the failure says so otherwise).
     let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"]).arg(&state).status();
     assert!(mounted.is_ok_and(|s| s.success()), "cannot mount a tmpfs (this test needs root)");
-    let _mount = TmpfsMount(state.clone());
-    let port = free_tcp_port();
-    let _broker = Broker::start(dir.path(), port);
-    let mqtt_log = dir.path().join("mqtt.log");
-    let _recorder = record_all(port, &mqtt_log);
-    let (p1, p2) = (free_udp_port(), free_udp_port());
-    let primary = SrtListenerPeer::start(p1, 200, Some((PASS, 16)), &dir.path().join("p.ts"));
-    let _backup = SrtListenerPeer::start(p2, 200, Some((PASS, 16)), &dir.path().join("b.ts"));
-    let config = media_config(1500, p1, p2, 200) + &fleet_section(port, &state);
-    let mut agent = AgentProc::start(dir.path(), &config);
-    agent.wait_output_state("primary", "connected", CONNECT);
-    wait_for("the device online", CONNECT, || {
-        std::fs::read_to_string(&mqtt_log).ok().filter(|l| l.contains("\"online\":true"))
-    });
+    let mount = TmpfsMount(state.clone());
+    let Rig { dir, port, p1, p2, primary, backup: _backup, mut agent, mqtt_log, broker: _broker, _recorder, .. } = Rig::start(dir, &state);
     // Fill the disk to the last byte.
     let _ = Command::new("dd").args(["if=/dev/zero", "bs=4k"]).arg(format!("of={}", state.join("filler").display())).stderr(std::process::Stdio::null()).status();
     let file = dir.path().join("v2.toml");
@@ -283,4 +276,7 @@ fn a_full_state_directory_raises_an_alarm_and_the_stream_keeps_running() {
     assert_eq!(status["pipeline_restarts"], 0);
     let ts = analyze(&primary.output);
     assert_eq!(ts.cc_errors(), 0, "stream damaged by the full disk");
+    // Unmount before the temporary directory is removed.
+    drop(mount);
+    drop(dir);
 }
