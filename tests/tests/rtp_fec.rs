@@ -287,11 +287,11 @@ fn agent_receive_recovers_ffmpeg_prompeg_under_loss() {
     assert!(plan.l == 10 && plan.d == 10, "ffmpeg's column FEC announces L={} D={}", plan.l, plan.d);
     assert!(plan.dropped.len() >= 10, "the relay dropped only {} packets", plan.dropped.len());
     assert_eq!(report["media_packets"].as_u64(), Some((seen.media.len() - seen.dropped_count()) as u64));
-    // An FEC packet can arrive after the decoder's window moved past the
-    // media it protects (ffmpeg's tail, or a starved receiver on a loaded
-    // 2-core CI machine: seen once). That costs nothing that the recovery
-    // assertions below do not catch.
-    assert!(report["fec_unusable"].as_u64().unwrap_or(u64::MAX) <= 2, "{report}");
+    // Some of ffmpeg's FEC packets can arrive after the decoder's window has
+    // moved past the media they protect; how many (0-4 seen) depends on
+    // scheduling. It is a figure, not a pass condition: the recovery
+    // assertions below are.
+    record(test, "FEC packets the decoder could not use", &report["fec_unusable"]);
     assert_eq!(recovered_n, plan.recoverable.len() as u64, "recovered count; {report}");
     assert_eq!(unrecovered_n, holes, "holes in the output; {report}");
     assert!(received == expected, "the repaired TS differs from what ffmpeg sent ({} vs {} bytes)", received.len(), expected.len());
