@@ -495,8 +495,9 @@ fn run(a: &Args) -> Result<bool> {
     }
 
     // Watcher figures.
-    let (mut lags_all, mut lags_steady, delivered_steady, max_gap, max_gap_dev, gaps_over, bad, stale_end, never) = {
+    let (mut lags_all, mut lags_steady, delivered_steady, max_gap, max_gap_dev, gaps_over, bad, stale_end, never, qos0_online) = {
         let d = lock(&watcher.data);
+        let qos0_online = ids.iter().filter(|id| d.presence.get(*id).is_some_and(|p| p.1)).count();
         let all: Vec<u32> = d.recs.iter().map(|r| r.1).collect();
         let steady: Vec<u32> = d.recs.iter().filter(|r| r.0 >= t_s && r.0 < t_e).map(|r| r.1).collect();
         let delivered = steady.len();
@@ -515,7 +516,7 @@ fn run(a: &Args) -> Result<bool> {
                 None => never += 1,
             }
         }
-        (all, steady, delivered, d.max_gap.max(worst_end), d.max_gap_device.clone(), d.gaps_over, d.bad, stale, never)
+        (all, steady, delivered, d.max_gap.max(worst_end), d.max_gap_device.clone(), d.gaps_over, d.bad, stale, never, qos0_online)
     };
 
     // --- Clean shutdown, then stop everything.
@@ -626,6 +627,7 @@ fn run(a: &Args) -> Result<bool> {
             )
         }
     ));
+    out.push_str(&format!("  presence through the bench's own QoS 0 `status` subscription at the end: {qos0_online}/{n} online\n"));
     let mut ectl_ok = a.no_edgectl;
     if ectl.is_some() {
         let in_run: Vec<&Redraw> = redraws.iter().filter(|r| r.at >= t0).collect();

@@ -412,7 +412,13 @@ impl Session {
     pub fn tick(&mut self, now: Now) {
         if let Some(due) = self.next_telemetry {
             if now.mono >= due {
-                self.next_telemetry = Some(now.mono + self.telemetry_interval(now.mono));
+                // From the due time, not from now: the tick runs once a
+                // second, and "now + interval" drifted 3-6 % late per period
+                // (fleet-bench). After a long stall, restart from now rather
+                // than send a burst to catch up.
+                let interval = self.telemetry_interval(now.mono);
+                let next = due + interval;
+                self.next_telemetry = Some(if next > now.mono { next } else { now.mono + interval });
                 if self.connected {
                     self.out.push_back(Output::NeedTelemetry);
                 } else {

@@ -130,8 +130,13 @@ impl Ctl {
 
     /// Subscribes to `filters` (QoS 1).
     pub async fn subscribe(&self, filters: &[String]) -> Result<()> {
+        self.subscribe_qos(filters, QoS::AtLeastOnce).await
+    }
+
+    /// Subscribes to `filters` at `qos`.
+    pub async fn subscribe_qos(&self, filters: &[String], qos: QoS) -> Result<()> {
         for f in filters {
-            self.client.subscribe(f.clone(), QoS::AtLeastOnce).await?;
+            self.client.subscribe(f.clone(), qos).await?;
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 //!   `fleet/v1/+/telemetry` (`edgectl watch` does not subscribe to
 //!   telemetry: it folds `status`, `state` and `alarms`) and records, per
 //!   message, receive time − envelope `ts`, and per device the gap between
-//!   deliveries.
+//!   deliveries. It also folds `fleet/v1/+/status` at QoS 0 (edgectl
+//!   subscribes at QoS 1, where mosquitto's per-client queue limit can drop
+//!   messages) and reads mosquitto's `$SYS` drop counter.
 //! - [`EdgectlWatch`]: the real `edgectl watch` as a child process, its
 //!   stdout (plain text when not a terminal) parsed for the summary line
 //!   of each redraw.
@@ -47,6 +49,9 @@ pub struct WatchData {
     /// mosquitto's `$SYS/broker/publish/messages/dropped` (last value):
     /// messages not sent to a subscriber because its queue was full.
     pub broker_dropped: Option<u64>,
+    /// Presence as seen through a QoS 0 subscription to `status`:
+    /// device → (bdseq, online), with edgectl's stale-offline rule.
+    pub presence: HashMap<String, (u64, bool)>,
 }
 
 /// mosquitto's counter of publishes dropped for full client queues.
@@ -155,7 +160,8 @@ async fn poll(
                     }
                     return;
                 }
-                let filters = [&filter, SYS_DROPPED].map(|f| rumqttc::SubscribeFilter::new(f.to_owned(), QoS::AtMostOnce));
+                let status = topics::topic("+", topics::STATUS);
+                let filters = [&filter, &status, SYS_DROPPED].map(|f| rumqttc::SubscribeFilter::new(f.to_owned(), QoS::AtMostOnce));
                 if let Err(e) = client.try_subscribe_many(filters) {
                     if let Some(r) = ready.take() {
                         let _ = r.send(Err(e.to_string()));
@@ -189,10 +195,27 @@ fn record(d: &mut WatchData, topic: &str, payload: &[u8], gap_limit: Duration) {
         d.broker_dropped = std::str::from_utf8(payload).ok().and_then(|s| s.trim().parse().ok());
         return;
     }
-    let Some((device, topics::TELEMETRY)) = topics::split(topic) else {
+    let Some((device, suffix)) = topics::split(topic) else {
         d.bad += 1;
         return;
     };
+    if suffix == topics::STATUS {
+        match wire::parse::<wire::Status>(payload) {
+            Ok(st) => {
+                let e = d.presence.entry(device.to_owned()).or_insert((st.bdseq, st.online));
+                let stale = !st.online && e.1 && e.0 > st.bdseq;
+                if !stale {
+                    *e = (st.bdseq, st.online);
+                }
+            }
+            Err(_) => d.bad += 1,
+        }
+        return;
+    }
+    if suffix != topics::TELEMETRY {
+        d.bad += 1;
+        return;
+    }
     let Ok(t) = wire::parse::<wire::Telemetry>(payload) else {
         d.bad += 1;
         return;

@@ -1,0 +1,24 @@
+//! The benchmark program keeps working: both benches for 2 s. They exit
+//! non-zero if any output delivered less than 99 % of its bytes. Speed is
+//! not asserted here; the ratios come from full runs by hand.
+
+#![cfg(test)]
+
+use std::process::Command;
+
+fn run(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-bench")).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "edge-bench {args:?} failed:\n{text}");
+    assert!(text.contains("ratio"), "no ratio printed:\n{text}");
+}
+
+#[test]
+fn srt_bench_smoke() {
+    run(&["srt", "--seconds", "2"]);
+}
+
+#[test]
+fn fec_bench_smoke() {
+    run(&["fec", "--seconds", "2", "--raw-packets", "10000"]);
+}
