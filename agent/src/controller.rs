@@ -141,6 +141,17 @@ impl Controller {
         self.pipeline.as_ref().map(|p| p.stats.clone())
     }
 
+    /// The input as the frame pump sees it, while streaming.
+    pub fn input_status(&self) -> Option<pipeline::pump::InputStatus> {
+        self.pipeline.as_ref().map(|p| p.stats.input.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Simulated signal loss on or off (SIGUSR1): the slate path, for real,
+    /// without pulling a cable. Returns the new state, `None` when stopped.
+    pub fn toggle_simulated_loss(&self) -> Option<bool> {
+        self.pipeline.as_ref().map(|p| p.stats.frames.toggle_simulated_loss())
+    }
+
     pub fn snapshots(&self) -> Vec<OutputSnapshot> {
         self.outputs
             .iter()
@@ -170,7 +181,9 @@ impl Controller {
             let cfg = live.read().unwrap_or_else(|p| p.into_inner()).clone();
             pipeline::graph::build(&cfg, kind, &factory)
         });
-        let sup = Supervisor::with_builder(build, &self.factory, self.fan.clone(), self.events.clone(), stop.clone());
+        let media = self.live_cfg.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let sup = Supervisor::with_builder(build, &self.factory, self.fan.clone(), self.events.clone(), stop.clone())
+            .with_media(media);
         let (stats, encoder) = (sup.stats.clone(), sup.encoder_handle());
         let thread = std::thread::Builder::new().name("pipeline".into()).spawn(move || sup.run())?;
         self.pipeline = Some(PipelineRun { stop, thread, stats, encoder });
@@ -232,7 +245,7 @@ impl Controller {
             || old.transport_stream != new.transport_stream
             || old.device_id != new.device_id
             || crate::config::VideoConfig { bitrate_kbps: new.video.bitrate_kbps, ..old.video.clone() } != new.video;
-        if new.video.encoder != old.video.encoder {
+        if new.video.encoder != old.video.encoder || new.video.codec != old.video.codec {
             let report = crate::choose_encoder(&new).map_err(|e| ControlError::Encoder(e.to_string()))?;
             let chosen = report.chosen().ok_or_else(|| ControlError::Encoder(report.why()))?;
             (self.kind, self.factory) = (chosen.kind, chosen.factory.to_owned());

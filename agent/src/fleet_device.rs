@@ -75,7 +75,8 @@ impl Device for AgentDevice {
                 "libsrt": format!("{a}.{b}.{c}"),
             },
             "encoder": { "chosen": ctl.factory(), "why": report.why(), "candidates": report.candidates },
-            "inputs": hal::input::discover(),
+            "inputs": crate::pipeline::discover_inputs(),
+            "input": ctl.input_status(),
             "outputs": ctl.config().outputs.iter().map(|o| json!({"name": o.name().as_str(), "kind": kind(o)})).collect::<Vec<_>>(),
         })
     }
@@ -106,6 +107,7 @@ impl Device for AgentDevice {
                 "ts_bytes": load(|s| s.ts_bytes.load(std::sync::atomic::Ordering::Relaxed)),
                 "restarts": load(|s| s.restarts.load(std::sync::atomic::Ordering::Relaxed)),
             },
+            "input": ctl.input_status(),
             "outputs": ctl.snapshots(),
             "system": sensors.snapshot(std::path::Path::new("/")),
         })
@@ -120,6 +122,15 @@ impl Device for AgentDevice {
         if let Some(s) = ctl.pipeline_stats() {
             if s.since_last_chunk().is_some_and(|d| d > Duration::from_secs(2)) {
                 v.push(Alarm::raised("ENCODER_FAILURE", "encoder", Severity::Critical, "no transport stream from the encoder"));
+            }
+        }
+        if let Some(input) = ctl.input_status() {
+            // Unknown = capture has not had its first chance yet: not an
+            // alarm until the frame watchdog has a verdict.
+            if input.slate && input.signal != hal::capture::Signal::Unknown {
+                let what = input.source.as_deref().unwrap_or("no capture device");
+                let msg = format!("no signal on {what}; slate on air");
+                v.push(Alarm::raised("NO_SIGNAL", "input", Severity::Critical, &msg));
             }
         }
         for s in ctl.snapshots() {

@@ -59,7 +59,7 @@ pub enum AgentError {
 /// Picks the encoder: the configured one, or the best that works here.
 pub fn choose_encoder(cfg: &AgentConfig) -> Result<ProbeReport, AgentError> {
     let backend = GstEncoderBackend::new()?;
-    Ok(hal::encoder::choose(&backend, cfg.video.encoder.0)?)
+    Ok(hal::encoder::choose_codec(&backend, cfg.video.encoder.0, cfg.video.codec.hal())?)
 }
 
 /// Options of a run that are not configuration.
@@ -77,6 +77,8 @@ pub struct StatusDoc {
     pub streaming: bool,
     pub ts_bytes: u64,
     pub pipeline_restarts: u64,
+    /// The input: what is captured, its signal and format, slate or live.
+    pub input: Option<pipeline::pump::InputStatus>,
     /// Fleet client counters, when fleet management is on.
     pub fleet: Option<String>,
     pub outputs: Vec<output::OutputSnapshot>,
@@ -130,6 +132,12 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
         let stats = health_ctl.lock().unwrap_or_else(|p| p.into_inner()).pipeline_stats();
         stats.is_none_or(|s| s.since_last_chunk().is_none_or(|d| d < pipeline::STALL_TIMEOUT))
     });
+    // SIGUSR1 toggles simulated signal loss: a technician (or a test) sees
+    // the slate go on air and the alarm raised without touching a cable.
+    let usr1 = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGUSR1, usr1.clone()) {
+        warn!(error = %e, "cannot install the SIGUSR1 handler");
+    }
     let started_at = Instant::now();
     let mut ready = false;
     let mut pipeline_state = "starting";
@@ -139,6 +147,10 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     while !shutdown.wait_timeout(tick) {
         if let Some(w) = &watchdog {
             w.tick();
+        }
+        if usr1.swap(false, Ordering::Relaxed) {
+            let on = ctl.lock().unwrap_or_else(|p| p.into_inner()).toggle_simulated_loss();
+            warn!(simulated_signal_loss = ?on, "SIGUSR1: simulated input signal loss toggled");
         }
         for ev in events_rx.try_iter() {
             match ev {
@@ -151,12 +163,13 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
                 _ => {}
             }
         }
-        let (snapshots, factory, stats, streaming) = {
+        let (snapshots, factory, stats, streaming, input) = {
             let c = ctl.lock().unwrap_or_else(|p| p.into_inner());
-            (c.snapshots(), c.factory().to_owned(), c.pipeline_stats(), c.is_streaming())
+            (c.snapshots(), c.factory().to_owned(), c.pipeline_stats(), c.is_streaming(), c.input_status())
         };
         let state = if streaming { pipeline_state } else { "stopped" };
-        let summary = std::iter::once(format!("{state} ({factory})"))
+        let input_line = input.as_ref().map(input_summary).unwrap_or_default();
+        let summary = std::iter::once(format!("{state} ({factory}){input_line}"))
             .chain(snapshots.iter().map(|s| format!("{} {}", s.name, s.state)))
             .collect::<Vec<_>>()
             .join("; ");
@@ -175,6 +188,7 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
                 streaming,
                 ts_bytes,
                 pipeline_restarts: restarts,
+                input: input.clone(),
                 fleet: fleet.as_ref().map(|f| format!("{:?}", f.stats())),
                 outputs: snapshots.clone(),
             };
@@ -188,7 +202,7 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
         }
         let mbps = ts_bytes.saturating_sub(last_bytes) as f64 * 8.0 / last_line.elapsed().as_secs_f64() / 1e6;
         (last_bytes, last_line) = (ts_bytes, Instant::now());
-        info!(target: "status", "encoder {factory} {state} ts {mbps:.2} Mb/s restarts {restarts}");
+        info!(target: "status", "encoder {factory} {state} ts {mbps:.2} Mb/s restarts {restarts}{input_line}");
         for s in &snapshots {
             info!(target: "status", "{}", s.status_line());
         }
@@ -213,6 +227,16 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
         warn!("outputs did not stop within the grace period");
     }
     Ok(())
+}
+
+/// `; input /dev/video0 1920x1080i50` or `; input test-pattern NO SIGNAL (slate)`.
+fn input_summary(i: &pipeline::pump::InputStatus) -> String {
+    let source = i.source.as_deref().unwrap_or(i.kind);
+    match (&i.format, i.slate) {
+        (Some(f), false) => format!("; input {source} {f}"),
+        (_, true) if i.signal == hal::capture::Signal::Unknown => format!("; input {source} waiting for signal (slate)"),
+        _ => format!("; input {source} NO SIGNAL (slate)"),
+    }
 }
 
 /// Where the agent keeps the configuration last applied by the fleet.

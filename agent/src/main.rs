@@ -199,13 +199,19 @@ fn probe(json: bool) -> ExitCode {
         }
     };
     let report = hal::encoder::probe(&backend, hal::encoder::EncoderRequest::Auto);
-    let inputs = hal::input::discover();
+    let hevc = hal::encoder::probe_codec(&backend, hal::encoder::EncoderRequest::Auto, hal::encoder::Codec::H265);
+    let inputs = agent::pipeline::discover_inputs();
     if json {
         let doc = serde_json::json!({
             "inputs": inputs,
             "encoders": report.candidates,
             "chosen": report.chosen().map(|c| c.factory),
             "why": report.why(),
+            "hevc": {
+                "encoders": hevc.candidates,
+                "chosen": hevc.chosen().map(|c| c.factory),
+                "why": hevc.why(),
+            },
         });
         match serde_json::to_string_pretty(&doc) {
             Ok(s) => println!("{s}"),
@@ -215,10 +221,15 @@ fn probe(json: bool) -> ExitCode {
             }
         }
     } else {
-        println!("INPUTS");
-        println!("  {:<14} {:<14} {:<10} DESCRIPTION", "ID", "KIND", "SIGNAL");
+        println!("INPUTS (auto order)");
+        println!("  {:<28} {:<13} {:<24} NAME", "ID", "KIND", "SIGNAL");
         for i in &inputs {
-            println!("  {:<14} {:<14} {:<10} {}", i.id, i.kind, format!("{:?}", i.signal).to_lowercase(), i.description);
+            let signal = match i.signal {
+                None => "always".to_owned(),
+                Some(hal::capture::Signal::Locked(f)) => format!("locked {f}"),
+                Some(s) => serde_json::to_value(s).ok().and_then(|v| v["state"].as_str().map(str::to_owned)).unwrap_or_default(),
+            };
+            println!("  {:<28} {:<13} {:<24} {}", i.id, i.kind, signal, i.name);
         }
         println!("H.264 ENCODERS (preference order)");
         println!("  {:<10} {:<18} STATUS", "FAMILY", "FACTORY");
@@ -233,6 +244,7 @@ fn probe(json: bool) -> ExitCode {
             println!("  {:<10} {:<18} {}", c.kind.name(), c.factory, status);
         }
         println!("{}", report.why());
+        println!("HEVC: {}", hevc.why());
     }
     if report.chosen().is_some() {
         ExitCode::SUCCESS

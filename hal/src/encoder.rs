@@ -1,4 +1,5 @@
-//! H.264 encoder discovery: preference order plus a one-frame trial encode.
+//! H.264 and HEVC encoder discovery: preference order plus a one-frame
+//! trial encode.
 //!
 //! A GStreamer factory being registered only proves a plugin is installed:
 //! `vah264enc` is registered on any machine with libva, `nvh264enc` needs a
@@ -28,28 +29,56 @@ pub enum EncoderKind {
     Qsv,
     /// A V4L2 memory-to-memory encoder block (ARM SoCs).
     V4l2M2m,
-    /// Software x264: always works, costs CPU.
+    /// Software x264 (H.264): always works, costs CPU.
     X264,
+    /// Software x265 (HEVC): works everywhere, costs about 4× x264's CPU;
+    /// only sensible for small pictures or as a last resort.
+    X265,
+}
+
+/// The video codec an encoder must produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    #[default]
+    H264,
+    /// HEVC: half the bitrate for the same picture where the box has a
+    /// hardware encoder for it; MediaLive accepts it in MPEG-TS inputs.
+    H265,
 }
 
 impl EncoderKind {
     /// Every family, most preferred first.
-    pub const PREFERENCE: [EncoderKind; 5] = [
+    pub const PREFERENCE: [EncoderKind; 6] = [
         EncoderKind::Va,
         EncoderKind::Nvenc,
         EncoderKind::Qsv,
         EncoderKind::V4l2M2m,
         EncoderKind::X264,
+        EncoderKind::X265,
     ];
 
-    /// GStreamer factories that implement this family, preferred first.
+    /// GStreamer factories that implement this family for H.264, preferred
+    /// first.
     pub fn factories(self) -> &'static [&'static str] {
-        match self {
-            EncoderKind::Va => &["vah264enc", "vah264lpenc"],
-            EncoderKind::Nvenc => &["nvh264enc", "nvcudah264enc", "nvautogpuh264enc"],
-            EncoderKind::Qsv => &["qsvh264enc", "msdkh264enc"],
-            EncoderKind::V4l2M2m => &["v4l2h264enc"],
-            EncoderKind::X264 => &["x264enc"],
+        self.factories_for(Codec::H264)
+    }
+
+    /// GStreamer factories of this family for `codec` (empty: the family
+    /// cannot produce it).
+    pub fn factories_for(self, codec: Codec) -> &'static [&'static str] {
+        match (self, codec) {
+            (EncoderKind::Va, Codec::H264) => &["vah264enc", "vah264lpenc"],
+            (EncoderKind::Va, Codec::H265) => &["vah265enc", "vah265lpenc"],
+            (EncoderKind::Nvenc, Codec::H264) => &["nvh264enc", "nvcudah264enc", "nvautogpuh264enc"],
+            (EncoderKind::Nvenc, Codec::H265) => &["nvh265enc", "nvcudah265enc", "nvautogpuh265enc"],
+            (EncoderKind::Qsv, Codec::H264) => &["qsvh264enc", "msdkh264enc"],
+            (EncoderKind::Qsv, Codec::H265) => &["qsvh265enc", "msdkh265enc"],
+            (EncoderKind::V4l2M2m, Codec::H264) => &["v4l2h264enc"],
+            (EncoderKind::V4l2M2m, Codec::H265) => &["v4l2h265enc"],
+            (EncoderKind::X264, Codec::H264) => &["x264enc"],
+            (EncoderKind::X265, Codec::H265) => &["x265enc"],
+            (EncoderKind::X264, Codec::H265) | (EncoderKind::X265, Codec::H264) => &[],
         }
     }
 
@@ -61,6 +90,7 @@ impl EncoderKind {
             EncoderKind::Qsv => "qsv",
             EncoderKind::V4l2M2m => "v4l2m2m",
             EncoderKind::X264 => "x264",
+            EncoderKind::X265 => "x265",
         }
     }
 
@@ -113,7 +143,7 @@ impl ProbeReport {
     /// One sentence explaining the choice, for logs and fleet inventory.
     pub fn why(&self) -> String {
         let Some(chosen) = self.chosen() else {
-            return "no H.264 encoder passed its trial encode".to_owned();
+            return "no encoder passed its trial encode".to_owned();
         };
         let skipped: Vec<String> = self
             .candidates
@@ -154,10 +184,16 @@ pub enum EncoderRequest {
 /// Walks the preference order, trial-encodes every installed candidate (so
 /// the report says what else would have worked) and picks the first that works.
 pub fn probe(backend: &dyn EncoderBackend, request: EncoderRequest) -> ProbeReport {
+    probe_codec(backend, request, Codec::H264)
+}
+
+/// [`probe`] for a given codec: only families that can produce it are
+/// listed.
+pub fn probe_codec(backend: &dyn EncoderBackend, request: EncoderRequest, codec: Codec) -> ProbeReport {
     let mut candidates = Vec::new();
     let mut chosen = None;
     for kind in EncoderKind::PREFERENCE {
-        for &factory in kind.factories() {
+        for &factory in kind.factories_for(codec) {
             let requested = match request {
                 EncoderRequest::Auto => true,
                 EncoderRequest::Force(k) => k == kind,
@@ -184,7 +220,12 @@ pub fn probe(backend: &dyn EncoderBackend, request: EncoderRequest) -> ProbeRepo
 
 /// Like [`probe`], but an error when nothing usable was found.
 pub fn choose(backend: &dyn EncoderBackend, request: EncoderRequest) -> Result<ProbeReport, HalError> {
-    let report = probe(backend, request);
+    choose_codec(backend, request, Codec::H264)
+}
+
+/// [`choose`] for a given codec.
+pub fn choose_codec(backend: &dyn EncoderBackend, request: EncoderRequest, codec: Codec) -> Result<ProbeReport, HalError> {
+    let report = probe_codec(backend, request, codec);
     if report.chosen.is_some() {
         return Ok(report);
     }
@@ -197,8 +238,8 @@ pub fn choose(backend: &dyn EncoderBackend, request: EncoderRequest) -> Result<P
                 .iter()
                 .filter(|c| c.kind == kind)
                 .map(|c| format!("{}: {:?}", c.factory, c.status))
-                .collect::<Vec<_>>()
-                .join("; "),
+                .reduce(|a, b| format!("{a}; {b}"))
+                .unwrap_or_else(|| format!("{} cannot encode {codec:?}", kind.name())),
         }),
     }
 }

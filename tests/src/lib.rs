@@ -129,11 +129,11 @@ pub fn config_toml(device: &str, video_kbps: u32, outputs: &str) -> String {
 
 [input]
 kind = "test-pattern"
+
+[video]
 width = 640
 height = 360
 framerate = 25
-
-[video]
 bitrate_kbps = {video_kbps}
 keyframe_interval = 50
 x264_preset = "ultrafast"

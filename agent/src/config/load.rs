@@ -318,8 +318,27 @@ latency_ms = 500
 
     #[test]
     fn missing_section_is_named() {
-        let e = err("device_id = \"x\"\noutputs = []\n");
-        assert!(e.message.contains("missing field `input`"), "{}", e.message);
+        let e = err("device_id = \"x\"\n[input]\nkind = \"auto\"\n");
+        assert!(e.message.contains("missing field `outputs`"), "{}", e.message);
+    }
+
+    #[test]
+    fn input_errors_name_the_key() {
+        let e = err(&GOOD.replace("kind = \"test-pattern\"", "kind = \"v4l2\"\ndevice = \"video 0\""));
+        assert_eq!(e.key, "input.device");
+        let e = err(&GOOD.replace("kind = \"test-pattern\"", "kind = \"decklink\"\nconection = \"sdi\""));
+        assert!(e.key.starts_with("input"), "{}", e.key);
+        assert!(e.message.contains("conection"), "{}", e.message);
+        assert_eq!(e.line, Some(6));
+        let e = err(&format!("{GOOD}\n[audio]\nsource = \"embedded\"\n"));
+        assert_eq!(e.key, "audio.source");
+        assert!(e.message.contains("decklink"), "{}", e.message);
+        let e = err(&format!("{GOOD}\n[audio]\nsource = \"alsa\"\n"));
+        assert_eq!(e.key, "audio.alsa_device");
+        let ok = from_str(&GOOD.replace("kind = \"test-pattern\"", "kind = \"v4l2\"\ndevice = \"v4l2-pci-0000:03:00.0\"")).unwrap();
+        assert_eq!(ok.input.kind_name(), "v4l2");
+        let auto = from_str(&GOOD.replace("[input]\nkind = \"test-pattern\"\n", "")).unwrap();
+        assert_eq!(auto.input.kind_name(), "auto", "a box with no [input] finds its own");
     }
 
     #[test]

@@ -7,11 +7,13 @@
 //! key path and the line:column in the file, because a field technician has
 //! one minute to fix it.
 
+mod input;
 mod load;
 pub mod types;
 
 use serde::{Deserialize, Serialize};
 
+pub use input::{AudioSource, DeckLinkConnection, InputConfig};
 pub use load::{from_file, from_str, from_str_unvalidated, ConfigError};
 use types::*;
 
@@ -25,6 +27,7 @@ pub struct AgentConfig {
     /// Identifies the box (MQTT client id, certificate CN, burnt into the
     /// test pattern).
     pub device_id: DeviceId,
+    #[serde(default)]
     pub input: InputConfig,
     #[serde(default)]
     pub video: VideoConfig,
@@ -44,23 +47,6 @@ pub struct AgentConfig {
     pub fleet: Option<fleet::FleetSettings>,
 }
 
-/// The capture input.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum InputConfig {
-    /// SMPTE colour bars with a burnt-in running clock and a 1 kHz tone.
-    TestPattern {
-        #[serde(default = "default_width")]
-        width: Width,
-        #[serde(default = "default_height")]
-        height: Height,
-        #[serde(default = "default_framerate")]
-        framerate: FrameRate,
-        #[serde(default = "default_tone")]
-        tone_hz: ToneHz,
-    },
-}
-
 fn default_width() -> Width {
     Width::try_from(1280).unwrap_or_else(|_| unreachable!())
 }
@@ -70,16 +56,24 @@ fn default_height() -> Height {
 fn default_framerate() -> FrameRate {
     FrameRate { num: 30, den: 1 }
 }
-fn default_tone() -> ToneHz {
-    ToneHz::try_from(1000).unwrap_or_else(|_| unreachable!())
-}
 
-/// Video codec. Only H.264 for now; HEVC comes with hardware that has it.
+/// Video codec. HEVC where the box has a hardware encoder for it (x265 is
+/// the software fallback, CPU-hungry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum VideoCodec {
     #[default]
     H264,
+    H265,
+}
+
+impl VideoCodec {
+    pub fn hal(self) -> hal::encoder::Codec {
+        match self {
+            VideoCodec::H264 => hal::encoder::Codec::H264,
+            VideoCodec::H265 => hal::encoder::Codec::H265,
+        }
+    }
 }
 
 /// Rate control. Contribution links want CBR: MediaConnect smooths to a
@@ -122,6 +116,14 @@ impl X264Preset {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VideoConfig {
+    /// The encoded picture, whatever the input delivers (it is scaled and
+    /// frame-synchronised to this).
+    #[serde(default = "default_width")]
+    pub width: Width,
+    #[serde(default = "default_height")]
+    pub height: Height,
+    #[serde(default = "default_framerate")]
+    pub framerate: FrameRate,
     #[serde(default)]
     pub codec: VideoCodec,
     #[serde(default = "default_video_bitrate")]
@@ -142,6 +144,9 @@ pub struct VideoConfig {
 impl Default for VideoConfig {
     fn default() -> Self {
         VideoConfig {
+            width: default_width(),
+            height: default_height(),
+            framerate: default_framerate(),
             codec: VideoCodec::H264,
             bitrate_kbps: default_video_bitrate(),
             keyframe_interval: default_keyframe_interval(),
@@ -176,7 +181,7 @@ impl TryFrom<String> for EncoderChoice {
         }
         EncoderKind::from_name(&s)
             .map(|k| EncoderChoice(EncoderRequest::Force(k)))
-            .ok_or_else(|| format!("unknown encoder `{s}`: use auto, va, nvenc, qsv, v4l2m2m or x264"))
+            .ok_or_else(|| format!("unknown encoder `{s}`: use auto, va, nvenc, qsv, v4l2m2m, x264 or x265"))
     }
 }
 
@@ -202,6 +207,14 @@ pub struct AudioConfig {
     pub sample_rate: SampleRate,
     #[serde(default = "default_channels")]
     pub channels: Channels,
+    #[serde(default)]
+    pub source: AudioSource,
+    /// ALSA capture device for `source = "alsa"` (`hw:1,0`, `plughw:CARD=HDMI`).
+    #[serde(default)]
+    pub alsa_device: Option<String>,
+    /// Line-up tone frequency for `source = "tone"` and the test pattern.
+    #[serde(default = "input::default_tone")]
+    pub tone_hz: ToneHz,
 }
 
 impl Default for AudioConfig {
@@ -211,6 +224,9 @@ impl Default for AudioConfig {
             bitrate_kbps: default_audio_bitrate(),
             sample_rate: default_sample_rate(),
             channels: default_channels(),
+            source: AudioSource::Auto,
+            alsa_device: None,
+            tone_hz: input::default_tone(),
         }
     }
 }
@@ -513,6 +529,29 @@ fn default_status_interval() -> StatusIntervalS {
 }
 
 impl AgentConfig {
+    /// The input and audio source must fit together.
+    fn validate_input(&self) -> Result<(), (String, String)> {
+        if let InputConfig::V4l2 { device, .. } = &self.input {
+            let path_like = device.starts_with("/dev/") && device.len() > 5;
+            let id_like = !device.is_empty()
+                && device.len() <= 128
+                && device.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+            if !(path_like || id_like) {
+                return Err(("input.device".into(), format!("`{device}` is neither a /dev path nor a device id from `edge-agent probe`")));
+            }
+        }
+        match self.audio.source {
+            AudioSource::Embedded if !matches!(self.input, InputConfig::Decklink { .. } | InputConfig::Auto { .. }) => Err((
+                "audio.source".into(),
+                format!("embedded audio needs a decklink or auto input, not {}", self.input.kind_name()),
+            )),
+            AudioSource::Alsa if self.audio.alsa_device.as_deref().is_none_or(str::is_empty) => {
+                Err(("audio.alsa_device".into(), "source = \"alsa\" needs alsa_device (e.g. \"hw:1,0\")".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Cross-field rules that no single type can express. Returns the key
     /// path and the reason of the first violation.
     pub fn validate(&self) -> Result<(), (String, String)> {
@@ -527,10 +566,10 @@ impl AgentConfig {
                 return Err(("fleet.tls".into(), "mutual TLS is required (insecure_plaintext is for local development)".into()));
             }
         }
-        let InputConfig::TestPattern { width, height, .. } = &self.input;
-        if width.get() % 2 != 0 || height.get() % 2 != 0 {
-            return Err(("input.width".into(), "width and height must be even (4:2:0 chroma)".into()));
+        if self.video.width.get() % 2 != 0 || self.video.height.get() % 2 != 0 {
+            return Err(("video.width".into(), "width and height must be even (4:2:0 chroma)".into()));
         }
+        self.validate_input()?;
         let ts = &self.transport_stream;
         let pids = [("pmt_pid", ts.pmt_pid), ("video_pid", ts.video_pid), ("audio_pid", ts.audio_pid)];
         for (i, (name, pid)) in pids.iter().enumerate() {

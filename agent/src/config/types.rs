@@ -77,6 +77,10 @@ ranged_u32!(
     StatusIntervalS, 1, 3600, "s"
 );
 ranged_u32!(
+    /// Frame watchdog: how long without a frame counts as no signal.
+    NoSignalMs, 100, 10_000, "ms"
+);
+ranged_u32!(
     /// Test tone frequency.
     ToneHz, 20, 20_000, "Hz"
 );

@@ -34,6 +34,17 @@ pub fn make_encoder(kind: EncoderKind, factory: &str, video: &VideoConfig) -> Re
                 set(&enc, "option-string", "nal-hrd=cbr:force-cfr=1")?;
             }
         }
+        EncoderKind::X265 => {
+            set_str(&enc, "tune", "zerolatency")?;
+            set_str(&enc, "speed-preset", video.x264_preset.as_str())?;
+            set(&enc, "bitrate", kbps)?;
+            set(&enc, "key-int-max", i32::try_from(gop).unwrap_or(60))?;
+            if cbr {
+                // x265's CBR: a VBV as large as one second of the rate,
+                // filled strictly (x265 docs, "Rate control").
+                set(&enc, "option-string", format!("vbv-maxrate={kbps}:vbv-bufsize={kbps}:strict-cbr=1").as_str())?;
+            }
+        }
         EncoderKind::Va => {
             set(&enc, "bitrate", kbps)?;
             set(&enc, "key-int-max", gop)?;
@@ -90,7 +101,7 @@ fn set_str(el: &gst::Element, name: &str, text: &str) -> Result<(), String> {
 /// The raw video format each family takes without an extra conversion.
 pub fn input_format(kind: EncoderKind) -> &'static str {
     match kind {
-        EncoderKind::X264 => "I420",
+        EncoderKind::X264 | EncoderKind::X265 => "I420",
         _ => "NV12",
     }
 }

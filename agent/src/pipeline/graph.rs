@@ -1,11 +1,13 @@
-//! The media graph, built element by element (not a parsed launch string, so
-//! every element and property is checked by the compiler and a missing plugin
-//! is a named error):
+//! The encoding graph, built element by element (not a parsed launch
+//! string, so every element and property is checked by the compiler and a
+//! missing plugin is a named error). Its inputs are two app sources fed by
+//! the frame pump ([`super::pump`]), so nothing upstream of the encoder can
+//! stall or renegotiate it:
 //!
 //! ```text
-//! videotestsrc ─ caps ─ timeoverlay ─ videoconvert ─ caps ─ encoder ─ h264parse ─┐
-//!                                                                               mpegtsmux ─ appsink
-//! audiotestsrc ─ audioconvert ─ audioresample ─ caps ─ AAC encoder ─ aacparse ──┘
+//! appsrc (I420 W×H) ─ videoconvert ─ caps ─ encoder ─ h264parse ─ queue ─┐
+//!                                                                       mpegtsmux ─ appsink
+//! appsrc (S16 48k) ─ audioconvert ─ caps ─ AAC encoder ─ aacparse ─ queue ┘
 //! ```
 
 use gstreamer as gst;
@@ -15,7 +17,7 @@ use hal::encoder::EncoderKind;
 
 use super::encoder::{input_format, make_encoder};
 use super::PipelineError;
-use crate::config::{AgentConfig, InputConfig};
+use crate::config::{AgentConfig, VideoConfig};
 
 /// The built pipeline and the elements the supervisor needs to reach.
 #[derive(Debug)]
@@ -23,16 +25,36 @@ pub struct Graph {
     pub pipeline: gst::Pipeline,
     pub encoder: gst::Element,
     pub sink: gst_app::AppSink,
+    /// Raw video and interleaved S16 audio in, fed by the frame pump
+    /// (`None` in graphs that bring their own sources, as tests do).
+    pub inputs: Option<(gst_app::AppSrc, gst_app::AppSrc)>,
 }
 
-fn make(factory: &str, name: &str) -> Result<gst::Element, PipelineError> {
+/// Raw video caps of the output format (`format` = None: any format).
+pub fn raw_video_caps(video: &VideoConfig, format: Option<&str>) -> gst::Caps {
+    let mut b = gst::Caps::builder("video/x-raw");
+    if let Some(f) = format {
+        b = b.field("format", f);
+    }
+    b.field("width", i32::try_from(video.width.get()).unwrap_or(1280))
+        .field("height", i32::try_from(video.height.get()).unwrap_or(720))
+        .field("framerate", gst::Fraction::new(
+            i32::try_from(video.framerate.num).unwrap_or(30),
+            i32::try_from(video.framerate.den).unwrap_or(1),
+        ))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+/// Creates a named element, or says which plugin is missing.
+pub fn make(factory: &str, name: &str) -> Result<gst::Element, PipelineError> {
     gst::ElementFactory::make(factory)
         .name(name)
         .build()
         .map_err(|_| PipelineError::MissingElement(factory.to_owned()))
 }
 
-fn capsfilter(name: &str, caps: gst::Caps) -> Result<gst::Element, PipelineError> {
+pub fn capsfilter(name: &str, caps: gst::Caps) -> Result<gst::Element, PipelineError> {
     let f = make("capsfilter", name)?;
     f.set_property("caps", &caps);
     Ok(f)
@@ -70,9 +92,23 @@ pub fn build(cfg: &AgentConfig, kind: EncoderKind, factory: &str) -> Result<Grap
         .map_err(|e| PipelineError::Link(e.to_string()))?;
     link(&[&mux, sink.upcast_ref()])?;
 
-    let encoder = add_video(&pipeline, cfg, kind, factory, &mux, &video_pad_name)?;
-    add_audio(&pipeline, cfg, &mux, &audio_pad_name)?;
-    Ok(Graph { pipeline, encoder, sink })
+    let (video_src, encoder) = add_video(&pipeline, cfg, kind, factory, &mux, &video_pad_name)?;
+    let audio_src = add_audio(&pipeline, cfg, &mux, &audio_pad_name)?;
+    Ok(Graph { pipeline, encoder, sink, inputs: Some((video_src, audio_src)) })
+}
+
+/// A live app source in time format that never blocks the pump: a full
+/// queue (the pipeline is stuck) drops instead, and the supervisor's stall
+/// detection rebuilds the graph.
+fn app_source(name: &str, caps: &gst::Caps) -> gst_app::AppSrc {
+    gst_app::AppSrc::builder()
+        .name(name)
+        .caps(caps)
+        .is_live(true)
+        .format(gst::Format::Time)
+        .max_bytes(64 * 1024 * 1024)
+        .leaky_type(gst_app::AppLeakyType::Downstream)
+        .build()
 }
 
 fn add_video(
@@ -82,46 +118,34 @@ fn add_video(
     factory: &str,
     mux: &gst::Element,
     pad_name: &str,
-) -> Result<gst::Element, PipelineError> {
-    let InputConfig::TestPattern { width, height, framerate, .. } = &cfg.input;
-    let src = make("videotestsrc", "video-src")?;
-    src.set_property("is-live", true);
-    src.set_property_from_str("pattern", "smpte");
-    let raw_caps = gst::Caps::builder("video/x-raw")
-        .field("width", i32::try_from(width.get()).unwrap_or(1280))
-        .field("height", i32::try_from(height.get()).unwrap_or(720))
-        .field("framerate", gst::Fraction::new(
-            i32::try_from(framerate.num).unwrap_or(30),
-            i32::try_from(framerate.den).unwrap_or(1),
-        ))
-        .build();
-    let src_caps = capsfilter("video-caps", raw_caps)?;
-    // The running clock makes a frozen picture obvious at the receiver, and
-    // the device id says which box a feed comes from.
-    let clock = make("timeoverlay", "clock")?;
-    clock.set_property("text", cfg.device_id.as_str());
-    clock.set_property_from_str("halignment", "center");
-    clock.set_property_from_str("valignment", "bottom");
-    clock.set_property("shaded-background", true);
-    clock.set_property("font-desc", "Monospace 32");
+) -> Result<(gst_app::AppSrc, gst::Element), PipelineError> {
+    let src = app_source("video-in", &raw_video_caps(&cfg.video, Some("I420")));
     let convert = make("videoconvert", "video-convert")?;
     let enc_caps = capsfilter(
         "encoder-caps",
         gst::Caps::builder("video/x-raw").field("format", input_format(kind)).build(),
     )?;
     let encoder = make_encoder(kind, factory, &cfg.video).map_err(PipelineError::Encoder)?;
-    let parse = make("h264parse", "video-parse")?;
-    // SPS/PPS before every IDR, so a receiver that joins late (or an output
-    // that reconnects) can start decoding at the next keyframe.
+    let parse = make(parser(cfg), "video-parse")?;
+    // SPS/PPS (and VPS) before every IDR, so a receiver that joins late (or
+    // an output that reconnects) can start decoding at the next keyframe.
     parse.set_property("config-interval", -1i32);
     let queue = make("queue", "video-queue")?;
-    let chain = [&src, &src_caps, &clock, &convert, &enc_caps, &encoder, &parse, &queue];
+    let chain = [src.upcast_ref(), &convert, &enc_caps, &encoder, &parse, &queue];
     pipeline
         .add_many(chain)
         .map_err(|e| PipelineError::Link(e.to_string()))?;
     link(&chain)?;
     link_to_mux(&queue, mux, pad_name)?;
-    Ok(encoder)
+    Ok((src, encoder))
+}
+
+/// The bitstream parser for the configured codec.
+fn parser(cfg: &AgentConfig) -> &'static str {
+    match cfg.video.codec {
+        crate::config::VideoCodec::H264 => "h264parse",
+        crate::config::VideoCodec::H265 => "h265parse",
+    }
 }
 
 fn add_audio(
@@ -129,22 +153,15 @@ fn add_audio(
     cfg: &AgentConfig,
     mux: &gst::Element,
     pad_name: &str,
-) -> Result<(), PipelineError> {
-    let InputConfig::TestPattern { tone_hz, .. } = &cfg.input;
-    let src = make("audiotestsrc", "audio-src")?;
-    src.set_property("is-live", true);
-    src.set_property("freq", f64::from(tone_hz.get()));
-    // 0.1 = -20 dBFS, the EBU R68-style line-up level.
-    src.set_property("volume", 0.1f64);
+) -> Result<gst_app::AppSrc, PipelineError> {
+    let caps = gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("layout", "interleaved")
+        .field("rate", i32::try_from(cfg.audio.sample_rate.get()).unwrap_or(48_000))
+        .field("channels", i32::try_from(cfg.audio.channels.get()).unwrap_or(2))
+        .build();
+    let src = app_source("audio-in", &caps);
     let convert = make("audioconvert", "audio-convert")?;
-    let resample = make("audioresample", "audio-resample")?;
-    let caps = capsfilter(
-        "audio-caps",
-        gst::Caps::builder("audio/x-raw")
-            .field("rate", i32::try_from(cfg.audio.sample_rate.get()).unwrap_or(48_000))
-            .field("channels", i32::try_from(cfg.audio.channels.get()).unwrap_or(2))
-            .build(),
-    )?;
     // libav's native AAC first; voaacenc (gst-plugins-bad) as the fallback.
     let aac = make("avenc_aac", "audio-encoder").or_else(|_| make("voaacenc", "audio-encoder"))?;
     let bps = i32::try_from(cfg.audio.bitrate_kbps.get() * 1000).unwrap_or(128_000);
@@ -155,12 +172,13 @@ fn add_audio(
     }
     let parse = make("aacparse", "audio-parse")?;
     let queue = make("queue", "audio-queue")?;
-    let chain = [&src, &convert, &resample, &caps, &aac, &parse, &queue];
+    let chain = [src.upcast_ref(), &convert, &aac, &parse, &queue];
     pipeline
         .add_many(chain)
         .map_err(|e| PipelineError::Link(e.to_string()))?;
     link(&chain)?;
-    link_to_mux(&queue, mux, pad_name)
+    link_to_mux(&queue, mux, pad_name)?;
+    Ok(src)
 }
 
 /// mpegtsmux takes the PID from the requested pad's name (`sink_<pid>`).

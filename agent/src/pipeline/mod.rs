@@ -1,12 +1,23 @@
 //! The media pipeline: input → encoder → MPEG-TS → fan-out, kept running.
 //!
-//! [`graph`] builds the GStreamer graph; [`Supervisor`] runs it on its own
-//! thread, turns bus messages into typed [`PipelineEvent`]s, and rebuilds the
-//! graph with exponential backoff after an error, an EOS or a stall (no TS
-//! for [`STALL_TIMEOUT`]) — a box nobody is watching must heal itself.
+//! Two GStreamer pipelines joined by the [`frames::FrameStore`]:
+//! - [`capture`] reads the input (V4L2, DeckLink, the test pattern) and is
+//!   rebuilt on its own whenever the input fails;
+//! - [`graph`] encodes and muxes; the [`pump::Pump`] feeds it one frame per
+//!   period, live or the [`slate`], so the transport stream never breaks.
+//!
+//! [`Supervisor`] runs both on their own threads, turns bus messages into
+//! typed [`PipelineEvent`]s, and rebuilds the encoding graph with exponential
+//! backoff after an error, an EOS or a stall (no TS for [`STALL_TIMEOUT`])
+//! — a box nobody is watching must heal itself.
 
+pub mod capture;
 pub mod encoder;
+pub mod frames;
 pub mod graph;
+pub mod pump;
+pub mod slate;
+pub mod tone;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
@@ -60,6 +71,8 @@ pub enum PipelineEvent {
     Stalled,
     /// About to rebuild, after `delay`.
     Restarting { attempt: u32, delay: Duration },
+    /// The input's signal changed (locked with a format, lost, …).
+    InputSignal(hal::capture::Signal),
 }
 
 /// Counters of the media path, shared with status and telemetry.
@@ -68,6 +81,10 @@ pub struct PipelineStats {
     pub ts_chunks: AtomicU64,
     pub ts_bytes: AtomicU64,
     pub restarts: AtomicU64,
+    /// The input as the frame pump sees it.
+    pub input: Arc<Mutex<pump::InputStatus>>,
+    /// Capture → pump hand-over (simulated loss is toggled here).
+    pub frames: Arc<frames::FrameStore>,
     /// Milliseconds since `epoch` of the last TS chunk (0: none yet).
     last_chunk_ms: AtomicU64,
     epoch: Instant,
@@ -79,6 +96,8 @@ impl Default for PipelineStats {
             ts_chunks: AtomicU64::new(0),
             ts_bytes: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
+            input: Arc::new(Mutex::new(pump::InputStatus::new("test-pattern"))),
+            frames: Arc::new(frames::FrameStore::default()),
             last_chunk_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -101,6 +120,9 @@ pub type GraphBuilder = Box<dyn Fn() -> Result<graph::Graph, PipelineError> + Se
 /// Runs the pipeline and restarts it when it fails.
 pub struct Supervisor {
     build: GraphBuilder,
+    /// Capture and pump settings; `None` for injected graphs with their own
+    /// sources.
+    media: Option<AgentConfig>,
     factory: String,
     fan: Arc<FanOut>,
     pub stats: Arc<PipelineStats>,
@@ -125,8 +147,17 @@ impl Supervisor {
         shutdown: Shutdown,
     ) -> Self {
         let name = factory.to_owned();
+        let media = cfg.clone();
         let build: GraphBuilder = Box::new(move || graph::build(&cfg, kind, &name));
-        Self::with_builder(build, factory, fan, events, shutdown)
+        Self::with_builder(build, factory, fan, events, shutdown).with_media(media)
+    }
+
+    /// Feeds the built graphs from capture of `cfg.input`, with the slate
+    /// while it has no signal.
+    pub fn with_media(mut self, cfg: AgentConfig) -> Self {
+        *self.stats.input.lock().unwrap_or_else(|p| p.into_inner()) = pump::InputStatus::new(cfg.input.kind_name());
+        self.media = Some(cfg);
+        self
     }
 
     /// A supervisor over any graph (tests inject graphs that fail).
@@ -139,6 +170,7 @@ impl Supervisor {
     ) -> Self {
         Supervisor {
             build,
+            media: None,
             factory: factory.to_owned(),
             fan,
             stats: Arc::new(PipelineStats::default()),
@@ -153,8 +185,25 @@ impl Supervisor {
         self.encoder.clone()
     }
 
-    /// Runs until shutdown. Each iteration builds a fresh graph.
+    /// Runs until shutdown. Each iteration builds a fresh encoding graph;
+    /// capture runs beside it for the whole run.
     pub fn run(self) {
+        let capture = self.media.clone().and_then(|cfg| {
+            let (store, stop) = (self.stats.frames.clone(), self.shutdown.clone());
+            let discovery = hal_discovery();
+            std::thread::Builder::new()
+                .name("capture".into())
+                .spawn(move || capture::run(&cfg, &store, discovery, &stop))
+                .map_err(|e| error!(error = %e, "cannot start the capture thread; slate only"))
+                .ok()
+        });
+        self.supervise();
+        if let Some(t) = capture {
+            let _ = t.join();
+        }
+    }
+
+    fn supervise(&self) {
         let epoch = self.stats.epoch;
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         while !self.shutdown.is_triggered() {
@@ -181,10 +230,42 @@ impl Supervisor {
         let g = (self.build)()?;
         install_sink(&g.sink, self.fan.clone(), self.stats.clone(), epoch);
         *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = Some(g.encoder.clone());
+        let pump_stop = Shutdown::new();
+        let pump = match (&self.media, g.inputs.clone()) {
+            (Some(cfg), Some((video, audio))) => Some(self.start_pump(cfg, video, audio, &pump_stop)?),
+            _ => None,
+        };
         let result = self.watch(&g.pipeline, epoch);
+        pump_stop.trigger();
         *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let _ = g.pipeline.set_state(gst::State::Null);
+        if let Some(t) = pump {
+            let _ = t.join();
+        }
         result
+    }
+
+    fn start_pump(
+        &self,
+        cfg: &AgentConfig,
+        video: gst_app::AppSrc,
+        audio: gst_app::AppSrc,
+        stop: &Shutdown,
+    ) -> Result<std::thread::JoinHandle<()>, PipelineError> {
+        let slate = slate::render(cfg.video.width.get(), cfg.video.height.get(), cfg.device_id.as_str())?;
+        let pump = pump::Pump {
+            video,
+            audio,
+            slate,
+            store: self.stats.frames.clone(),
+            status: self.stats.input.clone(),
+            events: self.events.clone(),
+        };
+        let (cfg, stop) = (cfg.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("frame-pump".into())
+            .spawn(move || pump.run(&cfg, &stop))
+            .map_err(|e| PipelineError::Start(format!("cannot start the frame pump: {e}")))
     }
 
     fn watch(&self, pipeline: &gst::Pipeline, epoch: Instant) -> Result<(), PipelineError> {
@@ -231,6 +312,28 @@ impl Supervisor {
         }
         Ok(())
     }
+}
+
+/// Capture discovery over the real sysfs and /dev, or the roots named by
+/// `EDGE_SYSFS_ROOT` / `EDGE_DEV_ROOT` (development and tests on fake trees).
+pub fn hal_discovery() -> hal::capture::Discovery {
+    let root = |var: &str, default: &str| std::env::var_os(var).map_or_else(|| default.into(), std::path::PathBuf::from);
+    let scanner = hal::capture::SysfsScanner::new(root("EDGE_SYSFS_ROOT", "/sys"), root("EDGE_DEV_ROOT", "/dev"));
+    let decklink: Box<dyn hal::capture::DeckLinkProbe + Send> = match hal::capture::GstDeckLinkProbe::new() {
+        Ok(p) => Box::new(p),
+        Err(_) => Box::new(hal::capture::FakeDeckLinkProbe::default()),
+    };
+    hal::capture::Discovery::from_parts(scanner, Box::new(hal::capture::SysfsOnlyProbe), decklink)
+}
+
+/// The inputs of this box (capture devices with their signal, then the
+/// test pattern), for `probe` and fleet inventory.
+pub fn discover_inputs() -> Vec<hal::input::InputInfo> {
+    let mut discovery = hal_discovery();
+    if let Err(e) = discovery.rescan(Instant::now()) {
+        warn!(error = %e, "capture discovery failed");
+    }
+    hal::input::inventory(discovery.devices())
 }
 
 fn ms_since(epoch: Instant) -> u64 {
@@ -294,7 +397,7 @@ mod tests {
         let sink = gst_app::AppSink::builder().sync(false).build();
         pipeline.add_many([&src, &encoder, &mux, sink.upcast_ref()]).unwrap();
         gst::Element::link_many([&src, &encoder, &mux, sink.upcast_ref()]).unwrap();
-        Ok(graph::Graph { pipeline, encoder, sink })
+        Ok(graph::Graph { pipeline, encoder, sink, inputs: None })
     }
 
     #[test]

@@ -1,0 +1,336 @@
+//! Capture: from a device (or the test pattern) to raw frames in the output
+//! format, handed to the [`FrameStore`].
+//!
+//! ```text
+//! v4l2src | decklinkvideosrc | videotestsrc+timeoverlay
+//!   ─ deinterlace ─ videoconvert ─ videoscale ─ I420 W×H ─ appsink → FrameStore
+//! decklinkaudiosrc | alsasrc ─ audioconvert ─ audioresample ─ S16 48k ─ appsink → FrameStore
+//! ```
+//!
+//! Capture runs in its own pipeline on its own thread and is rebuilt with
+//! backoff whenever it fails: a pulled cable, a source that switches format
+//! and makes the driver error out, a dongle unplugged. The encoding
+//! pipeline keeps running on the slate meanwhile.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use hal::capture::{CaptureDevice, CaptureKind, Discovery, VideoFormat};
+use tracing::{info, warn};
+
+use super::frames::FrameStore;
+use super::graph::make;
+use super::PipelineError;
+use crate::config::{AgentConfig, AudioSource, DeckLinkConnection, InputConfig};
+use crate::output::backoff::Backoff;
+use crate::shutdown::Shutdown;
+
+/// A concrete thing to capture from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureSource {
+    TestPattern,
+    V4l2 { path: PathBuf },
+    DeckLink { number: u32, connection: DeckLinkConnection },
+}
+
+impl CaptureSource {
+    /// How status and telemetry name it.
+    pub fn label(&self) -> String {
+        match self {
+            CaptureSource::TestPattern => "test-pattern".to_owned(),
+            CaptureSource::V4l2 { path } => path.display().to_string(),
+            CaptureSource::DeckLink { number, .. } => format!("decklink:{number}"),
+        }
+    }
+
+    fn from_device(d: &CaptureDevice) -> Option<CaptureSource> {
+        match d.kind {
+            CaptureKind::DeckLink => {
+                Some(CaptureSource::DeckLink { number: d.index, connection: DeckLinkConnection::Auto })
+            }
+            CaptureKind::V4l2Hdmi | CaptureKind::V4l2Uvc => d.path.clone().map(|path| CaptureSource::V4l2 { path }),
+        }
+    }
+}
+
+/// Turns the configured input into a source, looking devices up where the
+/// configuration names them by id or asks for `auto`. `None`: nothing to
+/// capture from right now (the slate stays on air; try again later).
+pub fn resolve(input: &InputConfig, discovery: &mut Discovery) -> Option<CaptureSource> {
+    match input {
+        InputConfig::TestPattern { .. } => Some(CaptureSource::TestPattern),
+        InputConfig::Decklink { device_number, connection, .. } => {
+            Some(CaptureSource::DeckLink { number: *device_number, connection: *connection })
+        }
+        InputConfig::V4l2 { device, .. } if device.starts_with("/dev/") => {
+            Some(CaptureSource::V4l2 { path: PathBuf::from(device) })
+        }
+        InputConfig::V4l2 { device, .. } => {
+            rescan(discovery);
+            discovery.devices().iter().find(|d| &d.id == device).and_then(CaptureSource::from_device)
+        }
+        InputConfig::Auto { .. } => {
+            rescan(discovery);
+            let devices = discovery.devices();
+            hal::capture::select_auto(devices)
+                .or_else(|| hal::capture::auto_order(devices).into_iter().next())
+                .and_then(CaptureSource::from_device)
+        }
+    }
+}
+
+fn rescan(discovery: &mut Discovery) {
+    if let Err(e) = discovery.rescan(Instant::now()) {
+        warn!(error = %e, "capture discovery failed");
+    }
+}
+
+/// The sound capture should deliver, if any (tone and silence are made by
+/// the frame pump, not captured).
+fn captured_audio(cfg: &AgentConfig, source: &CaptureSource) -> Option<gst::Element> {
+    let alsa = |dev: &str| -> Option<gst::Element> {
+        let src = make("alsasrc", "audio-capture").ok()?;
+        src.set_property("device", dev);
+        Some(src)
+    };
+    match (cfg.audio.source, source, cfg.audio.alsa_device.as_deref()) {
+        (AudioSource::Embedded | AudioSource::Auto, CaptureSource::DeckLink { number, .. }, _) => {
+            let src = make("decklinkaudiosrc", "audio-capture").ok()?;
+            src.set_property("device-number", i32::try_from(*number).unwrap_or(0));
+            Some(src)
+        }
+        (AudioSource::Alsa | AudioSource::Auto, CaptureSource::V4l2 { .. }, Some(dev)) => alsa(dev),
+        (AudioSource::Alsa, _, Some(dev)) => alsa(dev),
+        _ => None,
+    }
+}
+
+/// A capture pipeline and its sinks.
+#[derive(Debug)]
+pub struct CaptureGraph {
+    pub pipeline: gst::Pipeline,
+    video: gst_app::AppSink,
+    audio: Option<gst_app::AppSink>,
+    /// Where the source's own caps are observed (before scaling).
+    caps_pad: gst::Pad,
+}
+
+/// Builds the capture pipeline for `source`, delivering frames in the
+/// configured output format.
+pub fn build(cfg: &AgentConfig, source: &CaptureSource) -> Result<CaptureGraph, PipelineError> {
+    let pipeline = gst::Pipeline::with_name("capture");
+    let add = |els: &[&gst::Element]| -> Result<(), PipelineError> {
+        pipeline.add_many(els.iter().copied()).map_err(|e| PipelineError::Link(e.to_string()))?;
+        gst::Element::link_many(els.iter().copied()).map_err(|e| PipelineError::Link(e.to_string()))
+    };
+    let mut head: Vec<gst::Element> = Vec::new();
+    match source {
+        CaptureSource::TestPattern => {
+            let src = make("videotestsrc", "video-src")?;
+            src.set_property("is-live", true);
+            src.set_property_from_str("pattern", "smpte");
+            let caps = super::graph::capsfilter("pattern-caps", super::graph::raw_video_caps(&cfg.video, None))?;
+            // The running clock makes a frozen picture obvious at the
+            // receiver; the device id says which box a feed comes from.
+            let clock = make("timeoverlay", "clock")?;
+            clock.set_property("text", cfg.device_id.as_str());
+            clock.set_property_from_str("halignment", "center");
+            clock.set_property_from_str("valignment", "bottom");
+            clock.set_property("shaded-background", true);
+            clock.set_property("font-desc", "Monospace 32");
+            head.extend([src, caps, clock]);
+        }
+        CaptureSource::V4l2 { path } => {
+            let src = make("v4l2src", "video-src")?;
+            src.set_property("device", path.display().to_string());
+            src.set_property("do-timestamp", true);
+            head.push(src);
+        }
+        CaptureSource::DeckLink { number, connection } => {
+            let src = make("decklinkvideosrc", "video-src")?;
+            src.set_property("device-number", i32::try_from(*number).unwrap_or(0));
+            src.set_property_from_str("mode", "auto");
+            src.set_property_from_str("connection", connection.gst_nick());
+            head.push(src);
+        }
+    }
+    // Interlaced venue sources (1080i50/i59.94) are deinterlaced; the
+    // element passes progressive video through untouched.
+    let deinterlace = make("deinterlace", "deinterlace")?;
+    let convert = make("videoconvert", "capture-convert")?;
+    let scale = make("videoscale", "capture-scale")?;
+    // Letterbox rather than distort when the source aspect differs.
+    scale.set_property("add-borders", true);
+    let out_caps = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", i32::try_from(cfg.video.width.get()).unwrap_or(1280))
+        .field("height", i32::try_from(cfg.video.height.get()).unwrap_or(720))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build();
+    let video = gst_app::AppSink::builder().name("capture-video").caps(&out_caps).sync(false).max_buffers(2).drop(true).build();
+    let caps_pad = deinterlace.static_pad("sink").ok_or_else(|| PipelineError::Link("deinterlace has no sink pad".into()))?;
+    let mut chain: Vec<&gst::Element> = head.iter().collect();
+    chain.extend([&deinterlace, &convert, &scale, video.upcast_ref()]);
+    add(&chain)?;
+
+    let audio = match captured_audio(cfg, source) {
+        Some(src) => {
+            let convert = make("audioconvert", "capture-audio-convert")?;
+            let resample = make("audioresample", "capture-audio-resample")?;
+            let caps = gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("layout", "interleaved")
+                .field("rate", i32::try_from(cfg.audio.sample_rate.get()).unwrap_or(48_000))
+                .field("channels", i32::try_from(cfg.audio.channels.get()).unwrap_or(2))
+                .build();
+            let sink = gst_app::AppSink::builder().name("capture-audio").caps(&caps).sync(false).build();
+            add(&[&src, &convert, &resample, sink.upcast_ref()])?;
+            Some(sink)
+        }
+        None => None,
+    };
+    Ok(CaptureGraph { pipeline, video, audio, caps_pad })
+}
+
+/// The input format from a caps event: broadcast notation needs the frame
+/// rate and whether the source is interlaced.
+fn video_format(caps: &gst::CapsRef) -> Option<VideoFormat> {
+    let s = caps.structure(0)?;
+    let width = u32::try_from(s.get::<i32>("width").ok()?).ok()?;
+    let height = u32::try_from(s.get::<i32>("height").ok()?).ok()?;
+    let fps = s.get::<gst::Fraction>("framerate").unwrap_or_else(|_| gst::Fraction::new(0, 1));
+    let interlaced = s.get::<&str>("interlace-mode").is_ok_and(|m| m != "progressive");
+    Some(VideoFormat {
+        width,
+        height,
+        fps_num: u32::try_from(fps.numer()).unwrap_or(0),
+        fps_den: u32::try_from(fps.denom()).unwrap_or(1),
+        interlaced,
+    })
+}
+
+fn wire(g: &CaptureGraph, store: &Arc<FrameStore>) {
+    let frames = store.clone();
+    g.video.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(buf) = sample.buffer_owned() {
+                    frames.put_frame(buf, Instant::now());
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    if let Some(audio) = &g.audio {
+        let sound = store.clone();
+        audio.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                        let samples: Vec<i16> =
+                            map.as_slice().chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+                        sound.put_audio(&samples);
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
+    let formats = store.clone();
+    g.caps_pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        if let Some(gst::PadProbeData::Event(ev)) = &info.data {
+            if let gst::EventView::Caps(c) = ev.view() {
+                if let Some(f) = video_format(c.caps()) {
+                    formats.set_format(f);
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Keeps a capture pipeline running for the configured input until
+/// `stop`, rebuilding it (and, for `auto`, re-choosing the device) after
+/// failures. Never touches the encoding pipeline.
+pub fn run(cfg: &AgentConfig, store: &Arc<FrameStore>, mut discovery: Discovery, stop: &Shutdown) {
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+    while !stop.is_triggered() {
+        let outcome = match resolve(&cfg.input, &mut discovery) {
+            None => Err("no capture device present".to_owned()),
+            Some(source) => run_once(cfg, &source, store, stop, &mut backoff),
+        };
+        store.reset(None);
+        if stop.is_triggered() {
+            break;
+        }
+        if let Err(e) = outcome {
+            warn!(error = %e, "capture failed; the slate is on air");
+        }
+        if stop.wait_timeout(backoff.next_delay()) {
+            break;
+        }
+    }
+}
+
+/// How long a capture may run without a frame before it is rebuilt (and,
+/// for `auto`, another device considered): some drivers never recover from a
+/// lost lock without a fresh open.
+const REOPEN_AFTER: Duration = Duration::from_secs(10);
+
+fn run_once(
+    cfg: &AgentConfig,
+    source: &CaptureSource,
+    store: &Arc<FrameStore>,
+    stop: &Shutdown,
+    backoff: &mut Backoff,
+) -> Result<(), String> {
+    let g = build(cfg, source).map_err(|e| e.to_string())?;
+    store.reset(Some(source.label()));
+    wire(&g, store);
+    let bus = g.pipeline.bus().ok_or("capture pipeline has no bus")?;
+    let result = watch(&g, &bus, source, store, stop, backoff);
+    let _ = g.pipeline.set_state(gst::State::Null);
+    result
+}
+
+fn watch(
+    g: &CaptureGraph,
+    bus: &gst::Bus,
+    source: &CaptureSource,
+    store: &FrameStore,
+    stop: &Shutdown,
+    backoff: &mut Backoff,
+) -> Result<(), String> {
+    g.pipeline.set_state(gst::State::Playing).map_err(|_| format!("{} refused to start", source.label()))?;
+    info!(source = %source.label(), "capture started");
+    let started = Instant::now();
+    let mut last_seen = started;
+    while !stop.is_triggered() {
+        if let Some((_, at)) = store.latest() {
+            if at > last_seen {
+                last_seen = at;
+                backoff.reset();
+            }
+        }
+        // Simulated loss is a test of the slate path, not a dead driver.
+        if last_seen.elapsed() > REOPEN_AFTER && !store.simulated_loss() && *source != CaptureSource::TestPattern {
+            return Err(format!("no frame from {} for {} s; reopening", source.label(), REOPEN_AFTER.as_secs()));
+        }
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else { continue };
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                let element = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+                return Err(format!("{element}: {}", e.error()));
+            }
+            gst::MessageView::Eos(_) => return Err(format!("{} ended", source.label())),
+            _ => {}
+        }
+    }
+    Ok(())
+}
