@@ -1,5 +1,5 @@
-//! A small MPEG-TS checker: sync bytes, continuity counters, per-PID counts
-//! and PCR presence (ISO/IEC 13818-1 §2.4.3). Used by the receive tool and by
+//! A small MPEG-TS checker: sync bytes, continuity counters, per-PID counts,
+//! PCR presence and PCR continuity (ISO/IEC 13818-1 §2.4.3). Used by the receive tool and by
 //! tests that prove an output's stream survived another output's outage.
 
 use std::collections::BTreeMap;
@@ -13,8 +13,18 @@ pub struct PidStats {
     pub packets: u64,
     pub cc_errors: u64,
     pub pcrs: u64,
+    /// Largest step between consecutive PCRs, in 27 MHz ticks.
+    pub max_pcr_step: u64,
+    /// PCRs that went backwards (a wrap of the 33-bit base excepted).
+    pub pcr_backwards: u64,
+    /// Packets with the adaptation field's discontinuity_indicator set.
+    pub discontinuities: u64,
     last_cc: Option<u8>,
+    last_pcr: Option<u64>,
 }
+
+/// The PCR period, in 27 MHz ticks: 2^33 × 300.
+const PCR_WRAP: u64 = (1 << 33) * 300;
 
 /// Feeds on any byte slices (not necessarily packet-aligned).
 #[derive(Debug, Default, Clone)]
@@ -33,6 +43,21 @@ impl TsAnalyzer {
     /// Continuity errors over all PIDs.
     pub fn cc_errors(&self) -> u64 {
         self.pids.values().map(|p| p.cc_errors).sum()
+    }
+
+    /// Largest PCR step on any PID, in milliseconds.
+    pub fn max_pcr_step_ms(&self) -> f64 {
+        self.pids.values().map(|p| p.max_pcr_step).max().unwrap_or(0) as f64 / 27_000.0
+    }
+
+    /// PCRs that went backwards, over all PIDs.
+    pub fn pcr_backwards(&self) -> u64 {
+        self.pids.values().map(|p| p.pcr_backwards).sum()
+    }
+
+    /// Packets flagged as discontinuities, over all PIDs.
+    pub fn discontinuities(&self) -> u64 {
+        self.pids.values().map(|p| p.discontinuities).sum()
     }
 
     pub fn push(&mut self, mut data: &[u8]) {
@@ -77,8 +102,24 @@ impl TsAnalyzer {
         let pcr = has_af && af_len > 0 && p[5] & 0x10 != 0;
         let st = self.pids.entry(pid).or_default();
         st.packets += 1;
-        if pcr {
+        if discontinuity {
+            st.discontinuities += 1;
+        }
+        if pcr && af_len >= 7 {
             st.pcrs += 1;
+            // §2.4.3.5: 33-bit base, 6 reserved bits, 9-bit extension.
+            let base = (u64::from(p[6]) << 25) | (u64::from(p[7]) << 17) | (u64::from(p[8]) << 9) | (u64::from(p[9]) << 1) | (u64::from(p[10]) >> 7);
+            let ext = (u64::from(p[10] & 1) << 8) | u64::from(p[11]);
+            let value = base * 300 + ext;
+            if let Some(last) = st.last_pcr {
+                let step = (value + PCR_WRAP - last) % PCR_WRAP;
+                if step > PCR_WRAP / 2 {
+                    st.pcr_backwards += 1;
+                } else {
+                    st.max_pcr_step = st.max_pcr_step.max(step);
+                }
+            }
+            st.last_pcr = Some(value);
         }
         if pid == NULL_PID {
             return;
@@ -129,6 +170,35 @@ mod tests {
             a.push(&pkt(256, cc));
         }
         assert_eq!(a.cc_errors(), 0);
+    }
+
+    #[allow(clippy::cast_possible_truncation)] // byte packing
+    fn pcr_pkt(pid: u16, cc: u8, pcr_27mhz: u64) -> [u8; 188] {
+        let mut p = pkt(pid, cc);
+        p[3] = 0x30 | (cc & 0x0F);
+        p[4] = 7;
+        p[5] = 0x10;
+        let (base, ext) = (pcr_27mhz / 300, pcr_27mhz % 300);
+        p[6] = (base >> 25) as u8;
+        p[7] = (base >> 17) as u8;
+        p[8] = (base >> 9) as u8;
+        p[9] = (base >> 1) as u8;
+        p[10] = ((base & 1) << 7) as u8 | 0x7E | (ext >> 8) as u8;
+        p[11] = ext as u8;
+        p
+    }
+
+    #[test]
+    fn measures_pcr_steps_across_the_wrap_and_counts_backward_jumps() {
+        let mut a = TsAnalyzer::new();
+        let ms = 27_000u64;
+        for (i, pcr) in (0u8..).zip([PCR_WRAP - 20 * ms, PCR_WRAP - 10 * ms, 15 * ms, 55 * ms, 40 * ms]) {
+            a.push(&pcr_pkt(481, i, pcr));
+        }
+        assert_eq!(a.pids[&481].pcrs, 5);
+        assert!((a.max_pcr_step_ms() - 40.0).abs() < 1e-9, "{}", a.max_pcr_step_ms());
+        assert_eq!(a.pcr_backwards(), 1);
+        assert_eq!(a.discontinuities(), 0);
     }
 
     #[test]

@@ -94,6 +94,22 @@ impl EncoderKind {
         }
     }
 
+    /// The raw format the family takes without an extra conversion: the
+    /// software encoders want planar I420, hardware blocks NV12.
+    pub fn raw_format(self) -> &'static str {
+        match self {
+            EncoderKind::X264 | EncoderKind::X265 => "I420",
+            _ => "NV12",
+        }
+    }
+
+    /// The family a factory belongs to.
+    pub fn of_factory(factory: &str) -> Option<EncoderKind> {
+        Self::PREFERENCE.into_iter().find(|k| {
+            k.factories_for(Codec::H264).contains(&factory) || k.factories_for(Codec::H265).contains(&factory)
+        })
+    }
+
     /// Parses a configuration name; `None` for unknown names.
     pub fn from_name(name: &str) -> Option<EncoderKind> {
         Self::PREFERENCE.into_iter().find(|k| k.name() == name)
@@ -275,8 +291,9 @@ impl EncoderBackend for GstEncoderBackend {
     }
 }
 
-/// videotestsrc (one NV12 frame) → encoder → appsink; success when an
-/// encoded buffer reaches the sink before the timeout.
+/// videotestsrc (one frame in the family's raw format) → encoder →
+/// appsink; success when an encoded buffer reaches the sink before the
+/// timeout.
 fn trial_encode(factory: &str, timeout: Duration) -> Result<(), String> {
     let pipeline = gst::Pipeline::new();
     let make = |name: &str| gst::ElementFactory::make(name).build().map_err(|e| e.to_string());
@@ -286,7 +303,7 @@ fn trial_encode(factory: &str, timeout: Duration) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let convert = make("videoconvert")?;
     let caps = gst::Caps::builder("video/x-raw")
-        .field("format", "NV12")
+        .field("format", EncoderKind::of_factory(factory).map_or("NV12", EncoderKind::raw_format))
         .field("width", 320i32)
         .field("height", 240i32)
         .field("framerate", gst::Fraction::new(30, 1))
@@ -378,9 +395,29 @@ mod tests {
     fn nothing_installed_is_an_error_with_reason() {
         let fake = FakeBackend(HashMap::new());
         match choose(&fake, EncoderRequest::Auto) {
-            Err(HalError::NoEncoder(why)) => assert!(why.contains("no H.264 encoder")),
+            Err(HalError::NoEncoder(why)) => assert!(why.contains("no encoder passed")),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn hevc_lists_only_families_that_can_encode_it() {
+        let fake = FakeBackend(HashMap::from([("x264enc", Ok(())), ("x265enc", Ok(())), ("vah265enc", Err("no VA display".into()))]));
+        let report = probe_codec(&fake, EncoderRequest::Auto, Codec::H265);
+        assert!(report.candidates.iter().all(|c| c.factory.contains("265")), "{report:?}");
+        assert_eq!(report.chosen().map(|c| c.factory), Some("x265enc"));
+        assert!(report.why().contains("vah265enc failed trial (no VA display)"), "{}", report.why());
+        match choose_codec(&fake, EncoderRequest::Force(EncoderKind::X264), Codec::H265) {
+            Err(HalError::ForcedEncoderUnusable { reason, .. }) => assert!(reason.contains("cannot encode H265"), "{reason}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn real_gstreamer_encodes_hevc_with_x265() {
+        let backend = GstEncoderBackend::new().unwrap();
+        let report = probe_codec(&backend, EncoderRequest::Force(EncoderKind::X265), Codec::H265);
+        assert_eq!(report.chosen().map(|c| c.factory), Some("x265enc"), "{report:?}");
     }
 
     #[test]

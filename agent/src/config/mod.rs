@@ -566,7 +566,7 @@ impl AgentConfig {
                 return Err(("fleet.tls".into(), "mutual TLS is required (insecure_plaintext is for local development)".into()));
             }
         }
-        if self.video.width.get() % 2 != 0 || self.video.height.get() % 2 != 0 {
+        if !self.video.width.get().is_multiple_of(2) || !self.video.height.get().is_multiple_of(2) {
             return Err(("video.width".into(), "width and height must be even (4:2:0 chroma)".into()));
         }
         self.validate_input()?;

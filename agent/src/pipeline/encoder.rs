@@ -100,10 +100,7 @@ fn set_str(el: &gst::Element, name: &str, text: &str) -> Result<(), String> {
 
 /// The raw video format each family takes without an extra conversion.
 pub fn input_format(kind: EncoderKind) -> &'static str {
-    match kind {
-        EncoderKind::X264 | EncoderKind::X265 => "I420",
-        _ => "NV12",
-    }
+    kind.raw_format()
 }
 
 /// Changes the bitrate of a running encoder, where the element allows it.
