@@ -76,6 +76,10 @@ pub struct Controller {
     persist: Option<PathBuf>,
     /// The last persistence failure (state directory full or read-only).
     pub persist_error: Option<String>,
+    /// `identify`: until when the front panel flashes.
+    identify_until: Option<std::time::Instant>,
+    /// The front panel's readings, when a board is configured.
+    pub panel: Option<Arc<Mutex<crate::panel::PanelReadings>>>,
 }
 
 impl Controller {
@@ -107,6 +111,8 @@ impl Controller {
             shutdown,
             persist,
             persist_error: None,
+            identify_until: None,
+            panel: None,
         };
         for o in c.cfg.outputs.clone() {
             let handle = c.start_output(&o)?;
@@ -139,6 +145,23 @@ impl Controller {
     /// Counters of the current pipeline run, if streaming.
     pub fn pipeline_stats(&self) -> Option<Arc<PipelineStats>> {
         self.pipeline.as_ref().map(|p| p.stats.clone())
+    }
+
+    /// `identify`: flash the front panel for `d`.
+    pub fn identify(&mut self, d: std::time::Duration) {
+        self.identify_until = Some(std::time::Instant::now() + d);
+    }
+
+    pub fn panel_configured(&self) -> bool {
+        self.cfg.panel.is_some()
+    }
+
+    pub fn panel_readings(&self) -> Option<crate::panel::PanelReadings> {
+        self.panel.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    pub fn identifying(&self) -> bool {
+        self.identify_until.is_some_and(|t| std::time::Instant::now() < t)
     }
 
     /// The input as the frame pump sees it, while streaming.

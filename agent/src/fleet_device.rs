@@ -3,7 +3,7 @@
 //! through it.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fleet::wire::{Alarm, ReasonCode, Severity};
 use fleet::{Command, ConfigRejection, Device};
@@ -22,7 +22,6 @@ pub struct AgentDevice {
     ctl: Arc<Mutex<Controller>>,
     /// Read when alarms are collected (every session tick).
     overheat: Mutex<(hal::sensors::Sensors, hal::sensors::OverheatMonitor)>,
-    identify_until: Option<Instant>,
     under_systemd: bool,
 }
 
@@ -34,7 +33,6 @@ impl AgentDevice {
                 hal::sensors::Sensors::new(hal::sensors::SensorPaths::default()),
                 hal::sensors::OverheatMonitor::new(85_000, 5_000),
             )),
-            identify_until: None,
             under_systemd: std::env::var_os("NOTIFY_SOCKET").is_some(),
         }
     }
@@ -109,6 +107,7 @@ impl Device for AgentDevice {
             },
             "input": ctl.input_status(),
             "outputs": ctl.snapshots(),
+            "panel": ctl.panel_readings(),
             "system": sensors.snapshot(std::path::Path::new("/")),
         })
     }
@@ -163,9 +162,11 @@ impl Device for AgentDevice {
     fn execute(&mut self, cmd: &Command) -> Result<Option<Value>, (ReasonCode, String)> {
         match cmd {
             Command::Identify { duration_s } => {
-                self.identify_until = Some(Instant::now() + Duration::from_secs(u64::from(*duration_s)));
+                let d = Duration::from_secs(u64::from(*duration_s));
+                let mut ctl = self.ctl();
+                ctl.identify(d);
                 tracing::warn!(duration_s, "IDENTIFY requested: this box");
-                return Ok(Some(json!({"front_panel": false})));
+                return Ok(Some(json!({"front_panel": ctl.panel_configured()})));
             }
             Command::Reboot => {
                 if !self.under_systemd {

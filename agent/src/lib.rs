@@ -25,6 +25,7 @@ pub mod fanout;
 pub mod fleet_device;
 pub mod notify;
 pub mod output;
+pub mod panel;
 pub mod pipeline;
 pub mod receive;
 pub mod shutdown;
@@ -103,6 +104,7 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     let fleet_settings = cfg.fleet.clone();
     let status_interval = Duration::from_secs(u64::from(cfg.status.interval_s.get()));
     let device_id = cfg.device_id.as_str().to_owned();
+    let panel_port = cfg.panel.as_ref().map(|p| p.port.clone());
     let ctl = controller::Controller::start(cfg, raw, report, events_tx, shutdown.clone(), persist)
         .map_err(|e| AgentError::Start(e.to_string()))?;
     let ctl = Arc::new(Mutex::new(ctl));
@@ -122,6 +124,28 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
         }
         None => None,
     };
+
+    // The front panel, if the box has one: its own thread and runtime; it
+    // may be unplugged at any time and the stream never waits for it.
+    let _panel = panel_port.and_then(|port| {
+        let online: Box<dyn Fn() -> Option<bool> + Send> = match &fleet {
+            Some(f) => {
+                let probe = f.connected_probe();
+                Box::new(move || Some(probe()))
+            }
+            None => Box::new(|| None),
+        };
+        match panel::PanelDriver::start(port, ctl.clone(), online, &shutdown) {
+            Ok(p) => {
+                ctl.lock().unwrap_or_else(|e| e.into_inner()).panel = Some(p.readings.clone());
+                Some(p)
+            }
+            Err(e) => {
+                error!(error = %e, "cannot start the front-panel thread; streaming without it");
+                None
+            }
+        }
+    });
 
     // systemd: READY once the pipeline is built and has reported (started or
     // failed); STATUS on every state change; WATCHDOG only while the main loop

@@ -119,6 +119,13 @@ impl FleetHandle {
         lock(&self.stats).clone()
     }
 
+    /// A cheap, cloneable "is the broker connected?" for other threads
+    /// (the front panel's network LED).
+    pub fn connected_probe(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let stats = self.stats.clone();
+        move || lock(&stats).connected
+    }
+
     /// Publishes the explicit offline status, disconnects and waits for the
     /// client to stop (at most `timeout`). Returns whether it stopped.
     pub fn shutdown(mut self, timeout: Duration) -> bool {

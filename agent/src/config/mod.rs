@@ -45,6 +45,17 @@ pub struct AgentConfig {
     /// Fleet management over MQTT; absent = a stand-alone box. Local to the
     /// box: a desired configuration from the fleet cannot change it.
     pub fleet: Option<fleet::FleetSettings>,
+    /// The front-panel board; absent = a box without one.
+    pub panel: Option<PanelConfig>,
+}
+
+/// `[panel]`: the front-panel microcontroller (`hal::panel` protocol).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelConfig {
+    /// The serial port, preferably the stable udev name
+    /// (`/dev/serial/by-id/usb-…`); it may come and go.
+    pub port: std::path::PathBuf,
 }
 
 fn default_width() -> Width {

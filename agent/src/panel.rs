@@ -1,0 +1,258 @@
+//! The front panel, driven from the agent's state.
+//!
+//! # Design
+//! [`desired`] is a pure function from what the agent is doing to what the
+//! LEDs and the tally lamp show; [`PanelDriver`] runs the serial link
+//! (`hal::panel::PanelLink`) on its own thread and runtime, pushes that
+//! state four times a second and turns button presses into the same
+//! [`Command`]s the fleet sends (a long press on `front` toggles
+//! streaming). The board may be absent, unplugged or reset at any time:
+//! the link reconnects by itself and the stream never waits for it.
+//!
+//! | LED | Shows |
+//! |---|---|
+//! | power | green: streaming live · amber blink: slate (no input signal) · red blink: stream stopped |
+//! | network | green: fleet online (or, without fleet, an output connected) · amber blink: connecting · red fast: nothing reachable |
+//! | primary / backup (first / second output) | green: connected · amber blink: connecting · red fast: failing · off: disabled |
+//! | tally | red: on air (live picture leaving the box) · off otherwise |
+//!
+//! While an `identify` command runs, every LED blinks fast blue and the
+//! tally shows green, so the technician finds the right box in the rack.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fleet::{Command, Device};
+use hal::panel::{Led, LedColor, LedMode, LedState, PanelDesired, PanelEvent, PanelLink, PanelLinkConfig, Press, Tally};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::controller::Controller;
+use crate::output::{OutputSnapshot, OutputState};
+use crate::shutdown::Shutdown;
+
+/// What the panel needs to know, gathered under the controller lock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanelInputs {
+    pub streaming: bool,
+    /// The slate is on air (no input signal).
+    pub slate: bool,
+    pub outputs: Vec<OutputState>,
+    /// `None` without fleet management.
+    pub fleet_online: Option<bool>,
+    pub identifying: bool,
+}
+
+/// The board's latest readings, for telemetry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PanelReadings {
+    pub connected: bool,
+    pub firmware: Option<String>,
+    pub temp_millicelsius: Option<i32>,
+    pub fan_rpm: Option<u32>,
+    pub psu_millivolts: Option<u32>,
+    pub psu_milliamps: Option<u32>,
+}
+
+fn led(mode: LedMode, color: LedColor) -> LedState {
+    LedState::new(mode, Some(color))
+}
+
+fn output_led(state: Option<&OutputState>) -> LedState {
+    match state {
+        Some(OutputState::Connected) => led(LedMode::On, LedColor::Green),
+        Some(OutputState::Connecting) => led(LedMode::Blink, LedColor::Amber),
+        Some(OutputState::Backoff) => led(LedMode::Fast, LedColor::Red),
+        Some(OutputState::Disabled | OutputState::Stopped) | None => LedState::OFF,
+    }
+}
+
+/// The panel for the agent's state.
+pub fn desired(s: &PanelInputs) -> PanelDesired {
+    let mut d = PanelDesired::default();
+    if s.identifying {
+        for &l in Led::ALL {
+            d.set_led(l, led(LedMode::Fast, LedColor::Blue));
+        }
+        d.tally = Tally::Green;
+        return d;
+    }
+    let any_connected = s.outputs.contains(&OutputState::Connected);
+    d.set_led(Led::Power, match (s.streaming, s.slate) {
+        (false, _) => led(LedMode::Blink, LedColor::Red),
+        (true, true) => led(LedMode::Blink, LedColor::Amber),
+        (true, false) => led(LedMode::On, LedColor::Green),
+    });
+    d.set_led(Led::Network, match (s.fleet_online, any_connected) {
+        (Some(true), _) | (None, true) => led(LedMode::On, LedColor::Green),
+        (Some(false), true) => led(LedMode::Blink, LedColor::Amber),
+        (_, false) => led(LedMode::Fast, LedColor::Red),
+    });
+    d.set_led(Led::Primary, output_led(s.outputs.first()));
+    d.set_led(Led::Backup, output_led(s.outputs.get(1)));
+    d.tally = if s.streaming && !s.slate && any_connected { Tally::Red } else { Tally::Off };
+    d
+}
+
+/// Reads the agent's state for [`desired`].
+pub fn inputs(ctl: &Controller, fleet_online: Option<bool>) -> PanelInputs {
+    let input = ctl.input_status();
+    PanelInputs {
+        streaming: ctl.is_streaming(),
+        slate: input.is_some_and(|i| i.slate),
+        outputs: ctl.snapshots().into_iter().map(|s: OutputSnapshot| s.state).collect(),
+        fleet_online,
+        identifying: ctl.identifying(),
+    }
+}
+
+/// The running panel link; stops when dropped or on shutdown.
+#[derive(Debug)]
+pub struct PanelDriver {
+    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Shutdown,
+    pub readings: Arc<Mutex<PanelReadings>>,
+}
+
+impl PanelDriver {
+    /// How often LED state is recomputed.
+    const TICK: Duration = Duration::from_millis(250);
+
+    /// Starts driving the board at `port`. `fleet_online` is polled each
+    /// tick (it returns `None` without fleet management).
+    pub fn start(
+        port: PathBuf,
+        ctl: Arc<Mutex<Controller>>,
+        fleet_online: Box<dyn Fn() -> Option<bool> + Send>,
+        shutdown: &Shutdown,
+    ) -> std::io::Result<PanelDriver> {
+        let stop = Shutdown::new();
+        let readings = Arc::new(Mutex::new(PanelReadings::default()));
+        let (stop2, readings2, outer) = (stop.clone(), readings.clone(), shutdown.clone());
+        let thread = std::thread::Builder::new().name("panel".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return warn!(error = %e, "front panel disabled: no runtime"),
+            };
+            rt.block_on(drive(port, ctl, fleet_online, readings2, stop2, outer));
+        })?;
+        Ok(PanelDriver { thread: Some(thread), stop, readings })
+    }
+}
+
+impl Drop for PanelDriver {
+    fn drop(&mut self) {
+        self.stop.trigger();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn drive(
+    port: PathBuf,
+    ctl: Arc<Mutex<Controller>>,
+    fleet_online: Box<dyn Fn() -> Option<bool> + Send>,
+    readings: Arc<Mutex<PanelReadings>>,
+    stop: Shutdown,
+    shutdown: Shutdown,
+) {
+    let (link, mut events) = match PanelLink::spawn(&port, PanelLinkConfig::default()) {
+        Ok(x) => x,
+        Err(e) => return warn!(error = %e, "front panel disabled"),
+    };
+    info!(port = %port.display(), "front panel link started");
+    let mut device = crate::fleet_device::AgentDevice::new(ctl.clone());
+    let mut tick = tokio::time::interval(PanelDriver::TICK);
+    while !stop.is_triggered() && !shutdown.is_triggered() {
+        tokio::select! {
+            _ = tick.tick() => {
+                let state = inputs(&ctl.lock().unwrap_or_else(|p| p.into_inner()), fleet_online());
+                link.set_desired(desired(&state));
+                let mut r = readings.lock().unwrap_or_else(|p| p.into_inner());
+                r.connected = link.status().connected;
+            }
+            ev = events.recv() => match ev {
+                Some(ev) => on_event(ev, &mut device, &ctl, &readings),
+                None => break,
+            },
+        }
+    }
+}
+
+fn on_event(
+    ev: PanelEvent,
+    device: &mut crate::fleet_device::AgentDevice,
+    ctl: &Arc<Mutex<Controller>>,
+    readings: &Mutex<PanelReadings>,
+) {
+    let mut r = readings.lock().unwrap_or_else(|p| p.into_inner());
+    match ev {
+        PanelEvent::Button { name, press: Press::Long } if name == "front" => {
+            drop(r);
+            let streaming = ctl.lock().unwrap_or_else(|p| p.into_inner()).is_streaming();
+            let cmd = if streaming { Command::StreamStop } else { Command::StreamStart };
+            warn!(?cmd, "front-panel long press");
+            if let Err((code, why)) = device.execute(&cmd) {
+                warn!(?code, %why, "front-panel command failed");
+            }
+        }
+        PanelEvent::Button { name, press } => info!(%name, ?press, "front-panel button (no action)"),
+        PanelEvent::Hello { firmware } => r.firmware = Some(firmware),
+        PanelEvent::Temp { millicelsius } => r.temp_millicelsius = Some(millicelsius),
+        PanelEvent::Fan { rpm } => r.fan_rpm = Some(rpm),
+        PanelEvent::Psu { millivolts, milliamps } => (r.psu_millivolts, r.psu_milliamps) = (Some(millivolts), Some(milliamps)),
+        PanelEvent::Connected => info!("front panel connected"),
+        PanelEvent::Disconnected { reason } => warn!(%reason, "front panel disconnected; streaming goes on"),
+        PanelEvent::Refused { seq, reason } => warn!(seq, %reason, "front panel refused a command"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> PanelInputs {
+        PanelInputs {
+            streaming: true,
+            slate: false,
+            outputs: vec![OutputState::Connected, OutputState::Connected],
+            fleet_online: Some(true),
+            identifying: false,
+        }
+    }
+
+    #[test]
+    fn all_well_is_green_and_on_air() {
+        let d = desired(&base());
+        for &l in Led::ALL {
+            assert_eq!(d.led(l), led(LedMode::On, LedColor::Green), "{l}");
+        }
+        assert_eq!(d.tally, Tally::Red);
+    }
+
+    #[test]
+    fn each_fault_shows_on_its_own_led() {
+        let d = desired(&PanelInputs { outputs: vec![OutputState::Connected, OutputState::Backoff], ..base() });
+        assert_eq!(d.led(Led::Backup).mode, LedMode::Fast);
+        assert_eq!(d.led(Led::Primary), led(LedMode::On, LedColor::Green));
+        let d = desired(&PanelInputs { slate: true, ..base() });
+        assert_eq!(d.led(Led::Power), led(LedMode::Blink, LedColor::Amber));
+        assert_eq!(d.tally, Tally::Off, "the slate is not on air");
+        let d = desired(&PanelInputs { streaming: false, ..base() });
+        assert_eq!(d.led(Led::Power), led(LedMode::Blink, LedColor::Red));
+        let d = desired(&PanelInputs { fleet_online: Some(false), ..base() });
+        assert_eq!(d.led(Led::Network), led(LedMode::Blink, LedColor::Amber));
+        let d = desired(&PanelInputs { outputs: vec![OutputState::Disabled], fleet_online: None, ..base() });
+        assert_eq!(d.led(Led::Network), led(LedMode::Fast, LedColor::Red));
+        assert_eq!(d.led(Led::Backup), LedState::OFF, "no second output");
+    }
+
+    #[test]
+    fn identify_overrides_everything() {
+        let d = desired(&PanelInputs { identifying: true, streaming: false, ..base() });
+        assert!(Led::ALL.iter().all(|&l| d.led(l) == led(LedMode::Fast, LedColor::Blue)));
+        assert_eq!(d.tally, Tally::Green);
+    }
+}
