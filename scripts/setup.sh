@@ -17,6 +17,9 @@ PACKAGES=(
   # udp/rtp (good); fonts for the burnt-in clock.
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
+  # Capture: alsasrc for ALSA audio inputs (v4l2src and decklink are in
+  # plugins-good and plugins-bad above).
+  gstreamer1.0-alsa
   fonts-dejavu-core
   # SRT: libsrt headers (openssl-dev); the agent links the GnuTLS build of the
   # same release (faster AES, see srt/build.rs); srt-tools for

@@ -10,13 +10,8 @@ use std::time::{Duration, Instant};
 
 use hal::capture::{
     select_auto, BtTimings, Bus, CaptureDevice, CaptureEvent, CaptureKind, Discovery, DvQuery, DvTimings,
-    FakeDeckLinkProbe, FakeV4l2Probe, Signal, SysfsOnlyProbe, SysfsScanner, VideoFormat,
+    FakeDeckLinkProbe, FakeSysfsTree, FakeV4l2Probe, Signal, SysfsOnlyProbe, SysfsScanner, VideoFormat,
 };
-
-/// PCIe HDMI capture card behind a root port.
-const CARD: &str = "devices/pci0000:00/0000:00:1c.0/0000:03:00.0";
-/// UVC dongle: USB interface 1.0 of the device on port 1 of bus 2.
-const DONGLE: &str = "devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0";
 
 const P1080_50: BtTimings = BtTimings {
     width: 1920,
@@ -35,69 +30,24 @@ const P1080_50: BtTimings = BtTimings {
     reduced_fps: false,
 };
 
-/// A fake `/sys` and `/dev` in a temporary directory.
+/// A fake tree in a temporary directory that lives as long as it.
 struct FakeSys {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    tree: FakeSysfsTree,
 }
 
 impl FakeSys {
     fn new() -> Self {
-        let fake = FakeSys { dir: tempfile::tempdir().unwrap() };
-        fs::create_dir_all(fake.sys().join("class/video4linux")).unwrap();
-        fs::create_dir_all(fake.dev()).unwrap();
-        fake
+        let dir = tempfile::tempdir().unwrap();
+        let tree = FakeSysfsTree::new(dir.path()).unwrap();
+        FakeSys { _dir: dir, tree }
     }
+}
 
-    fn sys(&self) -> PathBuf {
-        self.dir.path().join("sys")
-    }
-
-    fn dev(&self) -> PathBuf {
-        self.dir.path().join("dev")
-    }
-
-    fn scanner(&self) -> SysfsScanner {
-        SysfsScanner::new(self.sys(), self.dev())
-    }
-
-    /// Adds `videoN` under `device` with the attributes and symlinks the
-    /// kernel creates, and the /dev node udev creates.
-    fn add_node(&self, device: &str, bus: &str, driver: &str, node: &str, name: &str, index: u32) {
-        let minor: u32 = node.trim_start_matches("video").parse().unwrap();
-        let dev_dir = self.sys().join(device);
-        let node_dir = dev_dir.join("video4linux").join(node);
-        fs::create_dir_all(&node_dir).unwrap();
-        fs::write(node_dir.join("name"), format!("{name}\n")).unwrap();
-        fs::write(node_dir.join("index"), format!("{index}\n")).unwrap();
-        fs::write(node_dir.join("dev"), format!("81:{minor}\n")).unwrap();
-        fs::write(node_dir.join("uevent"), format!("MAJOR=81\nMINOR={minor}\nDEVNAME={node}\n")).unwrap();
-        fs::write(node_dir.join("dev_debug"), "0\n").unwrap();
-        let parent = Path::new(device).file_name().unwrap().to_str().unwrap();
-        let _ = symlink(format!("../../../{parent}"), node_dir.join("device"));
-        // device/driver -> /sys/bus/<bus>/drivers/<driver>, relative like sysfs.
-        let up = "../".repeat(Path::new(device).components().count());
-        fs::create_dir_all(self.sys().join(format!("bus/{bus}/drivers/{driver}"))).unwrap();
-        let _ = symlink(format!("{up}bus/{bus}/drivers/{driver}"), dev_dir.join("driver"));
-        symlink(format!("../../{device}/video4linux/{node}"), self.sys().join("class/video4linux").join(node)).unwrap();
-        fs::write(self.dev().join(node), "").unwrap();
-    }
-
-    fn add_card(&self) {
-        self.add_node(CARD, "pci", "cobalt", "video0", "cobalt-0", 0);
-    }
-
-    fn add_dongle(&self) {
-        self.add_node(DONGLE, "usb", "uvcvideo", "video2", "Cam Link 4K: Cam Link 4K", 0);
-        self.add_node(DONGLE, "usb", "uvcvideo", "video3", "Cam Link 4K: Cam Link 4K", 1);
-    }
-
-    /// Unplugging the dongle: the kernel removes the nodes, udev the /dev entries.
-    fn remove_dongle(&self) {
-        for node in ["video2", "video3"] {
-            fs::remove_file(self.sys().join("class/video4linux").join(node)).unwrap();
-            fs::remove_file(self.dev().join(node)).unwrap();
-        }
-        fs::remove_dir_all(self.sys().join(DONGLE)).unwrap();
+impl std::ops::Deref for FakeSys {
+    type Target = FakeSysfsTree;
+    fn deref(&self) -> &FakeSysfsTree {
+        &self.tree
     }
 }
 
@@ -113,8 +63,8 @@ fn dv(timings: DvTimings) -> Result<DvQuery, String> {
 #[test]
 fn sysfs_lists_capture_nodes_and_skips_uvc_metadata() {
     let fake = FakeSys::new();
-    fake.add_card();
-    fake.add_dongle();
+    fake.add_hdmi_card().unwrap();
+    fake.add_uvc_dongle().unwrap();
     let nodes = fake.scanner().scan().unwrap();
     let summary: Vec<_> = nodes.iter().map(|n| (n.node.as_str(), n.bus, n.driver.as_deref(), n.stable_id())).collect();
     assert_eq!(
@@ -142,7 +92,7 @@ fn missing_or_empty_video4linux_is_an_empty_list() {
 #[test]
 fn node_without_dev_entry_is_skipped_until_udev_creates_it() {
     let fake = FakeSys::new();
-    fake.add_card();
+    fake.add_hdmi_card().unwrap();
     fs::remove_file(fake.dev().join("video0")).unwrap();
     assert!(fake.scanner().scan().unwrap().is_empty());
     fs::write(fake.dev().join("video0"), "").unwrap();
@@ -152,9 +102,9 @@ fn node_without_dev_entry_is_skipped_until_udev_creates_it() {
 #[test]
 fn stale_char_device_node_is_skipped() {
     let fake = FakeSys::new();
-    fake.add_card();
+    fake.add_hdmi_card().unwrap();
     // Point the node at a real character device: /dev/null is 1:3.
-    let node_dir = fake.sys().join(CARD).join("video4linux/video0");
+    let node_dir = fake.sys().join(hal::capture::fake_tree::HDMI_CARD).join("video4linux/video0");
     fs::write(node_dir.join("uevent"), "MAJOR=1\nMINOR=3\nDEVNAME=null\n").unwrap();
     let scanner = SysfsScanner::new(fake.sys(), "/dev");
     fs::write(node_dir.join("dev"), "1:3\n").unwrap();
@@ -166,7 +116,7 @@ fn stale_char_device_node_is_skipped() {
 #[test]
 fn hdmi_card_locked_no_link_and_cannot_lock() {
     let fake = FakeSys::new();
-    fake.add_card();
+    fake.add_hdmi_card().unwrap();
     let probe = FakeV4l2Probe::new();
     let card = fake.dev().join("video0");
     let mut d = discovery(&fake, &probe);
@@ -210,7 +160,7 @@ fn hdmi_card_locked_no_link_and_cannot_lock() {
 #[test]
 fn uvc_dongle_signal_comes_from_the_frame_watchdog() {
     let fake = FakeSys::new();
-    fake.add_dongle();
+    fake.add_uvc_dongle().unwrap();
     let probe = FakeV4l2Probe::new();
     // uvcvideo: a capture node without DV timings.
     probe.set(fake.dev().join("video2"), dv(DvTimings::Unsupported));
@@ -246,13 +196,13 @@ fn uvc_dongle_signal_comes_from_the_frame_watchdog() {
 #[test]
 fn hot_plug_add_and_remove_between_rescans() {
     let fake = FakeSys::new();
-    fake.add_card();
+    fake.add_hdmi_card().unwrap();
     let probe = FakeV4l2Probe::new();
     let mut d = discovery(&fake, &probe);
     let t0 = Instant::now();
     assert_eq!(d.rescan(t0).unwrap().len(), 1);
 
-    fake.add_dongle();
+    fake.add_uvc_dongle().unwrap();
     let events = d.rescan(t0).unwrap();
     match events.as_slice() {
         [CaptureEvent::Added(dev)] => {
@@ -262,7 +212,7 @@ fn hot_plug_add_and_remove_between_rescans() {
     }
     assert_eq!(d.devices().len(), 2);
 
-    fake.remove_dongle();
+    fake.remove_uvc_dongle().unwrap();
     assert_eq!(d.rescan(t0).unwrap(), [CaptureEvent::Removed { id: "v4l2-usb-2-1:1.0".to_owned() }]);
     assert_eq!(d.devices().len(), 1);
 }
@@ -270,7 +220,7 @@ fn hot_plug_add_and_remove_between_rescans() {
 #[test]
 fn nodes_that_do_not_capture_are_not_listed() {
     let fake = FakeSys::new();
-    fake.add_card();
+    fake.add_hdmi_card().unwrap();
     let probe = FakeV4l2Probe::new();
     // What an ioctl backend would answer for an M2M encoder node.
     probe.set(fake.dev().join("video0"), Ok(DvQuery { is_capture: Some(false), ..DvQuery::UNKNOWN }));
@@ -281,7 +231,7 @@ fn nodes_that_do_not_capture_are_not_listed() {
 #[test]
 fn decklink_first_and_a_failing_decklink_probe_keeps_its_devices() {
     let fake = FakeSys::new();
-    fake.add_card();
+    fake.add_hdmi_card().unwrap();
     let probe = FakeV4l2Probe::new();
     probe.set(fake.dev().join("video0"), dv(DvTimings::Timings(P1080_50)));
     let fmt = P1080_50.format().unwrap();
@@ -309,7 +259,7 @@ fn decklink_first_and_a_failing_decklink_probe_keeps_its_devices() {
 #[test]
 fn devices_serialise_for_probe_json() {
     let fake = FakeSys::new();
-    fake.add_card();
+    fake.add_hdmi_card().unwrap();
     let probe = FakeV4l2Probe::new();
     probe.set(fake.dev().join("video0"), dv(DvTimings::NoLink));
     let mut d = discovery(&fake, &probe);

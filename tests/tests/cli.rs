@@ -78,15 +78,53 @@ fn missing_file_is_a_config_error() {
     }
 }
 
-#[test]
-fn probe_json_lists_inputs_and_chooses_an_encoder() {
-    let out = Command::new(agent_bin()).args(["probe", "--json"]).output().unwrap();
+/// `probe --json` over a fake sysfs/dev tree (the agent reads
+/// `EDGE_SYSFS_ROOT` / `EDGE_DEV_ROOT`).
+fn probe_json(tree: &hal::capture::FakeSysfsTree) -> serde_json::Value {
+    let out = Command::new(agent_bin())
+        .args(["probe", "--json"])
+        .env("EDGE_SYSFS_ROOT", tree.sys())
+        .env("EDGE_DEV_ROOT", tree.dev())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["inputs"][0]["kind"], "test-pattern");
-    assert_eq!(doc["inputs"][0]["signal"], "locked");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn probe_json_lists_inputs_with_signal_and_chooses_encoders_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = hal::capture::FakeSysfsTree::new(dir.path()).unwrap();
+    let empty = probe_json(&tree);
+    let kinds: Vec<&str> = empty["inputs"].as_array().unwrap().iter().filter_map(|i| i["kind"].as_str()).collect();
+    assert_eq!(kinds, ["test-pattern"], "no devices at all: {empty}");
+
+    tree.add_hdmi_card().unwrap();
+    tree.add_uvc_dongle().unwrap();
+    let doc = probe_json(&tree);
+    let inputs = doc["inputs"].as_array().unwrap();
+    let summary: Vec<(&str, &str, &str)> = inputs
+        .iter()
+        .map(|i| (i["id"].as_str().unwrap(), i["kind"].as_str().unwrap(), i["signal"]["state"].as_str().unwrap_or("always")))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("v4l2-pci-0000:03:00.0", "v4l2_hdmi", "unknown"),
+            ("v4l2-usb-2-1:1.0", "v4l2_uvc", "unknown"),
+            ("test-pattern", "test-pattern", "always"),
+        ],
+        "{doc}"
+    );
+    assert_eq!(inputs[0]["path"], tree.dev().join("video0").display().to_string());
+    assert_eq!(inputs[1]["driver"], "uvcvideo");
+
     assert_eq!(doc["chosen"], "x264enc", "no hardware here: {doc}");
     let x264 = doc["encoders"].as_array().unwrap().iter().find(|e| e["factory"] == "x264enc").unwrap();
     assert_eq!(x264["status"], "chosen");
+    let va = doc["encoders"].as_array().unwrap().iter().find(|e| e["factory"] == "vah264enc").unwrap();
+    assert_ne!(va["status"], "chosen", "{va}");
     assert!(doc["why"].as_str().unwrap().contains("x264enc"));
+    assert_eq!(doc["hevc"]["chosen"], "x265enc", "{doc}");
+    assert!(doc["hevc"]["encoders"].as_array().unwrap().iter().all(|e| e["factory"].as_str().unwrap().contains("265")));
 }

@@ -47,6 +47,7 @@
 mod decklink;
 mod discovery;
 mod fake;
+pub mod fake_tree;
 mod sysfs;
 mod v4l2;
 mod watchdog;
@@ -60,6 +61,7 @@ use thiserror::Error;
 pub use decklink::{DeckLinkProbe, GstDeckLinkProbe};
 pub use discovery::{CaptureEvent, Discovery};
 pub use fake::{FakeDeckLinkProbe, FakeV4l2Probe};
+pub use fake_tree::FakeSysfsTree;
 pub use sysfs::{Bus, SysfsScanner, V4l2Node};
 pub use v4l2::{BtTimings, DvQuery, DvTimings, SysfsOnlyProbe, V4l2Probe};
 pub use watchdog::FrameWatchdog;
