@@ -175,6 +175,12 @@ impl Controller {
         self.pipeline.as_ref().map(|p| p.stats.frames.toggle_simulated_loss())
     }
 
+    /// Test-pattern format switch on or off (SIGUSR2), as a source changing
+    /// format would. `None` when stopped.
+    pub fn toggle_alternate_format(&self) -> Option<bool> {
+        self.pipeline.as_ref().map(|p| p.stats.frames.toggle_alternate_format())
+    }
+
     pub fn snapshots(&self) -> Vec<OutputSnapshot> {
         self.outputs
             .iter()

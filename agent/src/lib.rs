@@ -158,9 +158,13 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     });
     // SIGUSR1 toggles simulated signal loss: a technician (or a test) sees
     // the slate go on air and the alarm raised without touching a cable.
+    // SIGUSR2 switches the test pattern's format, as a source would.
     let usr1 = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGUSR1, usr1.clone()) {
-        warn!(error = %e, "cannot install the SIGUSR1 handler");
+    let usr2 = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for (sig, flag) in [(signal_hook::consts::SIGUSR1, &usr1), (signal_hook::consts::SIGUSR2, &usr2)] {
+        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
+            warn!(error = %e, sig, "cannot install a signal handler");
+        }
     }
     let started_at = Instant::now();
     let mut ready = false;
@@ -175,6 +179,10 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
         if usr1.swap(false, Ordering::Relaxed) {
             let on = ctl.lock().unwrap_or_else(|p| p.into_inner()).toggle_simulated_loss();
             warn!(simulated_signal_loss = ?on, "SIGUSR1: simulated input signal loss toggled");
+        }
+        if usr2.swap(false, Ordering::Relaxed) {
+            let on = ctl.lock().unwrap_or_else(|p| p.into_inner()).toggle_alternate_format();
+            warn!(alternate_format = ?on, "SIGUSR2: test-pattern format switched");
         }
         for ev in events_rx.try_iter() {
             match ev {

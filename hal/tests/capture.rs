@@ -4,8 +4,7 @@
 #![cfg(test)]
 
 use std::fs;
-use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+
 use std::time::{Duration, Instant};
 
 use hal::capture::{

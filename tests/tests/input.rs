@@ -1,6 +1,7 @@
 //! The input side of the real agent: signal loss and return on the test
 //! pattern (SIGUSR1 simulates a pulled cable; the capture path, the frame
-//! watchdog and the slate all run for real), judged at a libsrt receiver by
+//! watchdog and the slate all run for real), a source format change
+//! (SIGUSR2), judged at a libsrt receiver by
 //! a TS checker and by decoding frames with ffmpeg, and the NO_SIGNAL alarm
 //! watched on a real mosquitto.
 
@@ -55,7 +56,7 @@ fn input_state(agent: &AgentProc) -> Option<serde_json::Value> {
 }
 
 #[test]
-fn signal_loss_puts_the_slate_on_air_with_unbroken_ts_and_the_alarm_follows() {
+fn signal_loss_and_format_change_keep_the_ts_unbroken_with_the_slate_and_alarm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let _broker = Broker::start(dir.path(), port);
@@ -114,6 +115,21 @@ fn signal_loss_puts_the_slate_on_air_with_unbroken_ts_and_the_alarm_follows() {
     tail(&rx.output, again_from, &again);
     assert!(!looks_like_slate(&last_frame_luma(&again)), "the live picture must come back");
 
+    // The source switches format (SIGUSR2: 960x540p50): followed by the
+    // scaler, the outputs and the encoder never notice.
+    agent.proc.signal("USR2");
+    let switched = wait_for("the new input format", Duration::from_secs(10), || {
+        input_state(&agent).filter(|i| i["format"] == "960x540p50")
+    });
+    assert_eq!(switched["format_changes"], 1, "{switched}");
+    assert_eq!(switched["slate"], false, "a format change is not a signal loss: {switched}");
+    let switched_from = rx.received();
+    wait_for("3 s of TS after the switch", Duration::from_secs(30), || (rx.received() > switched_from + 600_000).then_some(()));
+    let after = dir.path().join("after-switch.ts");
+    tail(&rx.output, switched_from, &after);
+    let probe = edge_tests::ffprobe(&after, &["-show_streams", "-select_streams", "v"]);
+    assert_eq!((probe["streams"][0]["width"].as_i64(), probe["streams"][0]["height"].as_i64()), (Some(640), Some(360)), "the encoded format stays");
+
     let status = agent.status().unwrap();
     assert_eq!(status["pipeline_restarts"], 0, "the encoder never restarted: {status}");
     assert_eq!(status["outputs"][0]["connects"], 1, "the output never reconnected: {status}");
@@ -131,5 +147,5 @@ fn signal_loss_puts_the_slate_on_air_with_unbroken_ts_and_the_alarm_follows() {
 
     record("signal_loss", "slate on air after SIGUSR1 (1 s watchdog)", format!("{:.2} s", slate_after.as_secs_f64()));
     record("signal_loss", "live picture back after SIGUSR1", format!("{:.2} s", live_after.as_secs_f64()));
-    record("signal_loss", "TS through loss and return", format!("{} packets, 0 CC errors, max PCR step {:.0} ms", a.packets, a.max_pcr_step_ms()));
+    record("signal_loss", "TS through loss, return and a 640x360p25 -> 960x540p50 source switch", format!("{} packets, 0 CC errors, max PCR step {:.0} ms", a.packets, a.max_pcr_step_ms()));
 }

@@ -154,3 +154,24 @@ fn negotiated_latency_equals_configured_with_a_long_running_listener() {
     let status = agent.proc.wait_timeout(Duration::from_secs(2));
     assert!(status.is_some_and(|s| s.success()), "SIGTERM did not stop the agent cleanly within 2 s");
 }
+
+#[test]
+fn hevc_is_encoded_with_x265_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let rx = SrtListenerPeer::start(port, 200, None, &dir.path().join("hevc.ts"));
+    let config = config_toml("hevc-01", 800, &srt_output("primary", port, 200, None))
+        .replace("x264_preset = \"ultrafast\"", "x264_preset = \"ultrafast\"\ncodec = \"h265\"\nencoder = \"x265\"");
+    let mut agent = AgentProc::start(dir.path(), &config);
+    agent.wait_output_state("primary", "connected", CONNECT);
+    wait_for("3 s of HEVC TS", Duration::from_secs(40), || (rx.received() > 400_000).then_some(()));
+    let status = agent.status().unwrap();
+    agent.stop();
+    assert_eq!(status["encoder"], "x265enc", "{status}");
+    let probe = ffprobe(&rx.output, &["-show_programs"]);
+    let streams = probe["programs"][0]["streams"].as_array().cloned().unwrap_or_default();
+    let video = streams.iter().find(|s| s["codec_name"] == "hevc").unwrap_or_else(|| panic!("no HEVC: {probe}"));
+    assert_eq!(video["id"], "0x1e1", "video PID");
+    assert_eq!((video["width"].as_i64(), video["height"].as_i64()), (Some(640), Some(360)));
+    assert_eq!(analyze(&rx.output).cc_errors(), 0);
+}

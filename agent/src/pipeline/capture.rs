@@ -133,7 +133,7 @@ pub fn build(cfg: &AgentConfig, source: &CaptureSource) -> Result<CaptureGraph, 
             let src = make("videotestsrc", "video-src")?;
             src.set_property("is-live", true);
             src.set_property_from_str("pattern", "smpte");
-            let caps = super::graph::capsfilter("pattern-caps", super::graph::raw_video_caps(&cfg.video, None))?;
+            let caps = super::graph::capsfilter("pattern-caps", pattern_caps(cfg, false))?;
             // The running clock makes a frozen picture obvious at the
             // receiver; the device id says which box a feed comes from.
             let clock = make("timeoverlay", "clock")?;
@@ -194,6 +194,20 @@ pub fn build(cfg: &AgentConfig, source: &CaptureSource) -> Result<CaptureGraph, 
         None => None,
     };
     Ok(CaptureGraph { pipeline, video, audio, caps_pad })
+}
+
+/// The test pattern's caps: the output format, or (simulating a source
+/// that switches format) 960×540 at twice the rate.
+fn pattern_caps(cfg: &AgentConfig, alternate: bool) -> gst::Caps {
+    if !alternate {
+        return super::graph::raw_video_caps(&cfg.video, None);
+    }
+    let fr = cfg.video.framerate;
+    gst::Caps::builder("video/x-raw")
+        .field("width", 960i32)
+        .field("height", 540i32)
+        .field("framerate", gst::Fraction::new(i32::try_from(fr.num * 2).unwrap_or(60), i32::try_from(fr.den).unwrap_or(1)))
+        .build()
 }
 
 /// The input format from a caps event: broadcast notation needs the frame
@@ -294,12 +308,13 @@ fn run_once(
     store.reset(Some(source.label()));
     wire(&g, store);
     let bus = g.pipeline.bus().ok_or("capture pipeline has no bus")?;
-    let result = watch(&g, &bus, source, store, stop, backoff);
+    let result = watch(cfg, &g, &bus, source, store, stop, backoff);
     let _ = g.pipeline.set_state(gst::State::Null);
     result
 }
 
 fn watch(
+    cfg: &AgentConfig,
     g: &CaptureGraph,
     bus: &gst::Bus,
     source: &CaptureSource,
@@ -311,7 +326,16 @@ fn watch(
     info!(source = %source.label(), "capture started");
     let started = Instant::now();
     let mut last_seen = started;
+    let mut alternate = false;
     while !stop.is_triggered() {
+        if *source == CaptureSource::TestPattern && store.alternate_format() != alternate {
+            alternate = !alternate;
+            // Renegotiates upstream while playing: the scaler adapts, the
+            // encoding pipeline never sees it.
+            if let Some(f) = g.pipeline.by_name("pattern-caps") {
+                f.set_property("caps", pattern_caps(cfg, alternate));
+            }
+        }
         if let Some((_, at)) = store.latest() {
             if at > last_seen {
                 last_seen = at;

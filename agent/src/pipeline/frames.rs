@@ -35,6 +35,9 @@ pub struct FrameStore {
     /// Test hook and technician's check (SIGUSR1): frames are discarded as
     /// if the cable had been pulled, so the slate path runs for real.
     simulate_loss: AtomicBool,
+    /// Test hook (SIGUSR2): the test pattern switches to another format, as
+    /// a venue source switching from 1080i to 720p would.
+    alternate_format: AtomicBool,
 }
 
 impl FrameStore {
@@ -98,6 +101,16 @@ impl FrameStore {
     /// Turns simulated signal loss on or off; returns the new state.
     pub fn toggle_simulated_loss(&self) -> bool {
         !self.simulate_loss.fetch_xor(true, Ordering::Relaxed)
+    }
+
+    /// Switches the test pattern's format; returns whether the alternate
+    /// format is now on.
+    pub fn toggle_alternate_format(&self) -> bool {
+        !self.alternate_format.fetch_xor(true, Ordering::Relaxed)
+    }
+
+    pub fn alternate_format(&self) -> bool {
+        self.alternate_format.load(Ordering::Relaxed)
     }
 
     pub fn simulated_loss(&self) -> bool {
