@@ -20,6 +20,8 @@ PACKAGES=(
   # Capture: alsasrc for ALSA audio inputs (v4l2src and decklink are in
   # plugins-good and plugins-bad above).
   gstreamer1.0-alsa
+  # v4l2-ctl: the V4L2 signal probe (DV timings) without unsafe ioctls.
+  v4l-utils
   fonts-dejavu-core
   # SRT: libsrt headers (openssl-dev); the agent links the GnuTLS build of the
   # same release (faster AES, see srt/build.rs); srt-tools for

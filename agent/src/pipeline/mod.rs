@@ -323,7 +323,7 @@ pub fn hal_discovery() -> hal::capture::Discovery {
         Ok(p) => Box::new(p),
         Err(_) => Box::new(hal::capture::FakeDeckLinkProbe::default()),
     };
-    hal::capture::Discovery::from_parts(scanner, Box::new(hal::capture::SysfsOnlyProbe), decklink)
+    hal::capture::Discovery::from_parts(scanner, Box::new(hal::capture::V4l2CtlProbe::default()), decklink)
 }
 
 /// The inputs of this box (capture devices with their signal, then the

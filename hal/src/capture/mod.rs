@@ -34,9 +34,9 @@
 //!
 //! # Limitations
 //! - There is no ioctl backend for [`V4l2Probe`]: ioctls need `unsafe`,
-//!   which this workspace denies. The mapping it must implement is written
-//!   down on [`V4l2Probe`] and [`DvQuery::signal`] and tested; the backend
-//!   itself would come from `v4l2r` or a small audited crate.
+//!   which this workspace keeps to the libsrt binding. [`V4l2CtlProbe`]
+//!   asks `v4l2-ctl` instead (one process per query, so discovery polls,
+//!   it does not spin); `ENUMINPUT`'s no-signal flag is not read.
 //! - Without `VIDIOC_QUERYCAP` a node's capabilities are unknown, so only
 //!   the first node of each device (sysfs `index` 0) is listed: that skips
 //!   UVC metadata nodes, but would also skip the second channel of a card
@@ -50,6 +50,7 @@ mod fake;
 pub mod fake_tree;
 mod sysfs;
 mod v4l2;
+mod v4l2ctl;
 mod watchdog;
 
 use std::fmt;
@@ -64,6 +65,7 @@ pub use fake::{FakeDeckLinkProbe, FakeV4l2Probe};
 pub use fake_tree::FakeSysfsTree;
 pub use sysfs::{Bus, SysfsScanner, V4l2Node};
 pub use v4l2::{BtTimings, DvQuery, DvTimings, SysfsOnlyProbe, V4l2Probe};
+pub use v4l2ctl::{parse_query_dv_timings, V4l2CtlProbe};
 pub use watchdog::FrameWatchdog;
 
 /// Errors from capture discovery.
