@@ -181,12 +181,7 @@ pub fn build(cfg: &AgentConfig, source: &CaptureSource) -> Result<CaptureGraph, 
         Some(src) => {
             let convert = make("audioconvert", "capture-audio-convert")?;
             let resample = make("audioresample", "capture-audio-resample")?;
-            let caps = gst::Caps::builder("audio/x-raw")
-                .field("format", "S16LE")
-                .field("layout", "interleaved")
-                .field("rate", i32::try_from(cfg.audio.sample_rate.get()).unwrap_or(48_000))
-                .field("channels", i32::try_from(cfg.audio.channels.get()).unwrap_or(2))
-                .build();
+            let caps = super::graph::raw_audio_caps(cfg);
             let sink = gst_app::AppSink::builder().name("capture-audio").caps(&caps).sync(false).build();
             add(&[&src, &convert, &resample, sink.upcast_ref()])?;
             Some(sink)

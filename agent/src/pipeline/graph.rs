@@ -46,6 +46,17 @@ pub fn raw_video_caps(video: &VideoConfig, format: Option<&str>) -> gst::Caps {
         .build()
 }
 
+/// Interleaved S16 at the configured rate and channels: what capture
+/// delivers and the frame pump pushes.
+pub fn raw_audio_caps(cfg: &AgentConfig) -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("layout", "interleaved")
+        .field("rate", i32::try_from(cfg.audio.sample_rate.get()).unwrap_or(48_000))
+        .field("channels", i32::try_from(cfg.audio.channels.get()).unwrap_or(2))
+        .build()
+}
+
 /// Creates a named element, or says which plugin is missing.
 pub fn make(factory: &str, name: &str) -> Result<gst::Element, PipelineError> {
     gst::ElementFactory::make(factory)
@@ -154,13 +165,7 @@ fn add_audio(
     mux: &gst::Element,
     pad_name: &str,
 ) -> Result<gst_app::AppSrc, PipelineError> {
-    let caps = gst::Caps::builder("audio/x-raw")
-        .field("format", "S16LE")
-        .field("layout", "interleaved")
-        .field("rate", i32::try_from(cfg.audio.sample_rate.get()).unwrap_or(48_000))
-        .field("channels", i32::try_from(cfg.audio.channels.get()).unwrap_or(2))
-        .build();
-    let src = app_source("audio-in", &caps);
+    let src = app_source("audio-in", &raw_audio_caps(cfg));
     let convert = make("audioconvert", "audio-convert")?;
     // libav's native AAC first; voaacenc (gst-plugins-bad) as the fallback.
     let aac = make("avenc_aac", "audio-encoder").or_else(|_| make("voaacenc", "audio-encoder"))?;
