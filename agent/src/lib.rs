@@ -8,16 +8,22 @@
 //!
 //! # Design
 //! - [`config`]: one TOML file, strictly typed; errors name key and line.
-//! - [`pipeline`]: GStreamer graph built in code, supervised and restarted.
+//! - [`pipeline`]: capture and encoding as two GStreamer graphs built in
+//!   code, joined by a frame pump that keeps the TS unbroken (the slate when
+//!   the input has no signal); supervised and restarted.
 //! - [`fanout`]: one TS producer, one bounded queue per output; a slow or
 //!   dead output drops its own chunks and never blocks the encoder.
-//! - [`output`]: one thread per output (SRT through libsrt), reconnecting
-//!   forever with capped, jittered backoff; per-output status from libsrt.
+//! - [`output`]: one thread per output (SRT through libsrt, paced RTP and
+//!   RTP-FEC), reconnecting forever with capped, jittered backoff.
+//! - [`controller`] and [`fleet_device`]: every change at the least
+//!   disruptive depth; the fleet's view of the box.
+//! - [`panel`]: the front-panel board driven from the agent's state.
 //! - [`run`]: wires these together until shutdown.
 //!
 //! # Limitations
-//! The input is the built-in test pattern; only SRT caller outputs exist so
-//! far. Hardware encoder settings are unverified without hardware.
+//! Capture from V4L2 and DeckLink hardware and the hardware encoders'
+//! settings are written from the GStreamer documentation and have not run
+//! on hardware here; the test pattern exercises the same capture path.
 
 pub mod config;
 pub mod controller;

@@ -14,13 +14,16 @@
 //! - [`encoder::EncoderBackend`]: "is this factory installed?" and "does a
 //!   one-frame trial encode succeed?"; [`encoder::probe`] walks the
 //!   preference order and records why each candidate was or was not chosen.
-//! - [`input`]: the capture inputs this box offers; for now the built-in
-//!   test pattern.
+//! - [`capture`]: V4L2 and DeckLink discovery, signal state (DV timings or
+//!   a frame watchdog), hot-plug by rescans, `auto` selection order.
+//! - [`input`]: the inventory of inputs (devices, then the test pattern).
+//! - [`panel`]: the front-panel board's line protocol and serial link.
+//! - [`sensors`]: temperatures, load, memory, disk, clock sync, overheat.
 //!
 //! # Limitations
-//! Only the test-pattern input exists so far; V4L2 and DeckLink discovery
-//! come with the real-box HAL. Hardware encoder property mapping is written
-//! from GStreamer documentation and has not been run on hardware here.
+//! No capture card or hardware encoder is attached to the build machines:
+//! discovery runs over fake sysfs trees and encoder property mapping is
+//! written from the GStreamer documentation.
 
 pub mod capture;
 pub mod encoder;
