@@ -10,9 +10,11 @@ scripts/setup.sh --release
 
 PASS=correct-horse-battery-staple
 pids=()
+demo_dir=""
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [[ -n "$demo_dir" ]]; then rm -rf "$demo_dir"; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -25,19 +27,31 @@ for n in 1 2; do
   pids+=($!)
 done
 
+# A front-panel board simulated on a pty: prints its LEDs and tally when
+# they change; USR1 presses its button long (toggles streaming).
+demo_dir=$(mktemp -d /tmp/edge-demo.XXXXXX)
+target/release/panel-sim "$demo_dir/panel" &
+pids+=($!)
+panel_pid=$!
+config="$demo_dir/agent.toml"
+{ cat examples/dual-srt.toml; printf '\n[panel]\nport = "%s"\n' "$demo_dir/panel"; } > "$config"
+
 cat <<MSG
 edge-agent demo: test pattern -> H.264 + AAC -> MPEG-TS -> SRT (AES-128)
   primary -> srt://127.0.0.1:9001 (listener) -> udp://127.0.0.1:5001
   backup  -> srt://127.0.0.1:9002 (listener) -> udp://127.0.0.1:5002
 Watch either stream in another terminal:
   ffplay -fflags nobuffer udp://127.0.0.1:5001      (or VLC: udp://@127.0.0.1:5001)
-Try: kill one listener (kill ${pids[0]}) and watch the backup carry on.
+Try: kill one listener (kill ${pids[0]}) and watch the backup carry on and its LED change;
+     kill -USR1 <agent pid> to pull the input cable (slate on air, NO SIGNAL) and again to plug it back;
+     kill -USR1 $panel_pid for a long press on the panel button (stops/starts the stream).
 Status every 2 s below; Ctrl-C to stop.
 
 MSG
 
-target/release/edge-agent run --config examples/dual-srt.toml &
+target/release/edge-agent run --config "$config" &
 agent=$!
+echo "agent pid $agent"
 pids+=("$agent")
 if [[ -n "${DEMO_SECONDS:-}" ]]; then
   sleep "$DEMO_SECONDS"

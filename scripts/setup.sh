@@ -60,7 +60,7 @@ if ! command -v cargo >/dev/null; then
 fi
 
 if [[ "${1:-}" == "--release" ]]; then
-  cargo build --release --locked -p agent --bins
+  cargo build --release --locked -p agent -p hal --bins
 else
   cargo build --locked --workspace --bins
 fi
