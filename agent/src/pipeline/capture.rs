@@ -269,6 +269,9 @@ fn wire(g: &CaptureGraph, store: &Arc<FrameStore>) {
 /// failures. Never touches the encoding pipeline.
 pub fn run(cfg: &AgentConfig, store: &Arc<FrameStore>, mut discovery: Discovery, stop: &Shutdown) {
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+    // A box waiting for a cable retries every few seconds for hours: say
+    // each distinct failure once, not every retry.
+    let mut last_error = String::new();
     while !stop.is_triggered() {
         let outcome = match resolve(&cfg.input, &mut discovery) {
             None => Err("no capture device present".to_owned()),
@@ -278,8 +281,13 @@ pub fn run(cfg: &AgentConfig, store: &Arc<FrameStore>, mut discovery: Discovery,
         if stop.is_triggered() {
             break;
         }
-        if let Err(e) = outcome {
-            warn!(error = %e, "capture failed; the slate is on air");
+        match outcome {
+            Err(e) if e != last_error => {
+                warn!(error = %e, "capture failed; the slate is on air");
+                last_error = e;
+            }
+            Err(e) => tracing::debug!(error = %e, "capture still failing"),
+            Ok(()) => last_error.clear(),
         }
         if stop.wait_timeout(backoff.next_delay()) {
             break;
