@@ -19,6 +19,7 @@
 //! The input is the built-in test pattern; only SRT caller outputs exist so
 //! far. Hardware encoder settings are unverified without hardware.
 
+pub mod cloud;
 pub mod config;
 pub mod controller;
 pub mod fanout;
@@ -80,6 +81,9 @@ pub struct StatusDoc {
     /// Fleet client counters, when fleet management is on.
     pub fleet: Option<String>,
     pub outputs: Vec<output::OutputSnapshot>,
+    /// What AWS says (flow destinations and health, MediaLive channel), when
+    /// any output is named by flow ARN or a channel is configured.
+    pub cloud: Option<cloud::CloudReport>,
 }
 
 /// Writes `bytes` to `path` so that a reader, a kill -9 or a power cut
@@ -104,6 +108,10 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     let ctl = controller::Controller::start(cfg, raw, report, events_tx, shutdown.clone(), persist)
         .map_err(|e| AgentError::Start(e.to_string()))?;
     let ctl = Arc::new(Mutex::new(ctl));
+    let monitor_stop = Shutdown::new();
+    if let Err(e) = cloud::spawn_monitor(ctl.clone(), monitor_stop.clone()) {
+        warn!(error = %e, "cannot start the AWS monitor; flow health will not be reported");
+    }
 
     // The fleet client runs on its own thread and runtime: the stream never
     // waits for the broker.
@@ -151,9 +159,9 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
                 _ => {}
             }
         }
-        let (snapshots, factory, stats, streaming) = {
+        let (snapshots, factory, stats, streaming, cloud) = {
             let c = ctl.lock().unwrap_or_else(|p| p.into_inner());
-            (c.snapshots(), c.factory().to_owned(), c.pipeline_stats(), c.is_streaming())
+            (c.snapshots(), c.factory().to_owned(), c.pipeline_stats(), c.is_streaming(), c.cloud())
         };
         let state = if streaming { pipeline_state } else { "stopped" };
         let summary = std::iter::once(format!("{state} ({factory})"))
@@ -177,6 +185,7 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
                 pipeline_restarts: restarts,
                 fleet: fleet.as_ref().map(|f| format!("{:?}", f.stats())),
                 outputs: snapshots.clone(),
+                cloud: cloud.has_work().then(|| cloud.report()),
             };
             let written = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other).and_then(|b| write_atomically(path, &b));
             if let Err(e) = written {
@@ -195,6 +204,7 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     }
 
     info!("shutting down");
+    monitor_stop.trigger();
     notifier.stopping();
     drop(watchdog);
     if let Some(f) = fleet {
