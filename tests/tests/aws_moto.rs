@@ -7,6 +7,7 @@
 //! moto reports `IngestIp` `127.0.0.<source index>` and echoes the ingest
 //! port it was given (reference §6), so a listener bound there on loopback
 //! is the flow's ingest.
+#![cfg(test)]
 #![cfg(feature = "aws")]
 
 use std::process::Command;
