@@ -37,6 +37,8 @@ PACKAGES=(
   systemd
   # Process tools used by the tests (pgrep/ps for leak checks).
   procps
+  # AWS emulation for the edge-cloud tests: moto's server runs in a venv.
+  python3 python3-venv
 )
 
 missing=()
@@ -54,13 +56,27 @@ if ((${#missing[@]})); then
     --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# moto (PyPI) emulates MediaConnect and MediaLive for the `aws` feature's
+# tests (shared/reference/mediaconnect.md §6: LocalStack has neither). Pinned:
+# its gaps are measured against this version. The tests find it through
+# EDGE_MOTO_SERVER or this venv.
+MOTO_VERSION=5.2.5
+if ! .venv-moto/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  echo "setup: installing moto[server]==$MOTO_VERSION into .venv-moto"
+  python3 -m venv .venv-moto
+  .venv-moto/bin/pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found; install Rust >= 1.92 (https://rustup.rs)" >&2
   exit 1
 fi
 
+# AWS support (outputs by flow ARN) is on unless EDGE_FEATURES is set empty;
+# its SDK crates add minutes to a cold build on two cores.
+EDGE_FEATURES="${EDGE_FEATURES-edge-tests/aws}"
 if [[ "${1:-}" == "--release" ]]; then
-  cargo build --release --locked -p agent -p hal --bins
+  cargo build --release --locked -p agent -p hal --bins ${EDGE_FEATURES:+--features agent/aws}
 else
-  cargo build --locked --workspace --bins
+  cargo build --locked --workspace --bins ${EDGE_FEATURES:+--features "$EDGE_FEATURES"}
 fi

@@ -5,6 +5,11 @@
 # timeouts from .config/nextest.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI builds and tests with AWS support (MediaConnect/MediaLive against moto);
+# EDGE_FEATURES= scripts/test.sh runs the suite without it.
+export EDGE_FEATURES="${EDGE_FEATURES-edge-tests/aws}"
+features=()
+[[ -n "$EDGE_FEATURES" ]] && features=(--features "$EDGE_FEATURES")
 scripts/setup.sh
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "test: installing cargo-nextest"
@@ -12,8 +17,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 export RUST_BACKTRACE=1
 rm -f target/debug/results.jsonl
-cargo nextest run --locked --workspace --profile ci "$@"
-cargo test --locked --workspace --doc
+cargo nextest run --locked --workspace --profile ci "${features[@]}" "$@"
+cargo test --locked --workspace --doc "${features[@]}"
 # The figures the fault, soak and interop tests recorded, as a table.
 mkdir -p docs
 cargo run -q --locked -p edge-tests --bin results > docs/results.md

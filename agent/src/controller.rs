@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use serde_json::Value;
 use tracing::{info, warn};
 
+use crate::cloud::Cloud;
 use crate::config::{AgentConfig, OutputConfig};
 use crate::fanout::FanOut;
 use crate::output::{OutputHandle, OutputSnapshot, OutputState};
@@ -80,6 +81,8 @@ pub struct Controller {
     identify_until: Option<std::time::Instant>,
     /// The front panel's readings, when a board is configured.
     pub panel: Option<Arc<Mutex<crate::panel::PanelReadings>>>,
+    /// AWS clients, flow links and health (`[aws]`, outputs by `flow_arn`).
+    cloud: Arc<Cloud>,
 }
 
 impl Controller {
@@ -95,6 +98,7 @@ impl Controller {
         let chosen = report.chosen().ok_or_else(|| ControlError::Encoder(report.why()))?;
         let (kind, factory) = (chosen.kind, chosen.factory.to_owned());
         let fan = Arc::new(FanOut::new(cfg.rtp_ssrc()));
+        let cfg_for_cloud = cfg.clone();
         fan.set_nominal_bps(cfg.nominal_ts_bps());
         let mut c = Controller {
             live_cfg: Arc::new(RwLock::new(cfg.clone())),
@@ -113,6 +117,7 @@ impl Controller {
             persist_error: None,
             identify_until: None,
             panel: None,
+            cloud: Arc::new(Cloud::new(&cfg_for_cloud)),
         };
         for o in c.cfg.outputs.clone() {
             let handle = c.start_output(&o)?;
@@ -195,7 +200,7 @@ impl Controller {
         if !o.enabled() || self.disabled_by_command.contains(o.name().as_str()) {
             return Ok(None);
         }
-        Ok(Some(OutputHandle::start(o, &self.fan, &self.shutdown)?))
+        Ok(Some(OutputHandle::start(o, &self.fan, &self.shutdown, &self.cloud)?))
     }
 
     /// `stream.start`: builds and plays the pipeline (no-op if running).
@@ -253,6 +258,7 @@ impl Controller {
     fn replace_output(&mut self, name: &str, cfg: Option<&OutputConfig>) -> Result<(), ControlError> {
         if let Some(pos) = self.outputs.iter().position(|(n, _)| n == name) {
             let (_, old) = self.outputs.remove(pos);
+            self.cloud.forget(name);
             if let Some(h) = old {
                 h.stop(&self.fan);
             }
@@ -281,6 +287,11 @@ impl Controller {
             self.report = report;
         }
         *self.live_cfg.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
+        if new.aws != old.aws {
+            // New clients and links: every flow-named output restarts below.
+            self.cloud = Arc::new(Cloud::new(&new));
+            done.push("aws settings".to_owned());
+        }
         self.fan.set_nominal_bps(new.nominal_ts_bps());
         if new.rtp_ssrc() != old.rtp_ssrc() {
             self.fan.set_ssrc(new.rtp_ssrc());
@@ -307,7 +318,8 @@ impl Controller {
         for name in names {
             let before = old.outputs.iter().find(|o| o.name().as_str() == name);
             let after = new.outputs.iter().find(|o| o.name().as_str() == name);
-            if before != after {
+            let on_new_cloud = new.aws != old.aws && after.is_some_and(|o| o.target().flow_arn.is_some());
+            if before != after || on_new_cloud {
                 self.replace_output(&name, after)?;
                 done.push(format!("output {name} {}", if after.is_some() { "restarted" } else { "removed" }));
             }
@@ -355,6 +367,11 @@ impl Controller {
     /// TS bytes produced by the current pipeline run.
     pub fn ts_bytes(&self) -> u64 {
         self.pipeline.as_ref().map_or(0, |p| p.stats.ts_bytes.load(Ordering::Relaxed))
+    }
+
+    /// The AWS side (shared with the monitor thread).
+    pub fn cloud(&self) -> Arc<Cloud> {
+        self.cloud.clone()
     }
 
     pub fn output_names(&self) -> Vec<String> {

@@ -109,6 +109,9 @@ impl Device for AgentDevice {
             "outputs": ctl.snapshots(),
             "panel": ctl.panel_readings(),
             "system": sensors.snapshot(std::path::Path::new("/")),
+            // Flow destinations and health, MediaLive channel: present when
+            // an output is named by flow ARN or a channel is configured.
+            "cloud": ctl.cloud().has_work().then(|| ctl.cloud().report()),
         })
     }
 
@@ -137,6 +140,14 @@ impl Device for AgentDevice {
                 let msg = s.last_error.clone().unwrap_or_else(|| format!("output {}", s.state));
                 v.push(Alarm::raised("OUTPUT_DOWN", &format!("output:{}", s.name), Severity::Major, &msg));
             }
+        }
+        for a in ctl.cloud().report().alarms() {
+            let severity = match a.severity {
+                edge_cloud::Severity::Warning => Severity::Warning,
+                edge_cloud::Severity::Major => Severity::Major,
+                edge_cloud::Severity::Critical => Severity::Critical,
+            };
+            v.push(Alarm::raised(a.code, &a.component, severity, &a.message));
         }
         if let Some(e) = &ctl.persist_error {
             v.push(Alarm::raised("STATE_WRITE_FAILED", "state", Severity::Major, e));
@@ -177,6 +188,14 @@ impl Device for AgentDevice {
                     let _ = std::process::Command::new("systemctl").arg("reboot").status();
                 });
                 return Ok(Some(json!({"reboot_in_s": 3})));
+            }
+            Command::ChannelStart | Command::ChannelStop => {
+                // AWS calls take up to ~10 s: not under the controller lock.
+                let cloud = self.ctl().cloud();
+                return cloud
+                    .channel_command(matches!(cmd, Command::ChannelStart))
+                    .map(|state| Some(json!({"state": state})))
+                    .map_err(|e| (ReasonCode::Internal, e));
             }
             _ => {}
         }

@@ -25,6 +25,7 @@
 //! settings are written from the GStreamer documentation and have not run
 //! on hardware here; the test pattern exercises the same capture path.
 
+pub mod cloud;
 pub mod config;
 pub mod controller;
 pub mod fanout;
@@ -89,6 +90,9 @@ pub struct StatusDoc {
     /// Fleet client counters, when fleet management is on.
     pub fleet: Option<String>,
     pub outputs: Vec<output::OutputSnapshot>,
+    /// What AWS says (flow destinations and health, MediaLive channel), when
+    /// any output is named by flow ARN or a channel is configured.
+    pub cloud: Option<cloud::CloudReport>,
 }
 
 /// Writes `bytes` to `path` so that a reader, a kill -9 or a power cut
@@ -114,6 +118,10 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     let ctl = controller::Controller::start(cfg, raw, report, events_tx, shutdown.clone(), persist)
         .map_err(|e| AgentError::Start(e.to_string()))?;
     let ctl = Arc::new(Mutex::new(ctl));
+    let monitor_stop = Shutdown::new();
+    if let Err(e) = cloud::spawn_monitor(ctl.clone(), monitor_stop.clone()) {
+        warn!(error = %e, "cannot start the AWS monitor; flow health will not be reported");
+    }
 
     // The fleet client runs on its own thread and runtime: the stream never
     // waits for the broker.
@@ -201,9 +209,9 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
                 _ => {}
             }
         }
-        let (snapshots, factory, stats, streaming, input) = {
+        let (snapshots, factory, stats, streaming, input, cloud) = {
             let c = ctl.lock().unwrap_or_else(|p| p.into_inner());
-            (c.snapshots(), c.factory().to_owned(), c.pipeline_stats(), c.is_streaming(), c.input_status())
+            (c.snapshots(), c.factory().to_owned(), c.pipeline_stats(), c.is_streaming(), c.input_status(), c.cloud())
         };
         let state = if streaming { pipeline_state } else { "stopped" };
         let input_line = input.as_ref().map(input_summary).unwrap_or_default();
@@ -229,6 +237,7 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
                 input: input.clone(),
                 fleet: fleet.as_ref().map(|f| format!("{:?}", f.stats())),
                 outputs: snapshots.clone(),
+                cloud: cloud.has_work().then(|| cloud.report()),
             };
             let written = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other).and_then(|b| write_atomically(path, &b));
             if let Err(e) = written {
@@ -247,6 +256,7 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     }
 
     info!("shutting down");
+    monitor_stop.trigger();
     notifier.stopping();
     drop(watchdog);
     if let Some(f) = fleet {

@@ -38,6 +38,16 @@ enum Command {
     CheckConfig {
         file: PathBuf,
     },
+    /// Print where each output would send, resolving outputs named by flow
+    /// ARN with DescribeFlow only (no flow started, no whitelist changed,
+    /// nothing sent): 0 if every output resolves, 1 if not, 78 for a bad file.
+    Resolve {
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List inputs and H.264 encoders, with the one that would be chosen.
     Probe {
         /// Machine-readable JSON instead of a table.
@@ -83,6 +93,10 @@ fn main() -> ExitCode {
             Err(e) => config_failure(&e),
         },
         Command::Probe { json } => probe(json),
+        Command::Resolve { config, json } => match config::from_file(&config) {
+            Ok(cfg) => resolve(&cfg, json),
+            Err(e) => config_failure(&e),
+        },
         Command::Receive { port, fec, bind, seconds, output, json, hold_ms } => {
             let opts = agent::receive::ReceiveOptions {
                 port,
@@ -187,6 +201,30 @@ fn receive(opts: &agent::receive::ReceiveOptions) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+/// `edge-agent resolve`: one line (or JSON object) per output.
+fn resolve(cfg: &config::AgentConfig, json: bool) -> ExitCode {
+    let rows = agent::cloud::dry_run(cfg);
+    let ok = rows.iter().all(|r| r.error.is_none());
+    if json {
+        match serde_json::to_string_pretty(&rows) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    } else {
+        for r in &rows {
+            println!("{}", r.line());
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
     }
 }
 

@@ -85,10 +85,11 @@ pub fn agent_child(a: &FecChildArgs) -> Result<()> {
     let cfg = agent::config::from_str(&toml).map_err(|e| anyhow!("bench configuration refused: {e}"))?;
     let fan = FanOut::new(0x0EDB_E7C4);
     let shutdown = Shutdown::new();
+    let cloud = agent::cloud::Cloud::new(&cfg);
     let outputs = cfg
         .outputs
         .iter()
-        .map(|o| { fan.set_nominal_bps(a.rate_bps); OutputHandle::start(o, &fan, &shutdown) })
+        .map(|o| { fan.set_nominal_bps(a.rate_bps); OutputHandle::start(o, &fan, &shutdown, &cloud) })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start the output")?;
     if !procs::wait_until(Duration::from_secs(5), || {

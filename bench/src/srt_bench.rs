@@ -94,10 +94,11 @@ pub fn agent_child(a: &SrtChildArgs) -> Result<()> {
     let rate_bps = a.mbps * 1e6;
     let fan = FanOut::default();
     let shutdown = Shutdown::new();
+    let cloud = agent::cloud::Cloud::new(&cfg);
     let outputs = cfg
         .outputs
         .iter()
-        .map(|o| { fan.set_nominal_bps(round_u64(rate_bps)); OutputHandle::start(o, &fan, &shutdown) })
+        .map(|o| { fan.set_nominal_bps(round_u64(rate_bps)); OutputHandle::start(o, &fan, &shutdown, &cloud) })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start the outputs")?;
     let connected = procs::wait_until(Duration::from_secs(10), || {

@@ -33,6 +33,10 @@ pub enum Command {
     Rebirth,
     /// Reboot the box (the result is stored before the device acts).
     Reboot,
+    /// Start the MediaLive channel named in the box's `[aws] channel_id`.
+    ChannelStart,
+    /// Stop that MediaLive channel.
+    ChannelStop,
 }
 
 /// A request that names no known command or carries bad arguments.
@@ -99,6 +103,8 @@ impl Command {
         "identify",
         "rebirth",
         "reboot",
+        "channel.start",
+        "channel.stop",
     ];
 
     /// The wire name.
@@ -113,6 +119,8 @@ impl Command {
             Command::Identify { .. } => "identify",
             Command::Rebirth => "rebirth",
             Command::Reboot => "reboot",
+            Command::ChannelStart => "channel.start",
+            Command::ChannelStop => "channel.stop",
         }
     }
 
@@ -125,7 +133,12 @@ impl Command {
                 json!({ "interval_s": interval_s, "duration_s": duration_s })
             }
             Command::Identify { duration_s } => json!({ "duration_s": duration_s }),
-            Command::StreamStart | Command::StreamStop | Command::Rebirth | Command::Reboot => {
+            Command::StreamStart
+            | Command::StreamStop
+            | Command::Rebirth
+            | Command::Reboot
+            | Command::ChannelStart
+            | Command::ChannelStop => {
                 Value::Object(Map::new())
             }
         }
@@ -144,6 +157,8 @@ impl Command {
             "stream.stop" => no_args(args).map(|()| Command::StreamStop)?,
             "rebirth" => no_args(args).map(|()| Command::Rebirth)?,
             "reboot" => no_args(args).map(|()| Command::Reboot)?,
+            "channel.start" => no_args(args).map(|()| Command::ChannelStart)?,
+            "channel.stop" => no_args(args).map(|()| Command::ChannelStop)?,
             "output.enable" => Command::OutputEnable { output: output_name(typed::<OutputArgs>(args)?.output)? },
             "output.disable" => Command::OutputDisable { output: output_name(typed::<OutputArgs>(args)?.output)? },
             "config.confirm" => {
@@ -230,6 +245,8 @@ mod tests {
             Command::Identify { duration_s: 10 },
             Command::Rebirth,
             Command::Reboot,
+            Command::ChannelStart,
+            Command::ChannelStop,
         ];
         assert_eq!(all.len(), Command::NAMES.len());
         for c in all {

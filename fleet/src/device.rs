@@ -124,6 +124,10 @@ impl Device for FakeDevice {
             }
             Command::Identify { duration_s } => return Ok(Some(json!({ "identifying_s": duration_s }))),
             Command::Reboot => return Ok(Some(json!({ "rebooting": true }))),
+            // The simulated box has no MediaLive channel behind it.
+            Command::ChannelStart | Command::ChannelStop => {
+                return Err((ReasonCode::PreconditionFailed, "no MediaLive channel configured".into()))
+            }
             Command::ConfigConfirm { .. } | Command::TelemetryBoost { .. } | Command::Rebirth => {
                 return Err((ReasonCode::Unsupported, "handled by the session".into()))
             }

@@ -6,6 +6,7 @@
 
 pub mod agent_proc;
 pub mod broker;
+pub mod moto;
 pub mod peers;
 pub mod relay;
 pub mod udp;

@@ -21,7 +21,13 @@ impl SrtListenerPeer {
     /// passphrase/key length; received TS goes to `output`, JSON stats every
     /// second to `output` + ".stats.json".
     pub fn start(port: u16, latency_ms: u32, secret: Option<(&str, u8)>, output: &Path) -> Self {
-        let mut uri = format!("srt://127.0.0.1:{port}?mode=listener&latency={latency_ms}");
+        Self::start_at("127.0.0.1", port, latency_ms, secret, output)
+    }
+
+    /// As [`Self::start`], listening on another loopback address (an
+    /// emulated flow's ingest IP such as moto's `127.0.0.0`).
+    pub fn start_at(ip: &str, port: u16, latency_ms: u32, secret: Option<(&str, u8)>, output: &Path) -> Self {
+        let mut uri = format!("srt://{ip}:{port}?mode=listener&latency={latency_ms}");
         if let Some((pass, keylen)) = secret {
             uri.push_str(&format!("&passphrase={pass}&pbkeylen={keylen}"));
         }

@@ -37,7 +37,7 @@ fn good_config_checks() {
 
 #[test]
 fn examples_check() {
-    for ex in ["dual-srt.toml", "rtp-fec.toml", "fleet-local.toml"] {
+    for ex in ["dual-srt.toml", "rtp-fec.toml", "fleet-local.toml", "flow-arn.toml"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(ex);
         let out = Command::new(agent_bin()).arg("check-config").arg(&path).output().unwrap();
         assert!(out.status.success(), "{ex}: {}", String::from_utf8_lossy(&out.stderr));

@@ -341,6 +341,51 @@ latency_ms = 500
         assert_eq!(auto.input.kind_name(), "auto", "a box with no [input] finds its own");
     }
 
+    const ARN: &str = "arn:aws:mediaconnect:eu-west-1:111122223333:flow:1-abc:venue";
+
+    #[test]
+    fn output_by_flow_arn_parses_without_address() {
+        let text = GOOD.replace("address = \"127.0.0.1:9001\"", &format!("flow_arn = \"{ARN}\"\nstart_flow_if_standby = true"));
+        let cfg = from_str(&format!("{text}\n[aws]\nregion = \"eu-west-1\"\nendpoint_url = \"http://127.0.0.1:5055\"\n")).unwrap();
+        let t = cfg.outputs[0].target();
+        assert_eq!(t.flow_arn.map(|a| a.region()), Some("eu-west-1"));
+        assert!(t.address.is_none() && t.start_flow_if_standby);
+    }
+
+    #[test]
+    fn address_and_flow_arn_together_name_the_key_and_line() {
+        let e = err(&GOOD.replace("latency_ms = 500", &format!("flow_arn = \"{ARN}\"")));
+        assert_eq!(e.key, "outputs[0].flow_arn");
+        assert_eq!(e.line, Some(11));
+        assert!(e.message.contains("either address or flow_arn"), "{}", e.message);
+    }
+
+    #[test]
+    fn neither_address_nor_flow_arn_is_refused_at_the_output() {
+        let e = err(&GOOD.replace("address = \"127.0.0.1:9001\"\n", ""));
+        assert_eq!(e.key, "outputs[0].address");
+        assert_eq!(e.line, Some(7), "points at the output's [[outputs]] header");
+        assert!(e.message.contains("address (host:port) or flow_arn"), "{}", e.message);
+    }
+
+    #[test]
+    fn flow_options_need_flow_arn_and_bad_arns_are_named() {
+        let e = err(&GOOD.replace("latency_ms = 500", "manage_whitelist = true"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].manage_whitelist", Some(11)));
+        let e = err(&GOOD.replace("address = \"127.0.0.1:9001\"", "flow_arn = \"arn:aws:s3:::bucket\""));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].flow_arn", Some(10)));
+        assert!(e.message.contains("not a MediaConnect flow ARN"), "{}", e.message);
+        let e = err(&format!("{GOOD}\n[aws]\nregion = \"Mars\"\n"));
+        assert_eq!(e.key, "aws.region");
+        let e = err(&format!("{GOOD}\n[aws]\nsecret_access_key = \"x\"\n"));
+        assert_eq!(e.key, "aws.secret_access_key", "credentials are not configuration keys");
+    }
+
+    #[test]
+    fn flow_arn_example_parses() {
+        from_str(include_str!("../../../examples/flow-arn.toml")).unwrap();
+    }
+
     #[test]
     fn unknown_output_kind() {
         let e = err(&GOOD.replace("kind = \"srt\"", "kind = \"rtmp\""));

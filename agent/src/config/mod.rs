@@ -47,6 +47,8 @@ pub struct AgentConfig {
     pub fleet: Option<fleet::FleetSettings>,
     /// The front-panel board; absent = a box without one.
     pub panel: Option<PanelConfig>,
+    /// AWS access for outputs named by flow ARN and for MediaLive health.
+    pub aws: Option<AwsConfig>,
 }
 
 /// `[panel]`: the front-panel microcontroller (`hal::panel` protocol).
@@ -378,6 +380,25 @@ impl OutputConfig {
         }
     }
 
+    /// Where the output sends: a fixed address or a flow to resolve.
+    pub fn target(&self) -> OutputTarget<'_> {
+        let (address, flow_arn, region, source, start, whitelist) = match self {
+            OutputConfig::Srt(o) => (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist),
+            OutputConfig::Rtp(o) => (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist),
+            OutputConfig::RtpFec(o) => (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist),
+        };
+        OutputTarget { address: address.as_ref(), flow_arn: flow_arn.as_ref(), region: region.as_ref(), flow_source: source.as_ref(), start_flow_if_standby: start, manage_whitelist: whitelist }
+    }
+
+    /// The output kind as the cloud resolver knows it.
+    pub fn cloud_kind(&self) -> edge_cloud::OutputKind {
+        match self {
+            OutputConfig::Srt(_) => edge_cloud::OutputKind::Srt,
+            OutputConfig::Rtp(_) => edge_cloud::OutputKind::Rtp,
+            OutputConfig::RtpFec(_) => edge_cloud::OutputKind::RtpFec,
+        }
+    }
+
     /// A disabled output keeps its settings but sends nothing.
     pub fn enabled(&self) -> bool {
         match self {
@@ -386,6 +407,43 @@ impl OutputConfig {
             OutputConfig::RtpFec(r) => r.enabled,
         }
     }
+}
+
+/// The destination fields every output kind shares (see [`OutputConfig::target`]).
+#[derive(Debug, Clone, Copy)]
+pub struct OutputTarget<'a> {
+    pub address: Option<&'a HostPort>,
+    pub flow_arn: Option<&'a FlowArn>,
+    pub region: Option<&'a AwsRegion>,
+    pub flow_source: Option<&'a FlowSourceName>,
+    pub start_flow_if_standby: bool,
+    pub manage_whitelist: bool,
+}
+
+/// `[aws]`: how to reach MediaConnect and MediaLive. Credentials come from
+/// the SDK's default chain or the named shared-credentials file; the file's
+/// content is never read into the configuration, logged or reported.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    pub region: Option<AwsRegion>,
+    /// A shared-credentials file (INI, `[default]` or `profile`).
+    pub credentials_file: Option<std::path::PathBuf>,
+    pub profile: Option<String>,
+    /// Endpoint override, e.g. a local emulator (`http://127.0.0.1:5055`).
+    pub endpoint_url: Option<EndpointUrl>,
+    /// The box's public address, for `manage_whitelist` (as `/32`).
+    pub public_ip: Option<std::net::IpAddr>,
+    /// MediaLive channel fed by this box's flows: state and active input in
+    /// telemetry, `channel.start` / `channel.stop` commands.
+    pub channel_id: Option<edge_cloud::ChannelId>,
+    /// Seconds between health polls and destination refreshes (10..=3600).
+    #[serde(default = "default_aws_poll")]
+    pub poll_interval_s: AwsPollS,
+}
+
+fn default_aws_poll() -> AwsPollS {
+    AwsPollS::try_from(30).unwrap_or_else(|_| unreachable!())
 }
 
 fn yes() -> bool {
@@ -399,8 +457,25 @@ pub struct SrtOutputConfig {
     pub name: OutputName,
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// The listener to call: the flow source's ingest IP and port.
-    pub address: HostPort,
+    /// The listener to call: the flow source's ingest IP and port. Give
+    /// either this or `flow_arn`.
+    pub address: Option<HostPort>,
+    /// A MediaConnect flow to resolve the destination from (DescribeFlow)
+    /// instead of `address`; needs the `aws` build feature.
+    pub flow_arn: Option<FlowArn>,
+    /// Region for the flow's API calls; default `[aws] region`, then the
+    /// ARN's region. Only with `flow_arn`.
+    pub region: Option<AwsRegion>,
+    /// Which source of a two-source flow; default the one whose protocol
+    /// fits. Only with `flow_arn`.
+    pub flow_source: Option<FlowSourceName>,
+    /// StartFlow when the flow waits in STANDBY. Only with `flow_arn`.
+    #[serde(default)]
+    pub start_flow_if_standby: bool,
+    /// Keep the source's whitelist CIDR at the box's public address
+    /// (`[aws] public_ip`, required). Only with `flow_arn`.
+    #[serde(default)]
+    pub manage_whitelist: bool,
     /// Receiver buffer latency; the larger of both sides wins in the handshake.
     #[serde(default = "default_latency")]
     pub latency_ms: LatencyMs,
@@ -420,8 +495,25 @@ pub struct RtpOutputConfig {
     pub name: OutputName,
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// The flow source's ingest IP and port (media port P).
-    pub address: HostPort,
+    /// The flow source's ingest IP and port (media port P). Give
+    /// either this or `flow_arn`.
+    pub address: Option<HostPort>,
+    /// A MediaConnect flow to resolve the destination from (DescribeFlow)
+    /// instead of `address`; needs the `aws` build feature.
+    pub flow_arn: Option<FlowArn>,
+    /// Region for the flow's API calls; default `[aws] region`, then the
+    /// ARN's region. Only with `flow_arn`.
+    pub region: Option<AwsRegion>,
+    /// Which source of a two-source flow; default the one whose protocol
+    /// fits. Only with `flow_arn`.
+    pub flow_source: Option<FlowSourceName>,
+    /// StartFlow when the flow waits in STANDBY. Only with `flow_arn`.
+    #[serde(default)]
+    pub start_flow_if_standby: bool,
+    /// Keep the source's whitelist CIDR at the box's public address
+    /// (`[aws] public_ip`, required). Only with `flow_arn`.
+    #[serde(default)]
+    pub manage_whitelist: bool,
     /// Local address to send from (pins the uplink).
     pub bind: Option<HostPort>,
     /// DiffServ code point for the IP header (e.g. 34 = AF41, 46 = EF), so
@@ -436,7 +528,25 @@ pub struct RtpFecOutputConfig {
     pub name: OutputName,
     #[serde(default = "yes")]
     pub enabled: bool,
-    pub address: HostPort,
+    /// The listener to call: the flow source's ingest IP and port. Give
+    /// either this or `flow_arn`.
+    pub address: Option<HostPort>,
+    /// A MediaConnect flow to resolve the destination from (DescribeFlow)
+    /// instead of `address`; needs the `aws` build feature.
+    pub flow_arn: Option<FlowArn>,
+    /// Region for the flow's API calls; default `[aws] region`, then the
+    /// ARN's region. Only with `flow_arn`.
+    pub region: Option<AwsRegion>,
+    /// Which source of a two-source flow; default the one whose protocol
+    /// fits. Only with `flow_arn`.
+    pub flow_source: Option<FlowSourceName>,
+    /// StartFlow when the flow waits in STANDBY. Only with `flow_arn`.
+    #[serde(default)]
+    pub start_flow_if_standby: bool,
+    /// Keep the source's whitelist CIDR at the box's public address
+    /// (`[aws] public_ip`, required). Only with `flow_arn`.
+    #[serde(default)]
+    pub manage_whitelist: bool,
     pub bind: Option<HostPort>,
     pub dscp: Option<Dscp>,
     /// L: columns, i.e. packets per row (4..=20).
@@ -456,6 +566,11 @@ impl RtpFecOutputConfig {
             name: self.name.clone(),
             enabled: self.enabled,
             address: self.address.clone(),
+            flow_arn: self.flow_arn.clone(),
+            region: self.region.clone(),
+            flow_source: self.flow_source.clone(),
+            start_flow_if_standby: self.start_flow_if_standby,
+            manage_whitelist: self.manage_whitelist,
             bind: self.bind.clone(),
             dscp: self.dscp,
         }
@@ -595,6 +710,29 @@ impl AgentConfig {
             if self.outputs[..i].iter().any(|o| o.name() == out.name()) {
                 return Err((format!("outputs[{i}].name"), format!("duplicate output name `{}`", out.name())));
             }
+            let t = out.target();
+            match (t.address, t.flow_arn) {
+                (Some(_), Some(_)) => {
+                    return Err((format!("outputs[{i}].flow_arn"), "give either address or flow_arn, not both".into()))
+                }
+                (None, None) => return Err((format!("outputs[{i}].address"), "missing: give address (host:port) or flow_arn".into())),
+                (Some(_), None) => {
+                    let flow_only = [
+                        ("region", t.region.is_some()),
+                        ("flow_source", t.flow_source.is_some()),
+                        ("start_flow_if_standby", t.start_flow_if_standby),
+                        ("manage_whitelist", t.manage_whitelist),
+                    ];
+                    if let Some((key, _)) = flow_only.iter().find(|(_, set)| *set) {
+                        return Err((format!("outputs[{i}].{key}"), "applies only to an output with flow_arn".into()));
+                    }
+                }
+                (None, Some(_)) => {
+                    if t.manage_whitelist && self.aws.as_ref().and_then(|a| a.public_ip).is_none() {
+                        return Err((format!("outputs[{i}].manage_whitelist"), "needs [aws] public_ip (the box's public address)".into()));
+                    }
+                }
+            }
             match out {
                 OutputConfig::Srt(srt) => {
                     if srt.pbkeylen.is_some() && srt.passphrase.is_none() {
@@ -606,7 +744,7 @@ impl AgentConfig {
                     if let Err(e) = fec.matrix() {
                         return Err((format!("outputs[{i}].fec_rows"), e.to_string()));
                     }
-                    if fec.address.addr().port() > 65535 - 4 {
+                    if fec.address.as_ref().is_some_and(|a| a.addr().port() > 65535 - 4) {
                         return Err((format!("outputs[{i}].address"), "port+4 (row FEC) must be a valid port".into()));
                     }
                 }

@@ -467,3 +467,81 @@ mod tests {
         assert!(PbKeyLen::try_from(20).is_err());
     }
 }
+
+ranged_u32!(
+    /// Seconds between AWS health polls and flow destination refreshes.
+    /// DescribeFlow is cheap but throttled per account; 2 s is for tests.
+    AwsPollS, 2, 3600, "s"
+);
+
+/// A MediaConnect flow ARN (validated by `edge-cloud`).
+pub use edge_cloud::FlowArn;
+
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $name:ident, $check:expr, $what:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                let check: fn(&str) -> bool = $check;
+                if check(&s) {
+                    Ok($name(s))
+                } else {
+                    Err(format!("`{}` is not {}", s.chars().take(80).collect::<String>(), $what))
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+checked_string!(
+    /// An AWS region name such as `eu-west-1` or `us-gov-west-1`.
+    AwsRegion,
+    |s| {
+        let parts: Vec<&str> = s.split('-').collect();
+        s.len() <= 32
+            && parts.len() >= 3
+            && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+            && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    },
+    "an AWS region (e.g. eu-west-1)"
+);
+
+checked_string!(
+    /// A flow source name (MediaConnect: printable, no `.`, ≤ 128).
+    FlowSourceName,
+    |s| !s.is_empty() && s.len() <= 128 && s.chars().all(|c| !c.is_control()),
+    "a flow source name (1-128 printable characters)"
+);
+
+checked_string!(
+    /// An endpoint override: `http://` or `https://` with a host.
+    EndpointUrl,
+    |s| {
+        let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+        rest.is_some_and(|r| !r.is_empty() && !r.chars().any(char::is_whitespace)) && s.len() <= 256
+    },
+    "an http:// or https:// endpoint URL"
+);

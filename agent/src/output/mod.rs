@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 
 pub use status::{OutputSnapshot, OutputState, OutputStatus, RtpSnapshot, SrtSnapshot};
 
+use crate::cloud::Cloud;
 use crate::config::OutputConfig;
 use crate::fanout::{self, FanOut, Payload};
 use crate::shutdown::Shutdown;
@@ -31,7 +32,7 @@ pub struct OutputHandle {
 
 impl OutputHandle {
     /// Starts the output's thread and registers its queue with the fan-out.
-    pub fn start(cfg: &OutputConfig, fan: &FanOut, agent_shutdown: &Shutdown) -> std::io::Result<Self> {
+    pub fn start(cfg: &OutputConfig, fan: &FanOut, agent_shutdown: &Shutdown, cloud: &Cloud) -> std::io::Result<Self> {
         let nominal_bps = fan.nominal_bps();
         let name = cfg.name().as_str().to_owned();
         let (tx, rx, counters) = fanout::queue(QUEUE_CHUNKS);
@@ -41,20 +42,26 @@ impl OutputHandle {
             status.set_state(OutputState::Disabled);
             return Ok(OutputHandle { status, stop, thread: None });
         }
+        let Some(dest) = cloud.dest(cfg, false) else {
+            // Unreachable after validation (address or flow_arn is required).
+            status.failed("no address and no flow_arn".into());
+            return Ok(OutputHandle { status, stop, thread: None });
+        };
         let thread = std::thread::Builder::new().name(format!("out-{name}"));
         let (thread, payload) = match cfg {
             OutputConfig::Srt(srt_cfg) => {
-                let worker = srt::SrtOutput::new(srt_cfg.clone(), status.clone(), stop.clone(), agent_shutdown.clone());
+                let worker = srt::SrtOutput::new(srt_cfg.clone(), dest, status.clone(), stop.clone(), agent_shutdown.clone());
                 (thread.spawn(move || worker.run(rx))?, Payload::Ts)
             }
             OutputConfig::Rtp(_) | OutputConfig::RtpFec(_) => {
                 let settings = match cfg {
                     OutputConfig::RtpFec(f) => rtp::RtpSettings {
                         cfg: f.rtp(),
+                        dest,
                         fec: f.matrix().ok().map(|m| (m, f.fec_mode.into())),
                         nominal_bps: nominal_bps.clone(),
                     },
-                    OutputConfig::Rtp(r) => rtp::RtpSettings { cfg: r.clone(), fec: None, nominal_bps: nominal_bps.clone() },
+                    OutputConfig::Rtp(r) => rtp::RtpSettings { cfg: r.clone(), dest, fec: None, nominal_bps: nominal_bps.clone() },
                     OutputConfig::Srt(_) => unreachable!("matched above"),
                 };
                 let worker = rtp::RtpOutput::new(settings, status.clone(), stop.clone(), agent_shutdown.clone());

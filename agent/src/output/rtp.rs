@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use super::backoff::Backoff;
 use super::status::{OutputState, OutputStatus};
+use crate::cloud::Dest;
 use crate::config::RtpOutputConfig;
 use crate::fanout::TsChunk;
 use crate::shutdown::Shutdown;
@@ -41,6 +42,8 @@ const PACING_TICK: Duration = Duration::from_millis(1);
 #[derive(Debug, Clone)]
 pub struct RtpSettings {
     pub cfg: RtpOutputConfig,
+    /// Where to send: fixed, or resolved from a flow.
+    pub dest: Dest,
     /// FEC geometry and mode, for `rtp-fec`.
     pub fec: Option<(FecMatrix, FecMode)>,
     /// Nominal multiplex rate in bit/s (pacing derives from it); shared with
@@ -94,16 +97,32 @@ impl RtpOutput {
     /// to an uplink that is not up yet) and sends until stopped.
     pub fn run(self, rx: Receiver<TsChunk>) {
         let name = self.status.name.clone();
-        let dest = self.settings.cfg.address.addr();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         while !self.stopping() {
             self.status.set_state(OutputState::Connecting);
+            let dest = match &self.settings.dest {
+                Dest::Fixed(a) => *a,
+                Dest::Flow(link) => match link.current().map(Ok).unwrap_or_else(|| link.resolve().map(|r| r.destination.address)) {
+                    Ok(a) => a,
+                    Err(reason) => {
+                        self.status.failed(reason);
+                        self.status.set_state(OutputState::Backoff);
+                        if self.stop.wait_timeout(link.retry_delay(backoff.next_delay())) {
+                            break;
+                        }
+                        continue;
+                    }
+                },
+            };
             match open_socket(&self.settings.cfg, dest) {
                 Ok(sock) => {
                     self.status.connected();
                     info!(output = %name, %dest, fec = ?self.settings.fec.map(|(m, mode)| (m.l(), m.d(), mode)), "RTP sending");
-                    self.send_loop(&sock, &rx, dest);
-                    break;
+                    // Returns when stopped or when the flow moved.
+                    if !self.send_loop(&sock, &rx, dest) {
+                        break;
+                    }
+                    continue;
                 }
                 Err(e) => {
                     warn!(output = %name, %dest, error = %e, "cannot open RTP socket");
@@ -118,7 +137,10 @@ impl RtpOutput {
         self.status.set_state(OutputState::Stopped);
     }
 
-    fn send_loop(&self, sock: &UdpSocket, rx: &Receiver<TsChunk>, dest: SocketAddr) {
+    /// Sends until stopped (`false`) or until the flow's destination moved
+    /// (`true`: reopen towards the new one).
+    fn send_loop(&self, sock: &UdpSocket, rx: &Receiver<TsChunk>, dest: SocketAddr) -> bool {
+        let mut moved = false;
         let column_dest = SocketAddr::new(dest.ip(), dest.port().wrapping_add(2));
         let row_dest = SocketAddr::new(dest.ip(), dest.port().wrapping_add(4));
         let mut fec = self.settings.fec.map(|(m, mode)| FecEncoder::new(m, mode));
@@ -154,6 +176,13 @@ impl RtpOutput {
             }
             if last_stats.elapsed() >= STATS_EVERY {
                 last_stats = Instant::now();
+                if let Dest::Flow(link) = &self.settings.dest {
+                    if let Some(now) = link.current().filter(|a| *a != dest) {
+                        info!(output = %self.status.name, from = %dest, to = %now, "flow destination moved");
+                        moved = true;
+                        break;
+                    }
+                }
                 let burst = paced.meter.report();
                 let now_bps = self.settings.pace_bps();
                 if now_bps != pace_bps {
@@ -190,6 +219,7 @@ impl RtpOutput {
             r.send_errors += c.send_errors;
         });
         self.status.add_sent(c.media, c.stale);
+        moved
     }
 }
 
@@ -254,6 +284,7 @@ mod tests {
         let cfg: RtpOutputConfig = toml::from_str("name = \"r\"\naddress = \"127.0.0.1:5000\"\n").unwrap();
         RtpSettings {
             cfg,
+            dest: Dest::Fixed("127.0.0.1:5000".parse().unwrap()),
             fec: fec.map(|(l, d, m)| (FecMatrix::new(l, d).unwrap(), m)),
             nominal_bps: Arc::new(AtomicU64::new(10_000_000)),
         }

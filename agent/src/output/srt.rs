@@ -6,6 +6,7 @@
 //! connect, send chunks from the output's own queue, read libsrt statistics,
 //! and on any failure close, back off with jitter, and connect again, forever.
 
+use std::net::SocketAddr;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use tracing::{info, warn};
 
 use super::backoff::Backoff;
 use super::status::{OutputState, OutputStatus, SrtSnapshot};
+use crate::cloud::{Dest, RESOLVE_AFTER_FAILURES};
 use crate::config::SrtOutputConfig;
 use crate::fanout::TsChunk;
 use crate::shutdown::Shutdown;
@@ -40,14 +42,15 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct SrtOutput {
     cfg: SrtOutputConfig,
+    dest: Dest,
     status: Arc<OutputStatus>,
     stop: Shutdown,
     agent_shutdown: Shutdown,
 }
 
 impl SrtOutput {
-    pub fn new(cfg: SrtOutputConfig, status: Arc<OutputStatus>, stop: Shutdown, agent_shutdown: Shutdown) -> Self {
-        SrtOutput { cfg, status, stop, agent_shutdown }
+    pub fn new(cfg: SrtOutputConfig, dest: Dest, status: Arc<OutputStatus>, stop: Shutdown, agent_shutdown: Shutdown) -> Self {
+        SrtOutput { cfg, dest, status, stop, agent_shutdown }
     }
 
     fn stopping(&self) -> bool {
@@ -71,19 +74,42 @@ impl SrtOutput {
     /// Runs until the output or the agent is stopped.
     pub fn run(self, rx: Receiver<TsChunk>) {
         let name = self.status.name.clone();
-        let remote = self.cfg.address.addr();
         let local = self.cfg.bind.as_ref().map(|b| b.addr());
         let opts = Self::socket_options(&self.cfg);
         let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+        let mut remote: Option<SocketAddr> = None;
+        // Failed connects since the destination was last resolved.
+        let mut failures = 0u32;
         while !self.stopping() {
             self.status.set_state(OutputState::Connecting);
+            let remote = match (&self.dest, remote) {
+                (Dest::Fixed(a), _) => *a,
+                // The monitor found a new destination: take it.
+                (Dest::Flow(link), Some(r)) if failures < RESOLVE_AFTER_FAILURES && link.current().is_none_or(|c| c == r) => r,
+                (Dest::Flow(link), _) => match link.resolve() {
+                    Ok(r) => {
+                        failures = 0;
+                        remote = Some(r.destination.address);
+                        r.destination.address
+                    }
+                    Err(reason) => {
+                        self.status.failed(reason);
+                        self.status.set_state(OutputState::Backoff);
+                        if self.stop.wait_timeout(link.retry_delay(backoff.next_delay())) || self.agent_shutdown.is_triggered() {
+                            break;
+                        }
+                        continue;
+                    }
+                },
+            };
             match SrtSocket::connect(remote, local, &opts) {
                 Ok(sock) => {
                     backoff.reset();
+                    failures = 0;
                     let latency = sock.peer_latency_ms().unwrap_or_default();
                     self.status.connected();
                     info!(output = %name, %remote, negotiated_latency_ms = latency, "SRT connected");
-                    let reason = self.stream(&sock, &rx, latency);
+                    let reason = self.stream(&sock, &rx, latency, remote);
                     drop(sock);
                     match reason {
                         Some(reason) => {
@@ -94,6 +120,7 @@ impl SrtOutput {
                     }
                 }
                 Err(e) => {
+                    failures += 1;
                     let reason = describe(&e);
                     // Log the first failure and then every tenth, so a
                     // listener that stays down does not flood the journal.
@@ -114,7 +141,7 @@ impl SrtOutput {
 
     /// Sends until the connection breaks (`Some(reason)`) or the output is
     /// stopped (`None`).
-    fn stream(&self, sock: &SrtSocket, rx: &Receiver<TsChunk>, latency_ms: u32) -> Option<String> {
+    fn stream(&self, sock: &SrtSocket, rx: &Receiver<TsChunk>, latency_ms: u32, remote: SocketAddr) -> Option<String> {
         // Whatever queued up while disconnected is stale: the receiver wants
         // the live edge, not seconds-old video.
         let stale = rx.try_iter().count() as u64;
@@ -148,6 +175,11 @@ impl SrtOutput {
                 (sent, dropped) = (0, 0);
                 if !sock.state().is_connected() {
                     return Some(format!("connection {:?}", sock.state()).to_lowercase());
+                }
+                if let Dest::Flow(link) = &self.dest {
+                    if let Some(now) = link.current().filter(|a| *a != remote) {
+                        return Some(format!("flow destination moved to {now}"));
+                    }
                 }
                 if let Ok(s) = sock.stats(false) {
                     self.status.set_srt(SrtSnapshot {

@@ -1,0 +1,547 @@
+//! The agent's side of the AWS integration (`edge-cloud`): clients built
+//! from `[aws]`, flow destinations shared between the output threads and a
+//! monitor thread, and the health report for telemetry and alarms.
+//!
+//! # Design
+//! An output named by `flow_arn` resolves its destination itself before it
+//! first sends and again after [`RESOLVE_AFTER_FAILURES`] failed attempts
+//! (the flow may have moved). While it sends, it never blocks on AWS: the
+//! monitor thread re-resolves every `poll_interval_s` into the output's
+//! [`FlowLink`], and the output reconnects when the address changed. The
+//! monitor also polls flow status, source metadata and the MediaLive channel
+//! into one [`CloudReport`].
+//!
+//! # Limitations
+//! Without the `aws` build feature there is no client: outputs with
+//! `flow_arn` report that, and the rest of the agent runs normally.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edge_cloud::{ApiError, ChannelApi, ChannelHealth, CloudAlarm, FlowApi, FlowHealth, FlowTarget, ResolveError, Resolved};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::config::{AgentConfig, AwsConfig, OutputConfig};
+use crate::controller::Controller;
+use crate::output::OutputState;
+use crate::shutdown::Shutdown;
+
+/// Consecutive failed connects (SRT) before the output asks AWS again.
+pub const RESOLVE_AFTER_FAILURES: u32 = 5;
+/// Wait after a resolution that needs a person (protocol mismatch).
+pub const PERMANENT_RETRY: Duration = Duration::from_secs(30);
+
+/// The last resolution of one output.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkState {
+    pub resolved: Option<Resolved>,
+    pub error: Option<String>,
+    /// Whether the error needs a person (wrong protocol, no such source).
+    pub permanent: bool,
+    #[serde(skip)]
+    pub at: Option<Instant>,
+}
+
+/// One flow-named output's destination, shared by its thread and the
+/// monitor.
+#[derive(Debug)]
+pub struct FlowLink {
+    pub output: String,
+    pub target: FlowTarget,
+    api: Result<Arc<dyn FlowApi>, String>,
+    /// Describe only (`edge-agent resolve`): never start or update.
+    dry_run: bool,
+    state: Mutex<LinkState>,
+}
+
+impl FlowLink {
+    /// Resolves now (blocking, ≤ ~10 s) and records the outcome.
+    pub fn resolve(&self) -> Result<Resolved, String> {
+        let started = Instant::now();
+        let outcome = match &self.api {
+            Ok(api) if self.dry_run => edge_cloud::plan(api.as_ref(), &self.target).map_err(|e| (e.is_permanent(), e)),
+            Ok(api) => edge_cloud::resolve(api.as_ref(), &self.target).map_err(|e| (e.is_permanent(), e)),
+            Err(e) => Err((true, ResolveError::Api(ApiError::NoClient(e.clone())))),
+        };
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.at = Some(Instant::now());
+        match outcome {
+            Ok(r) => {
+                if st.resolved.as_ref().map(|x| x.destination.address) != Some(r.destination.address) || !r.actions.is_empty() {
+                    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    info!(output = %self.output, flow = %self.target.arn, destination = %r.destination.address, actions = ?r.actions, ms, "flow resolved");
+                }
+                st.resolved = Some(r.clone());
+                (st.error, st.permanent) = (None, false);
+                Ok(r)
+            }
+            Err((permanent, e)) => {
+                let msg = e.to_string();
+                if st.error.as_deref() != Some(msg.as_str()) {
+                    warn!(output = %self.output, flow = %self.target.arn, error = %msg, "flow resolution failed");
+                }
+                (st.error, st.permanent) = (Some(msg.clone()), permanent);
+                Err(msg)
+            }
+        }
+    }
+
+    /// The last resolved address, without calling AWS.
+    pub fn current(&self) -> Option<SocketAddr> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).resolved.as_ref().map(|r| r.destination.address)
+    }
+
+    pub fn state(&self) -> LinkState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How long to wait after a failed resolution.
+    pub fn retry_delay(&self, backoff: Duration) -> Duration {
+        if self.state().permanent {
+            PERMANENT_RETRY
+        } else {
+            backoff
+        }
+    }
+}
+
+/// Where an output sends.
+#[derive(Debug, Clone)]
+pub enum Dest {
+    Fixed(SocketAddr),
+    Flow(Arc<FlowLink>),
+}
+
+/// What AWS says, for telemetry and alarms.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CloudReport {
+    pub destinations: BTreeMap<String, LinkState>,
+    pub flows: Vec<FlowHealth>,
+    pub channel: Option<ChannelHealth>,
+    /// Calls that failed in the last poll (no secrets: service messages).
+    pub errors: Vec<String>,
+}
+
+impl CloudReport {
+    /// Every alarm: flow and channel health, plus protocol mismatches.
+    pub fn alarms(&self) -> Vec<CloudAlarm> {
+        let mut v: Vec<CloudAlarm> = self.flows.iter().flat_map(|f| f.alarms.iter().cloned()).collect();
+        v.extend(self.channel.iter().flat_map(|c| c.alarms.iter().cloned()));
+        for (name, st) in &self.destinations {
+            if let (true, Some(e)) = (st.permanent, &st.error) {
+                v.push(CloudAlarm { code: "FLOW_MISMATCH", component: format!("output:{name}"), severity: edge_cloud::Severity::Major, message: e.clone() });
+            }
+        }
+        v
+    }
+}
+
+/// Clients, links and the report.
+#[derive(Debug)]
+pub struct Cloud {
+    cfg: Option<AwsConfig>,
+    links: Mutex<BTreeMap<String, Arc<FlowLink>>>,
+    clients: Mutex<BTreeMap<String, Arc<Client>>>,
+    /// Another backend for both services (tests: `edge_cloud::fake`).
+    injected: Option<(Arc<dyn FlowApi>, Arc<dyn ChannelApi>)>,
+    report: Mutex<CloudReport>,
+}
+
+/// One region's client (both services).
+#[cfg(feature = "aws")]
+type Client = edge_cloud::aws::AwsCloud;
+#[cfg(not(feature = "aws"))]
+type Client = NoClient;
+
+/// Stands in for the SDK client in builds without the `aws` feature.
+#[cfg(not(feature = "aws"))]
+#[derive(Debug)]
+pub struct NoClient;
+
+/// Why no client is available.
+pub const NO_AWS: &str = "this edge-agent was built without AWS support (cargo feature `aws`)";
+
+impl Cloud {
+    pub fn new(cfg: &AgentConfig) -> Cloud {
+        Cloud { cfg: cfg.aws.clone(), links: Mutex::default(), clients: Mutex::default(), injected: None, report: Mutex::default() }
+    }
+
+    /// A cloud over another backend (e.g. the hand-written fake).
+    pub fn with_backend(cfg: &AgentConfig, flows: Arc<dyn FlowApi>, channels: Arc<dyn ChannelApi>) -> Cloud {
+        Cloud { injected: Some((flows, channels)), ..Cloud::new(cfg) }
+    }
+
+    pub fn config(&self) -> Option<&AwsConfig> {
+        self.cfg.as_ref()
+    }
+
+    /// The client for `region` (`None`: configured or default), cached.
+    fn client(&self, region: Option<&str>, fallback: Option<&str>) -> Result<Arc<Client>, String> {
+        let key = region.or(fallback).unwrap_or_default().to_owned();
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(self.build_client(region, fallback)?);
+        clients.insert(key, c.clone());
+        Ok(c)
+    }
+
+    #[cfg(feature = "aws")]
+    fn build_client(&self, region: Option<&str>, fallback: Option<&str>) -> Result<Client, String> {
+        let aws = self.cfg.clone().unwrap_or(AwsConfig {
+            region: None,
+            credentials_file: None,
+            profile: None,
+            endpoint_url: None,
+            public_ip: None,
+            channel_id: None,
+            poll_interval_s: crate::config::types::AwsPollS::try_from(30).map_err(|e| e.to_string())?,
+        });
+        let settings = edge_cloud::aws::AwsSettings {
+            region: region.map(str::to_owned).or_else(|| aws.region.as_ref().map(|r| r.as_str().to_owned())),
+            credentials_file: aws.credentials_file.clone(),
+            profile: aws.profile.clone(),
+            endpoint_url: aws.endpoint_url.as_ref().map(|u| u.as_str().to_owned()),
+        };
+        edge_cloud::aws::AwsCloud::new(&settings, fallback).map_err(|e| e.to_string())
+    }
+
+    #[cfg(not(feature = "aws"))]
+    fn build_client(&self, _region: Option<&str>, _fallback: Option<&str>) -> Result<Client, String> {
+        Err(NO_AWS.to_owned())
+    }
+
+    fn flow_api(&self, region: Option<&str>, fallback: &str) -> Result<Arc<dyn FlowApi>, String> {
+        if let Some((f, _)) = &self.injected {
+            return Ok(f.clone());
+        }
+        #[cfg(feature = "aws")]
+        {
+            self.client(region, Some(fallback)).map(|c| c as Arc<dyn FlowApi>)
+        }
+        #[cfg(not(feature = "aws"))]
+        {
+            self.client(region, Some(fallback)).and_then(|_| Err(NO_AWS.to_owned()))
+        }
+    }
+
+    fn channel_api(&self) -> Result<Arc<dyn ChannelApi>, String> {
+        if let Some((_, c)) = &self.injected {
+            return Ok(c.clone());
+        }
+        #[cfg(feature = "aws")]
+        {
+            self.client(None, None).map(|c| c as Arc<dyn ChannelApi>)
+        }
+        #[cfg(not(feature = "aws"))]
+        {
+            self.client(None, None).and_then(|_| Err(NO_AWS.to_owned()))
+        }
+    }
+
+    /// Where `o` sends; for a flow-named output, its (new) link. `dry_run`
+    /// links never start a flow or change a whitelist.
+    pub fn dest(&self, o: &OutputConfig, dry_run: bool) -> Option<Dest> {
+        let t = o.target();
+        if let Some(addr) = t.address {
+            return Some(Dest::Fixed(addr.addr()));
+        }
+        let arn = t.flow_arn?;
+        let whitelist = match (t.manage_whitelist, self.cfg.as_ref().and_then(|a| a.public_ip)) {
+            (true, Some(ip)) => Some(format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })),
+            _ => None,
+        };
+        let target = FlowTarget {
+            arn: arn.clone(),
+            kind: o.cloud_kind(),
+            source_name: t.flow_source.map(|s| s.as_str().to_owned()),
+            start_if_standby: t.start_flow_if_standby,
+            whitelist_cidr: whitelist,
+        };
+        let api = self.flow_api(t.region.map(|r| r.as_str()), arn.region());
+        let link = Arc::new(FlowLink {
+            output: o.name().as_str().to_owned(),
+            target,
+            api,
+            dry_run,
+            state: Mutex::new(LinkState { resolved: None, error: None, permanent: false, at: None }),
+        });
+        if !dry_run {
+            self.links.lock().unwrap_or_else(|p| p.into_inner()).insert(link.output.clone(), link.clone());
+        }
+        Some(Dest::Flow(link))
+    }
+
+    /// Forgets an output's link (output removed or changed).
+    pub fn forget(&self, output: &str) {
+        self.links.lock().unwrap_or_else(|p| p.into_inner()).remove(output);
+    }
+
+    pub fn report(&self) -> CloudReport {
+        self.report.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// `channel.start` / `channel.stop`.
+    pub fn channel_command(&self, start: bool) -> Result<String, String> {
+        let id = self.cfg.as_ref().and_then(|a| a.channel_id.clone()).ok_or("no [aws] channel_id configured")?;
+        let api = self.channel_api()?;
+        let r = if start { api.start_channel(&id) } else { api.stop_channel(&id) };
+        r.map_err(|e| e.to_string())
+    }
+
+    /// One monitor pass: re-resolve links, poll flow and channel health.
+    /// `sending(output)` says whether the output is connected.
+    pub fn poll(&self, sending: &dyn Fn(&str) -> bool) {
+        let links: Vec<Arc<FlowLink>> = self.links.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut report = CloudReport::default();
+        for link in &links {
+            let _ = link.resolve();
+            report.destinations.insert(link.output.clone(), link.state());
+            let Ok(api) = &link.api else { continue };
+            match api.describe_flow(&link.target.arn) {
+                Ok(flow) => {
+                    let meta = match api.source_metadata(&link.target.arn) {
+                        Ok(m) => Some(m),
+                        Err(ApiError::Unsupported(_)) => None,
+                        Err(e) => {
+                            report.errors.push(format!("{}: DescribeFlowSourceMetadata: {e}", link.output));
+                            None
+                        }
+                    };
+                    let source = link.state().resolved.map(|r| r.destination.source_name);
+                    report.flows.push(edge_cloud::flow_health(&link.output, &flow, source.as_deref(), meta.as_ref(), sending(&link.output)));
+                }
+                Err(e) => report.errors.push(format!("{}: DescribeFlow: {e}", link.output)),
+            }
+        }
+        if let Some(id) = self.cfg.as_ref().and_then(|a| a.channel_id.clone()) {
+            match self.channel_api().and_then(|api| Ok((api.describe_channel(&id).map_err(|e| e.to_string())?, api))) {
+                Ok((ch, api)) => {
+                    let inputs: Vec<_> = ch.input_attachments.iter().filter_map(|a| a.input_id.as_deref()).filter_map(|i| api.describe_input(i).ok()).collect();
+                    let flows: Vec<String> = links.iter().map(|l| l.target.arn.to_string()).collect();
+                    report.channel = Some(edge_cloud::channel_health(&ch, &inputs, &flows));
+                }
+                Err(e) => report.errors.push(format!("channel {id}: {e}")),
+            }
+        }
+        *self.report.lock().unwrap_or_else(|p| p.into_inner()) = report;
+    }
+
+    /// Whether there is anything to poll.
+    pub fn has_work(&self) -> bool {
+        !self.links.lock().unwrap_or_else(|p| p.into_inner()).is_empty() || self.cfg.as_ref().is_some_and(|a| a.channel_id.is_some())
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_secs(u64::from(self.cfg.as_ref().map_or(30, |a| a.poll_interval_s.get())))
+    }
+}
+
+/// One output in `edge-agent resolve`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRunRow {
+    pub output: String,
+    pub kind: &'static str,
+    pub enabled: bool,
+    /// `address` or the flow ARN.
+    pub source: String,
+    pub destination: Option<SocketAddr>,
+    /// P+2 and P+4 for `rtp-fec`.
+    pub fec_ports: Option<(u16, u16)>,
+    pub flow: Option<Resolved>,
+    pub ms: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl DryRunRow {
+    /// One line an operator can paste into a ticket.
+    pub fn line(&self) -> String {
+        let dest = match (&self.destination, &self.error) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(e)) => format!("ERROR {e}"),
+            (None, None) => "-".to_owned(),
+        };
+        let mut s = format!("{} ({}{}) -> {dest}", self.output, self.kind, if self.enabled { "" } else { ", disabled" });
+        if let Some((c, r)) = self.fec_ports {
+            s.push_str(&format!(" fec {c}/{r}"));
+        }
+        if let Some(f) = &self.flow {
+            let d = &f.destination;
+            s.push_str(&format!(" via {} [{}] source `{}` {}", d.flow_name, d.flow_status, d.source_name, d.protocol));
+            if let Some(l) = d.min_latency_ms {
+                s.push_str(&format!(" min_latency {l} ms"));
+            }
+            for a in &f.actions {
+                s.push_str(&format!("; {a}"));
+            }
+        }
+        if let Some(ms) = self.ms {
+            s.push_str(&format!(" ({ms} ms)"));
+        }
+        s
+    }
+}
+
+/// Resolves every output without changing anything (`edge-agent resolve`).
+pub fn dry_run(cfg: &AgentConfig) -> Vec<DryRunRow> {
+    let cloud = Cloud::new(cfg);
+    cfg.outputs
+        .iter()
+        .map(|o| {
+            let t = o.target();
+            let kind = o.cloud_kind().as_str();
+            let mut row = DryRunRow {
+                output: o.name().as_str().to_owned(),
+                kind,
+                enabled: o.enabled(),
+                source: t.address.map(|a| a.to_string()).or_else(|| t.flow_arn.map(|a| a.to_string())).unwrap_or_default(),
+                destination: None,
+                fec_ports: None,
+                flow: None,
+                ms: None,
+                error: None,
+            };
+            match cloud.dest(o, true) {
+                Some(Dest::Fixed(a)) => {
+                    row.destination = Some(a);
+                    if kind == "rtp-fec" {
+                        row.fec_ports = Some((a.port().wrapping_add(2), a.port().wrapping_add(4)));
+                    }
+                }
+                Some(Dest::Flow(link)) => {
+                    let started = Instant::now();
+                    match link.resolve() {
+                        Ok(r) => {
+                            row.destination = Some(r.destination.address);
+                            row.fec_ports = r.destination.fec_ports;
+                            row.flow = Some(r);
+                        }
+                        Err(e) => row.error = Some(e),
+                    }
+                    row.ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+                }
+                None => row.error = Some("no address and no flow_arn".into()),
+            }
+            row
+        })
+        .collect()
+}
+
+/// Runs [`Cloud::poll`] every poll interval until `stop`, on the
+/// controller's current cloud (it changes when `[aws]` does). The first pass
+/// comes a second after start, so telemetry has flow health early.
+pub fn spawn_monitor(ctl: Arc<Mutex<Controller>>, stop: Shutdown) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("aws-monitor".into()).spawn(move || {
+        let mut wait = Duration::from_secs(1);
+        while !stop.wait_timeout(wait) {
+            let (cloud, connected) = {
+                let c = ctl.lock().unwrap_or_else(|p| p.into_inner());
+                let connected: Vec<String> =
+                    c.snapshots().into_iter().filter(|s| s.state == OutputState::Connected).map(|s| s.name).collect();
+                (c.cloud(), connected)
+            };
+            if cloud.has_work() {
+                cloud.poll(&|name| connected.iter().any(|c| c == name));
+            }
+            wait = cloud.poll_interval();
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_cloud::fake::FakeCloud;
+    use edge_cloud::model::*;
+
+    const ARN_SRT: &str = "arn:aws:mediaconnect:eu-west-1:1:flow:1-a:venue-a";
+    const ARN_FEC: &str = "arn:aws:mediaconnect:eu-west-1:1:flow:1-b:venue-b";
+
+    fn config() -> AgentConfig {
+        crate::config::from_str(&format!(
+            "device_id = \"t\"\n[input]\nkind = \"test-pattern\"\n\n[aws]\nchannel_id = \"42\"\n\n\
+             [[outputs]]\nname = \"primary\"\nkind = \"srt\"\nflow_arn = \"{ARN_SRT}\"\n\n\
+             [[outputs]]\nname = \"backup\"\nkind = \"srt\"\nflow_arn = \"{ARN_FEC}\"\n"
+        ))
+        .unwrap()
+    }
+
+    fn flow(arn: &str, protocol: Protocol) -> Flow {
+        Flow {
+            arn: FlowArn::try_from(arn.to_owned()).unwrap(),
+            name: "venue".into(),
+            status: FlowStatus::Active,
+            sources: vec![FlowSource {
+                name: "main".into(),
+                arn: Some(format!("{arn}:src")),
+                ingest_ip: Some("198.51.100.4".into()),
+                ingest_port: Some(5000),
+                transport: Transport { protocol: Some(protocol), min_latency_ms: Some(2000), ..Transport::default() },
+                ..FlowSource::default()
+            }],
+            egress_ip: None,
+        }
+    }
+
+    /// The whole agent-side path over the fake: resolution, flow health
+    /// with metadata, the channel's active input, and the alarms the fleet
+    /// sees.
+    #[test]
+    fn report_carries_metadata_channel_and_mismatch_alarms() {
+        let fake = Arc::new(FakeCloud::default());
+        fake.put_flow(flow(ARN_SRT, Protocol::SrtListener));
+        fake.put_flow(flow(ARN_FEC, Protocol::RtpFec));
+        fake.put_metadata(
+            &FlowArn::try_from(ARN_SRT.to_owned()).unwrap(),
+            SourceMetadata {
+                messages: vec![MetadataMessage { code: "PID_ERROR".into(), message: "no PMT".into(), resource_name: None }],
+                ..SourceMetadata::default()
+            },
+        );
+        fake.put_channel(Channel {
+            id: "42".into(),
+            state: "RUNNING".into(),
+            pipelines: vec![PipelineDetail { pipeline_id: "0".into(), active_input_attachment_name: Some("slate".into()) }],
+            input_attachments: vec![InputAttachment { name: Some("slate".into()), input_id: Some("9".into()) }],
+            ..Channel::default()
+        });
+        fake.put_input(Input { id: "9".into(), kind: Some("MP4_FILE".into()), flow_arns: vec![] });
+        let cfg = config();
+        let cloud = Cloud::with_backend(&cfg, fake.clone(), fake.clone());
+        let links: Vec<Dest> = cfg.outputs.iter().filter_map(|o| cloud.dest(o, false)).collect();
+        let Dest::Flow(primary) = &links[0] else { panic!("flow link expected") };
+        assert_eq!(primary.resolve().unwrap().destination.address, "198.51.100.4:5000".parse().unwrap());
+
+        cloud.poll(&|name| name == "primary");
+        let report = cloud.report();
+        assert_eq!(report.flows.len(), 2);
+        let codes: Vec<&str> = report.alarms().iter().map(|a| a.code).collect();
+        assert!(codes.contains(&"FLOW_SOURCE_PROBLEM"), "{codes:?}");
+        assert!(codes.contains(&"CHANNEL_INPUT_NOT_BOX"), "{codes:?}");
+        assert!(codes.contains(&"FLOW_MISMATCH"), "{codes:?}");
+        assert_eq!(report.channel.as_ref().unwrap().pipelines[0].box_flow_active, Some(false));
+        let json = serde_json::to_value(&report).unwrap();
+        let primary = json["flows"].as_array().unwrap().iter().find(|f| f["output"] == "primary").unwrap();
+        assert_eq!(primary["metadata"]["messages"][0], "PID_ERROR: no PMT");
+        assert_eq!(json["destinations"]["backup"]["permanent"], true);
+
+        assert_eq!(cloud.channel_command(false).unwrap(), "STOPPING");
+    }
+
+    #[test]
+    fn dry_run_lists_fixed_and_flow_outputs() {
+        let cfg = crate::config::from_str(
+            "device_id = \"t\"\n[input]\nkind = \"test-pattern\"\n\n[[outputs]]\nname = \"a\"\nkind = \"rtp-fec\"\n\
+             address = \"127.0.0.1:5000\"\nfec_columns = 10\nfec_rows = 10\n",
+        )
+        .unwrap();
+        let rows = dry_run(&cfg);
+        assert_eq!(rows[0].destination, Some("127.0.0.1:5000".parse().unwrap()));
+        assert_eq!(rows[0].fec_ports, Some((5002, 5004)));
+        assert!(rows[0].line().starts_with("a (rtp-fec) -> 127.0.0.1:5000 fec 5002/5004"), "{}", rows[0].line());
+    }
+}
