@@ -24,6 +24,8 @@ pub struct AgentDevice {
     overheat: Mutex<(hal::sensors::Sensors, hal::sensors::OverheatMonitor)>,
     identify_until: Option<Instant>,
     under_systemd: bool,
+    /// `firmware.update`; `None` outside an image (tests, development).
+    firmware: Option<crate::firmware::Firmware>,
 }
 
 impl AgentDevice {
@@ -36,7 +38,14 @@ impl AgentDevice {
             )),
             identify_until: None,
             under_systemd: std::env::var_os("NOTIFY_SOCKET").is_some(),
+            firmware: None,
         }
+    }
+
+    /// Enables `firmware.update` (keeps its files in the fleet state dir).
+    pub fn with_firmware(mut self, firmware: crate::firmware::Firmware) -> Self {
+        self.firmware = Some(firmware);
+        self
     }
 
     fn ctl(&self) -> std::sync::MutexGuard<'_, Controller> {
@@ -108,6 +117,7 @@ impl Device for AgentDevice {
             },
             "outputs": ctl.snapshots(),
             "system": sensors.snapshot(std::path::Path::new("/")),
+            "firmware": self.firmware.as_ref().map(crate::firmware::Firmware::report),
         })
     }
 
@@ -198,6 +208,20 @@ impl Device for AgentDevice {
 
     fn outputs_healthy(&self) -> bool {
         self.ctl().outputs_healthy()
+    }
+
+    fn start(&mut self, id: &str, cmd: &Command) -> Result<(), (ReasonCode, String)> {
+        match (cmd, &self.firmware) {
+            (Command::FirmwareUpdate { url, sha256 }, Some(fw)) if self.under_systemd => fw.start(id, url, sha256),
+            (Command::FirmwareUpdate { .. }, _) => {
+                Err((ReasonCode::Unsupported, "firmware.update needs the A/B image (systemd, RAUC)".into()))
+            }
+            (other, _) => Err((ReasonCode::Unsupported, format!("{} does not run in the background", other.name()))),
+        }
+    }
+
+    fn poll_command_updates(&mut self) -> Vec<fleet::CommandUpdate> {
+        self.firmware.as_ref().map(crate::firmware::Firmware::take_updates).unwrap_or_default()
     }
 }
 
