@@ -11,6 +11,13 @@
 #                (default image/provision)
 #   --extra      a directory tree copied over the root slot (tests add helpers)
 #   --compress   also write disk.img.zst (zstd -10, ~14 s)
+#   --bundle     also write bundle.raucb, a signed RAUC bundle of the slot
+#   --version V  the bundle's version (default: the agent's git describe)
+#
+# Signing: EDGE_RAUC_KEY / EDGE_RAUC_CERT (PEM files or a PKCS#11 URI for the
+# key) name the release key, kept outside the repository; without them a
+# development key is made once under the cache directory's keys/ and used
+# for both the image's keyring and its bundles (image/README.md).
 #
 # Outputs in --out: disk.img (GPT: esp, root-a, root-b, data), root.ext4 (the
 # slot image RAUC bundles carry), vmlinuz + initrd.img (direct QEMU boot).
@@ -19,7 +26,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 
-binary="" out="$here/build" provision="$here/provision" extra="" compress=0
+binary="" out="$here/build" provision="$here/provision" extra="" compress=0 bundle=0 version=""
 while (($#)); do
   case "$1" in
     --binary) binary="$2"; shift 2 ;;
@@ -27,6 +34,8 @@ while (($#)); do
     --provision) provision="$2"; shift 2 ;;
     --extra) extra="$2"; shift 2 ;;
     --compress) compress=1; shift ;;
+    --bundle) bundle=1; shift ;;
+    --version) version="$2"; shift 2 ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -57,7 +66,7 @@ log="$out/build.log"
 
 # ---- progress display: one line per step with its duration; a running
 # clock on a terminal, a line every 15 s otherwise (CI logs).
-step_no=0 steps=6 t_all=$SECONDS
+step_no=0 steps=7 t_all=$SECONDS
 step() {
   local name="$1"; shift
   step_no=$((step_no + 1))
@@ -82,6 +91,22 @@ step() {
   fi
   printf '\r[%d/%d] %s done in %ds\n' "$step_no" "$steps" "$name" $((SECONDS - t0)) >&2
 }
+
+# Signing key: the release key from the environment, else a development key
+# made once (never committed: it lives under the gitignored cache).
+keys="$cache/keys"
+if [[ -n "${EDGE_RAUC_KEY:-}" || -n "${EDGE_RAUC_CERT:-}" ]]; then
+  key="${EDGE_RAUC_KEY:?EDGE_RAUC_KEY}" cert="${EDGE_RAUC_CERT:?EDGE_RAUC_CERT}"
+else
+  key="$keys/dev.key.pem" cert="$keys/dev.cert.pem"
+  if [[ ! -s "$key" ]]; then
+    mkdir -p "$keys" && chmod 0700 "$keys"
+    openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/O=edge-agent/CN=edge-agent development" \
+      -keyout "$key" -out "$cert" 2>>"$log"
+  fi
+fi
+# The image trusts the signing certificate itself (a single-level keyring).
+keyring="${EDGE_RAUC_KEYRING:-$cert}"
 
 # ---- 1. rootfs, cached by the hash of everything that goes into it.
 packages=$(grep -v '^\s*#' "$here/packages.list" | xargs | tr ' ' ',')
@@ -121,6 +146,15 @@ make_stage() {
   # Debug builds carry ~100 MB of DWARF; the box needs none of it.
   install -D -m 0755 "$binary" "$stage/usr/bin/edge-agent"
   strip --strip-debug "$stage/usr/bin/edge-agent"
+  # GStreamer's plugin registry, built now instead of on the box: the first
+  # start would otherwise load every plugin once, which takes minutes under
+  # QEMU TCG and tens of seconds on a small box. Read-only and never
+  # rescanned (GST_REGISTRY_UPDATE=no in the agent's image drop-in): the
+  # plugins only change with the slot, and each slot carries its own.
+  mkdir -p "$stage/usr/lib/edge-agent"
+  rm -f "$stage/usr/lib/edge-agent/gstreamer-registry.bin"
+  chroot "$stage" env GST_REGISTRY=/usr/lib/edge-agent/gstreamer-registry.bin /usr/bin/edge-agent probe >/dev/null
+  chmod 0644 "$stage/usr/lib/edge-agent/gstreamer-registry.bin"
   local unitdir="$stage/usr/lib/systemd/system"
   rm -f "$stage"/etc/systemd/network/80-wired-dhcp.network
   install -m 0644 "$repo"/systemd/edge-agent.service "$repo"/systemd/edge-agent-config.path "$unitdir/"
@@ -129,22 +163,17 @@ make_stage() {
   install -D -m 0644 "$repo/systemd/network/80-wired-dhcp.network" "$stage/etc/systemd/network/80-wired-dhcp.network"
   install -D -m 0644 "$repo/systemd/systemd-networkd-wait-online.service.d/edge-agent.conf" \
     "$stage/etc/systemd/system/systemd-networkd-wait-online.service.d/edge-agent.conf"
-  # Image-only files: fstab, provisioning, RAUC config (image/overlay/).
+  # Image-only files: fstab, provisioning, RAUC config (image/overlay/);
+  # then --extra, which may replace anything above (tests swap the agent).
   cp -a --remove-destination "$here/overlay/." "$stage/"
   [[ -n "$extra" ]] && cp -a --remove-destination "$extra/." "$stage/"
-  # GStreamer's plugin registry, built now instead of on the box: the first
-  # start would otherwise load every plugin once, which takes minutes under
-  # QEMU TCG and tens of seconds on a small box. Read-only and never
-  # rescanned (GST_REGISTRY_UPDATE=no in the agent's image drop-in): the
-  # plugins only change with the slot, and each slot carries its own.
-  rm -f "$stage/usr/lib/edge-agent/gstreamer-registry.bin"
-  chroot "$stage" env GST_REGISTRY=/usr/lib/edge-agent/gstreamer-registry.bin /usr/bin/edge-agent probe >/dev/null
-  chmod 0644 "$stage/usr/lib/edge-agent/gstreamer-registry.bin"
+  rm -f "$stage/etc/rauc/keyring.pem"
+  install -D -m 0644 "$keyring" "$stage/etc/rauc/keyring.pem"
   # The pinned uid 930 must exist in the slot before first boot so files on
   # the shared data partition match (systemd-sysusers(8) --root).
   systemd-sysusers --root="$stage"
   systemctl --root="$stage" enable edge-agent.service edge-agent-config.path edge-provision.service \
-    edge-mark-good.service
+    edge-mark-good.service edge-update.path
   # Units an --extra tree brings are enabled too (symlinks are masks: skip).
   [[ -n "$extra" && -d "$extra/etc/systemd/system" ]] && for u in "$extra"/etc/systemd/system/*.service; do
     [[ -L "$u" ]] || systemctl --root="$stage" enable "$(basename "$u")"
@@ -214,5 +243,20 @@ maybe_compress() {
   if ((compress)); then zstd -q -f -10 -T0 "$out/disk.img" -o "$out/disk.img.zst"; fi
 }
 step "compress (--compress)" maybe_compress
+
+# ---- 7. RAUC bundle of the slot image (rauc(1) bundle; manifest format
+# "verity": dm-verity protected, signed CMS; reference section 1).
+make_bundle() {
+  if ((!bundle)); then return 0; fi
+  local dir="$out/bundle-dir"
+  rm -rf "$dir" "$out/bundle.raucb"
+  mkdir -p "$dir"
+  ln "$out/root.ext4" "$dir/root.ext4" 2>/dev/null || cp "$out/root.ext4" "$dir/root.ext4"
+  [[ -n "$version" ]] || version=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
+  sed "s|@VERSION@|$version|" "$here/rauc/manifest.raucm.in" >"$dir/manifest.raucm"
+  rauc bundle --cert="$cert" --key="$key" --keyring="$keyring" "$dir" "$out/bundle.raucb"
+  rm -rf "$dir"
+}
+step "bundle (--bundle: RAUC, signed)" make_bundle
 
 printf 'image: %s (%s on disk) in %ds\n' "$out/disk.img" "$(du -h "$out/disk.img" | cut -f1)" $((SECONDS - t_all)) >&2

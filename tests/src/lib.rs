@@ -9,6 +9,7 @@ pub mod broker;
 pub mod peers;
 pub mod relay;
 pub mod udp;
+pub mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
