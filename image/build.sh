@@ -96,13 +96,13 @@ step() {
 # made once (never committed: it lives under the gitignored cache).
 keys="$cache/keys"
 if [[ -n "${EDGE_RAUC_KEY:-}" || -n "${EDGE_RAUC_CERT:-}" ]]; then
-  key="${EDGE_RAUC_KEY:?EDGE_RAUC_KEY}" cert="${EDGE_RAUC_CERT:?EDGE_RAUC_CERT}"
+  sign_key="${EDGE_RAUC_KEY:?EDGE_RAUC_KEY}" cert="${EDGE_RAUC_CERT:?EDGE_RAUC_CERT}"
 else
-  key="$keys/dev.key.pem" cert="$keys/dev.cert.pem"
-  if [[ ! -s "$key" ]]; then
+  sign_key="$keys/dev.key.pem" cert="$keys/dev.cert.pem"
+  if [[ ! -s "$sign_key" ]]; then
     mkdir -p "$keys" && chmod 0700 "$keys"
     openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/O=edge-agent/CN=edge-agent development" \
-      -keyout "$key" -out "$cert" 2>>"$log"
+      -keyout "$sign_key" -out "$cert" 2>>"$log"
   fi
 fi
 # The image trusts the signing certificate itself (a single-level keyring).
@@ -110,8 +110,8 @@ keyring="${EDGE_RAUC_KEYRING:-$cert}"
 
 # ---- 1. rootfs, cached by the hash of everything that goes into it.
 packages=$(grep -v '^\s*#' "$here/packages.list" | xargs | tr ' ' ',')
-key=$( { cat "$here/packages.list" "$here"/hooks/*; mmdebstrap --version; } | sha256sum | cut -c1-16)
-rootfs="$cache/rootfs-$key"
+rootfs_key=$( { cat "$here/packages.list" "$here"/hooks/*; mmdebstrap --version; } | sha256sum | cut -c1-16)
+rootfs="$cache/rootfs-$rootfs_key"
 make_rootfs() {
   rm -rf "$rootfs.tmp"
   # --variant=apt: only Essential + apt + the list; no Recommends, so no
@@ -125,12 +125,12 @@ make_rootfs() {
     "deb http://deb.debian.org/debian-security bookworm-security main"
   mv "$rootfs.tmp" "$rootfs"
   # Keep only the newest cache entry: each is ~700 MB.
-  find "$cache" -maxdepth 1 -name 'rootfs-*' ! -name "rootfs-$key" -exec rm -rf {} +
+  find "$cache" -maxdepth 1 -name 'rootfs-*' ! -name "rootfs-$rootfs_key" -exec rm -rf {} +
 }
 if [[ -d "$rootfs" ]]; then
-  step "rootfs (cached, key $key)" true
+  step "rootfs (cached, key $rootfs_key)" true
 else
-  step "rootfs (mmdebstrap, 1-3 min; key $key)" make_rootfs
+  step "rootfs (mmdebstrap, 1-3 min; key $rootfs_key)" make_rootfs
 fi
 
 # ---- 2. stage: a copy of the cached rootfs plus the agent and its units.
@@ -254,7 +254,10 @@ make_bundle() {
   ln "$out/root.ext4" "$dir/root.ext4" 2>/dev/null || cp "$out/root.ext4" "$dir/root.ext4"
   [[ -n "$version" ]] || version=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
   sed "s|@VERSION@|$version|" "$here/rauc/manifest.raucm.in" >"$dir/manifest.raucm"
-  rauc bundle --cert="$cert" --key="$key" --keyring="$keyring" "$dir" "$out/bundle.raucb"
+  # zstd: several times faster to pack than mksquashfs's default gzip, and
+  # the bookworm kernel reads it (CONFIG_SQUASHFS_ZSTD).
+  rauc bundle --cert="$cert" --key="$sign_key" --keyring="$keyring" \
+    --mksquashfs-args="-comp zstd -Xcompression-level 3" "$dir" "$out/bundle.raucb"
   rm -rf "$dir"
 }
 step "bundle (--bundle: RAUC, signed)" make_bundle
