@@ -19,8 +19,9 @@
 # development key is made once under the cache directory's keys/ and used
 # for both the image's keyring and its bundles (image/README.md).
 #
-# Outputs in --out: disk.img (GPT: esp, root-a, root-b, data), root.ext4 (the
-# slot image RAUC bundles carry), vmlinuz + initrd.img (direct QEMU boot).
+# Outputs in --out: disk.img (GPT: esp, root-a, root-b, data), vmlinuz +
+# initrd.img (direct QEMU boot); with --bundle also root.ext4 (the slot image)
+# and bundle.raucb.
 # Steps and why: image/README.md. Needs root (mmdebstrap, chroot).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -261,5 +262,10 @@ make_bundle() {
   rm -rf "$dir"
 }
 step "bundle (--bundle: RAUC, signed)" make_bundle
+
+# Build machines are short of disk: drop the intermediates (the stage is
+# hard links, but ~40k inodes), and the slot image unless a bundle wanted it.
+rm -rf "$stage" "$out/data-tree" "$out/esp.vfat" "$out/data.ext4"
+((bundle)) || rm -f "$out/root.ext4"
 
 printf 'image: %s (%s on disk) in %ds\n' "$out/disk.img" "$(du -h "$out/disk.img" | cut -f1)" $((SECONDS - t_all)) >&2
