@@ -63,7 +63,7 @@ fn telemetry_firmware(log: &str, device: &str, pred: impl Fn(&serde_json::Value)
     log.lines()
         .filter_map(|l| l.strip_prefix(&topic))
         .filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok())
-        .filter_map(|v| v.pointer("/firmware").cloned().or_else(|| v.pointer("/data/firmware").cloned()))
+        .filter_map(|v| v.pointer("/metrics/firmware").cloned())
         .filter(|f| pred(f))
         .last()
 }
