@@ -39,21 +39,44 @@ PACKAGES=(
   procps
   # AWS emulation for the edge-cloud tests: moto's server runs in a venv.
   python3 python3-venv
+  # Image (image/build.sh) and the QEMU boot/update tests (tests/tests/vm_boot.rs):
+  # rootfs, GPT layout, ESP filled with mtools (repart 252 cannot mount vfat,
+  # docs: image-systemd reference section 1), systemd-boot, RAUC bundles, UEFI
+  # firmware for the VM. qemu-system-x86 comes from backports (BACKPORTS below).
+  mmdebstrap mtools dosfstools fdisk e2fsprogs systemd-boot-efi zstd rauc
+  squashfs-tools ovmf python3
 )
+# Only from bookworm-backports: the build machines carry qemu-utils from
+# backports, whose Breaks: make the bookworm qemu-system-x86 uninstallable.
+BACKPORTS=(qemu-system-x86)
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+missing=() missing_bpo=()
+for p in "${PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
+for p in "${BACKPORTS[@]}"; do installed "$p" || missing_bpo+=("$p"); done
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO="sudo"
+APT=(apt-get -o DPkg::Lock::Timeout=600)
+if ((${#missing_bpo[@]})); then
+  # Add the backports source once (deb822, same keyring as the main source).
+  bpo=/etc/apt/sources.list.d/bookworm-backports.sources
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
+      'Suites: bookworm-backports' 'Components: main' \
+      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' | $SUDO tee "$bpo" >/dev/null
   fi
-done
+fi
+if ((${#missing[@]} + ${#missing_bpo[@]})); then
+  echo "setup: installing ${missing[*]} ${missing_bpo[*]}"
+  $SUDO "${APT[@]}" update -qq
+fi
 if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
-  SUDO=""
-  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+  DEBIAN_FRONTEND=noninteractive $SUDO "${APT[@]}" install -y -qq \
     --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ((${#missing_bpo[@]})); then
+  DEBIAN_FRONTEND=noninteractive $SUDO "${APT[@]}" install -y -qq \
+    --no-install-recommends -t bookworm-backports "${missing_bpo[@]}" >/dev/null
 fi
 
 # moto (PyPI) emulates MediaConnect and MediaLive for the `aws` feature's

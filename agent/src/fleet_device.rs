@@ -23,6 +23,8 @@ pub struct AgentDevice {
     /// Read when alarms are collected (every session tick).
     overheat: Mutex<(hal::sensors::Sensors, hal::sensors::OverheatMonitor)>,
     under_systemd: bool,
+    /// `firmware.update`; `None` outside an image (tests, development).
+    firmware: Option<crate::firmware::Firmware>,
 }
 
 impl AgentDevice {
@@ -34,7 +36,14 @@ impl AgentDevice {
                 hal::sensors::OverheatMonitor::new(85_000, 5_000),
             )),
             under_systemd: std::env::var_os("NOTIFY_SOCKET").is_some(),
+            firmware: None,
         }
+    }
+
+    /// Enables `firmware.update` (keeps its files in the fleet state dir).
+    pub fn with_firmware(mut self, firmware: crate::firmware::Firmware) -> Self {
+        self.firmware = Some(firmware);
+        self
     }
 
     fn ctl(&self) -> std::sync::MutexGuard<'_, Controller> {
@@ -112,6 +121,7 @@ impl Device for AgentDevice {
             // Flow destinations and health, MediaLive channel: present when
             // an output is named by flow ARN or a channel is configured.
             "cloud": ctl.cloud().has_work().then(|| ctl.cloud().report()),
+            "firmware": self.firmware.as_ref().map(crate::firmware::Firmware::report),
         })
     }
 
@@ -229,6 +239,20 @@ impl Device for AgentDevice {
 
     fn outputs_healthy(&self) -> bool {
         self.ctl().outputs_healthy()
+    }
+
+    fn start(&mut self, id: &str, cmd: &Command) -> Result<(), (ReasonCode, String)> {
+        match (cmd, &self.firmware) {
+            (Command::FirmwareUpdate { url, sha256 }, Some(fw)) if self.under_systemd => fw.start(id, url, sha256),
+            (Command::FirmwareUpdate { .. }, _) => {
+                Err((ReasonCode::Unsupported, "firmware.update needs the A/B image (systemd, RAUC)".into()))
+            }
+            (other, _) => Err((ReasonCode::Unsupported, format!("{} does not run in the background", other.name()))),
+        }
+    }
+
+    fn poll_command_updates(&mut self) -> Vec<fleet::CommandUpdate> {
+        self.firmware.as_ref().map(crate::firmware::Firmware::take_updates).unwrap_or_default()
     }
 }
 

@@ -30,6 +30,7 @@ pub mod config;
 pub mod controller;
 pub mod fanout;
 pub mod fleet_device;
+pub mod firmware;
 pub mod notify;
 pub mod output;
 pub mod panel;
@@ -127,7 +128,9 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     // waits for the broker.
     let fleet = match fleet_settings {
         Some(settings) => {
-            let device: fleet::SharedDevice = Arc::new(Mutex::new(fleet_device::AgentDevice::new(ctl.clone())));
+            let firmware = firmware::Firmware::new(&settings.state_dir);
+            let device: fleet::SharedDevice =
+                Arc::new(Mutex::new(fleet_device::AgentDevice::new(ctl.clone()).with_firmware(firmware)));
             match fleet::FleetClient::spawn(settings, device) {
                 Ok(h) => Some(h),
                 Err(e) => {

@@ -417,6 +417,13 @@ impl Shell {
         if let Some(h) = healthy {
             self.session.health(now, h);
         }
+        let updates = lock(&self.device).poll_command_updates();
+        for u in updates {
+            match u {
+                crate::device::CommandUpdate::Progress { id, result } => self.session.command_progress(now, &id, result),
+                crate::device::CommandUpdate::Done { id, result } => self.session.command_result(now, &id, result),
+            }
+        }
         self.drive();
         self.flush_outbox();
         let mut s = lock(&self.stats);
@@ -486,6 +493,12 @@ impl Shell {
                     let filters = topics.into_iter().map(|t| rumqttc::SubscribeFilter::new(t, QoS::AtLeastOnce));
                     if let Err(e) = self.client.try_subscribe_many(filters) {
                         warn!(error = %e, "cannot queue the subscription");
+                    }
+                }
+                Output::Execute { id, command } if command.is_long_running() => {
+                    let started = lock(&self.device).start(&id, &command);
+                    if let Err(e) = started {
+                        self.session.command_result(now, &id, Err(e));
                     }
                 }
                 Output::Execute { id, command } => {

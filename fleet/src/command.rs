@@ -37,6 +37,11 @@ pub enum Command {
     ChannelStart,
     /// Stop that MediaLive channel.
     ChannelStop,
+    /// Download a RAUC bundle from `url`, check its SHA-256, install it into
+    /// the other root slot and reboot into it (long-running: progress comes
+    /// as `in_progress` responses). The slot is confirmed only once the agent
+    /// is back online from it; otherwise the box falls back by itself.
+    FirmwareUpdate { url: String, sha256: String },
 }
 
 /// A request that names no known command or carries bad arguments.
@@ -91,6 +96,16 @@ fn default_identify() -> u32 {
 #[serde(deny_unknown_fields)]
 struct NoArgs {}
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirmwareArgs {
+    url: String,
+    sha256: String,
+}
+
+/// Longest bundle URL accepted.
+const MAX_URL_LEN: usize = 2048;
+
 impl Command {
     /// Every command name, in documentation order.
     pub const NAMES: &'static [&'static str] = &[
@@ -105,6 +120,7 @@ impl Command {
         "reboot",
         "channel.start",
         "channel.stop",
+        "firmware.update",
     ];
 
     /// The wire name.
@@ -121,6 +137,7 @@ impl Command {
             Command::Reboot => "reboot",
             Command::ChannelStart => "channel.start",
             Command::ChannelStop => "channel.stop",
+            Command::FirmwareUpdate { .. } => "firmware.update",
         }
     }
 
@@ -133,6 +150,7 @@ impl Command {
                 json!({ "interval_s": interval_s, "duration_s": duration_s })
             }
             Command::Identify { duration_s } => json!({ "duration_s": duration_s }),
+            Command::FirmwareUpdate { url, sha256 } => json!({ "url": url, "sha256": sha256 }),
             Command::StreamStart
             | Command::StreamStop
             | Command::Rebirth
@@ -142,6 +160,12 @@ impl Command {
                 Value::Object(Map::new())
             }
         }
+    }
+
+    /// Whether the device runs it in the background ([`crate::Device::start`]),
+    /// reporting progress as `in_progress` responses until it ends.
+    pub fn is_long_running(&self) -> bool {
+        matches!(self, Command::FirmwareUpdate { .. })
     }
 
     /// Whether the fleet session handles it itself instead of the device.
@@ -185,6 +209,10 @@ impl Command {
                 }
                 Command::Identify { duration_s: a.duration_s }
             }
+            "firmware.update" => {
+                let a = typed::<FirmwareArgs>(args)?;
+                Command::FirmwareUpdate { url: bundle_url(a.url)?, sha256: sha256_hex(&a.sha256)? }
+            }
             other => {
                 return Err(CommandError {
                     reason: ReasonCode::UnknownCommand,
@@ -222,6 +250,28 @@ fn output_name(s: String) -> Result<String, CommandError> {
     }
 }
 
+/// An `http://` or `https://` URL without whitespace or control characters.
+/// Integrity does not rest on the transport: the SHA-256 and the bundle's
+/// signature are both checked before anything is installed.
+fn bundle_url(url: String) -> Result<String, CommandError> {
+    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+    let chars_ok = url.chars().all(|c| c.is_ascii_graphic());
+    if scheme_ok && chars_ok && url.len() <= MAX_URL_LEN && url.split("://").nth(1).is_some_and(|r| !r.is_empty()) {
+        Ok(url)
+    } else {
+        Err(invalid(&format!("url must be an http:// or https:// URL of at most {MAX_URL_LEN} printable characters")))
+    }
+}
+
+/// 64 hex digits, returned in lower case.
+fn sha256_hex(s: &str) -> Result<String, CommandError> {
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(invalid("sha256 must be 64 hexadecimal digits"))
+    }
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
@@ -247,6 +297,7 @@ mod tests {
             Command::Reboot,
             Command::ChannelStart,
             Command::ChannelStop,
+            Command::FirmwareUpdate { url: "http://10.0.2.102/b.raucb".into(), sha256: "ab".repeat(32) },
         ];
         assert_eq!(all.len(), Command::NAMES.len());
         for c in all {
@@ -270,6 +321,25 @@ mod tests {
         let e = Command::parse("telemetry.boost", &json!({"interval_s": 0})).unwrap_err();
         assert_eq!(e.reason, ReasonCode::InvalidArgs);
         let e = Command::parse("config.confirm", &json!([])).unwrap_err();
+        assert_eq!(e.reason, ReasonCode::InvalidArgs);
+    }
+
+    #[test]
+    fn firmware_update_checks_url_and_digest() {
+        let digest = "AB".repeat(32);
+        let c = Command::parse("firmware.update", &json!({"url": "https://x/b.raucb", "sha256": digest})).unwrap();
+        assert_eq!(c, Command::FirmwareUpdate { url: "https://x/b.raucb".into(), sha256: "ab".repeat(32) });
+        for (url, sha) in [
+            ("ftp://x/b", "ab".repeat(32)),
+            ("http://", "ab".repeat(32)),
+            ("http://x/a b", "ab".repeat(32)),
+            ("http://x/b", "ab".repeat(31)),
+            ("http://x/b", "zz".repeat(32)),
+        ] {
+            let e = Command::parse("firmware.update", &json!({"url": url, "sha256": sha})).unwrap_err();
+            assert_eq!(e.reason, ReasonCode::InvalidArgs, "{url} {sha}");
+        }
+        let e = Command::parse("firmware.update", &json!({"url": "http://x/b"})).unwrap_err();
         assert_eq!(e.reason, ReasonCode::InvalidArgs);
     }
 

@@ -46,6 +46,29 @@ pub trait Device: Send {
     fn apply_config(&mut self, config: &Value) -> Result<(), String>;
     /// Whether every enabled output is up (the commit-confirm health gate).
     fn outputs_healthy(&self) -> bool;
+
+    /// Starts a long-running command ([`Command::is_long_running`]) in the
+    /// background under request `id`; progress and the end come from
+    /// [`Device::poll_command_updates`]. Devices without any refuse.
+    fn start(&mut self, id: &str, cmd: &Command) -> Result<(), (ReasonCode, String)> {
+        let _ = id;
+        Err((ReasonCode::Unsupported, format!("{} is not supported by this device", cmd.name())))
+    }
+
+    /// Progress and ends of the commands started with [`Device::start`],
+    /// oldest first (polled once a second).
+    fn poll_command_updates(&mut self) -> Vec<CommandUpdate> {
+        Vec::new()
+    }
+}
+
+/// What a device reports about a command it runs in the background.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandUpdate {
+    /// Still running: published as an `in_progress` response with `result`.
+    Progress { id: String, result: Value },
+    /// Finished: published as `succeeded` or `failed`.
+    Done { id: String, result: Result<Option<Value>, (ReasonCode, String)> },
 }
 
 /// A scriptable device: two outputs (`primary`, `backup`), a stream flag,
@@ -128,6 +151,7 @@ impl Device for FakeDevice {
             Command::ChannelStart | Command::ChannelStop => {
                 return Err((ReasonCode::PreconditionFailed, "no MediaLive channel configured".into()))
             }
+            Command::FirmwareUpdate { .. } => return Err((ReasonCode::Unsupported, "the fake device has no slots".into())),
             Command::ConfigConfirm { .. } | Command::TelemetryBoost { .. } | Command::Rebirth => {
                 return Err((ReasonCode::Unsupported, "handled by the session".into()))
             }

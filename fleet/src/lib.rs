@@ -88,6 +88,6 @@ pub mod wire;
 pub use client::{FleetClient, FleetHandle, SharedDevice};
 pub use clock::Now;
 pub use command::{Command, CommandError};
-pub use device::{ConfigRejection, Device, FakeDevice};
+pub use device::{CommandUpdate, ConfigRejection, Device, FakeDevice};
 pub use settings::{FleetSettings, TlsSettings};
 pub use wire::ReasonCode;

@@ -38,6 +38,9 @@ pub const TELEMETRY_DEFAULT_S: u32 = 10;
 pub const BOOST_MAX_S: u32 = 3600;
 /// Command `timeout_s` bounds (Azure direct methods: 5–300 s) and default.
 pub const COMMAND_TIMEOUT_MAX_S: u32 = 300;
+/// Upper bound of `timeout_s` for long-running commands (`firmware.update`:
+/// download, verify and install a root slot on a slow uplink).
+pub const LONG_COMMAND_TIMEOUT_MAX_S: u32 = 3600;
 /// Default command timeout.
 pub const COMMAND_TIMEOUT_DEFAULT_S: u32 = 30;
 /// Longest confirm window of a risky config change.

@@ -217,7 +217,8 @@ pub struct CommandRequest {
     /// Unix milliseconds after which the device rejects it as `expired`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
-    /// Seconds the device may take (1–300, default 30) before `timed_out`.
+    /// Seconds the device may take (1–300, default 30; `firmware.update` up
+    /// to 3600) before `timed_out`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<u32>,
 }

@@ -10,6 +10,7 @@ pub mod moto;
 pub mod peers;
 pub mod relay;
 pub mod udp;
+pub mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;

@@ -4,8 +4,7 @@
 //! Environment variables are process-wide, so the notifier runs in a child:
 //! this test binary again, running only the ignored `child_uses_the_environment`
 //! test. The unit tests in `agent/src/notify.rs` cover the messages and the
-//! watchdog guard; the end-to-end test with the agent binary comes with its
-//! wiring in `main.rs`.
+//! watchdog guard; `notify_agent.rs` runs the real agent binary end to end.
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,10 @@ use super::{Delivery, Output, Qos, Session, KEY_COMMANDS};
 use crate::clock::Now;
 use crate::command::Command;
 use crate::idempotency::Outcome;
-use crate::limits::{COMMAND_TIMEOUT_DEFAULT_S, COMMAND_TIMEOUT_MAX_S, MAX_COMMANDS_IN_FLIGHT, MAX_ID_LEN, MAX_MESSAGE};
+use crate::limits::{
+    COMMAND_TIMEOUT_DEFAULT_S, COMMAND_TIMEOUT_MAX_S, LONG_COMMAND_TIMEOUT_MAX_S, MAX_COMMANDS_IN_FLIGHT, MAX_ID_LEN,
+    MAX_MESSAGE,
+};
 use crate::topics;
 use crate::wire::{self, CommandRequest, CommandState, ReasonCode};
 
@@ -94,8 +97,9 @@ impl Session {
             }
         }
         let timeout_s = req.timeout_s.unwrap_or(COMMAND_TIMEOUT_DEFAULT_S);
-        if !(1..=COMMAND_TIMEOUT_MAX_S).contains(&timeout_s) {
-            let detail = format!("timeout_s must be 1..={COMMAND_TIMEOUT_MAX_S}");
+        let max_s = if req.name == "firmware.update" { LONG_COMMAND_TIMEOUT_MAX_S } else { COMMAND_TIMEOUT_MAX_S };
+        if !(1..=max_s).contains(&timeout_s) {
+            let detail = format!("timeout_s must be 1..={max_s}");
             return self.finish(now, &req.id, Err((ReasonCode::BadRequest, detail)));
         }
         if self.in_flight.len() >= MAX_COMMANDS_IN_FLIGHT {
@@ -149,6 +153,16 @@ impl Session {
                 self.finish_outcome(now, id, o);
             }
         }
+    }
+
+    /// A long-running command `id` is still going: an `in_progress` response
+    /// carrying `result` (best effort; ignored once it ended or timed out).
+    pub fn command_progress(&mut self, now: Now, id: &str, result: Value) {
+        if !self.in_flight.contains_key(id) {
+            return;
+        }
+        let o = Outcome { state: CommandState::InProgress, reason: None, detail: String::new(), result: Some(result) };
+        self.respond(now, id, &o, false);
     }
 
     pub(super) fn expire_commands(&mut self, now: Now) {

@@ -47,6 +47,10 @@ impl Harness {
             match o {
                 Output::Publish(p) => self.published.push(p),
                 Output::Subscribe(t) => self.subscribed.extend(t),
+                // Long-running commands stay in flight; tests drive them
+                // with command_progress / command_result, as the shell does
+                // with the device's updates.
+                Output::Execute { command, .. } if command.is_long_running() => {}
                 Output::Execute { id, command } => {
                     let r = self.dev.execute(&command);
                     self.s.command_result(self.now, &id, r);
@@ -213,6 +217,29 @@ fn device_commands_are_accepted_then_succeed_and_duplicates_get_the_stored_resul
     h.advance(0);
     let ev: wire::Event = wire::parse(&h.take(topics::EVENT)[0].payload).unwrap();
     assert_eq!((ev.alarm.id.as_str(), ev.alarm.state), ("STREAM_STOPPED:encoder", wire::AlarmState::Cleared));
+}
+
+#[test]
+fn long_running_commands_report_progress_then_their_end() {
+    let mut h = Harness::new();
+    h.connect();
+    let args = json!({"url": "http://10.0.2.102/b.raucb", "sha256": "ab".repeat(32)});
+    h.cmd(json!({"id": "fw1", "name": "firmware.update", "args": args, "timeout_s": 3600}));
+    assert_eq!(h.last_response().state, CommandState::Accepted);
+    h.s.command_progress(h.now, "fw1", json!({"phase": "downloading", "bytes": 1024}));
+    h.drain();
+    let p = h.last_response();
+    assert_eq!(p.state, CommandState::InProgress);
+    assert_eq!(p.result, Some(json!({"phase": "downloading", "bytes": 1024})));
+    h.s.command_result(h.now, "fw1", Ok(Some(json!({"installed": "b"}))));
+    h.drain();
+    assert_eq!(h.last_response().state, CommandState::Succeeded);
+    // Progress after the end is dropped; other commands keep the 300 s cap.
+    h.s.command_progress(h.now, "fw1", json!({"phase": "late"}));
+    h.drain();
+    assert!(h.responses().is_empty());
+    h.cmd(json!({"id": "s1", "name": "stream.stop", "timeout_s": 3600}));
+    assert_eq!(h.last_response().state, CommandState::Rejected);
 }
 
 #[test]

@@ -1,0 +1,381 @@
+//! `firmware.update` on the box: download a RAUC bundle, check its SHA-256,
+//! hand it to the root helper that installs it into the other slot, report.
+//!
+//! # Design
+//! The agent runs unprivileged and sandboxed (no capabilities, read-only
+//! system), so it never installs anything itself. It talks to a root
+//! helper through files in its own state directory (`update/`, on the data
+//! partition):
+//!
+//! 1. the agent downloads to `bundle.raucb.part`, hashing as it writes, and
+//!    renames it to `bundle.raucb` only if the SHA-256 matches;
+//! 2. it writes `pending.json` (command id, the slot it runs from) and then
+//!    `request`; `edge-update.path` starts `edge-update.service` (root), which
+//!    runs `rauc install` (RAUC checks the signature against the slot's
+//!    keyring), writing `progress` lines and finally `result`;
+//! 3. the agent reports progress as `in_progress` responses and the result
+//!    as `succeeded`/`failed`, then writes `reported`; the helper reboots
+//!    after that (bounded wait) into the new slot as a one-shot trial.
+//!
+//! After the reboot [`Firmware::report`] (in telemetry) tells what happened:
+//! the booted slot, whether it is confirmed (`edge-mark-good.service`
+//! confirms it once this agent is streaming and online), and the outcome of
+//! the last update (`trial`, `confirmed`, or `fell_back` when the box came
+//! back up on the slot it updated from).
+//!
+//! # Limitations
+//! Plain HTTP/1.1 `GET` (with TLS for https) and no resume. The transport
+//! needs no integrity of its own: the digest and RAUC's signature are both
+//! checked before anything is written to a slot.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fleet::{CommandUpdate, ReasonCode};
+use serde_json::{json, Value};
+
+/// Largest bundle accepted (a 2 GiB slot compresses to far less).
+const MAX_BUNDLE: u64 = 2 << 30;
+/// No byte from the server for this long ends the download.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// The helper must finish `rauc install` within this.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Where the root helper keeps what RAUC's bootloader backend decided.
+const BOOT_STATE_DIR: &str = "/data/boot";
+
+/// Why an update failed (each becomes the `failed` response's detail).
+#[derive(Debug, thiserror::Error)]
+pub enum FirmwareError {
+    /// An update is already running.
+    #[error("an update is already running")]
+    Busy,
+    /// The URL cannot be fetched by this client.
+    #[error("unsupported URL: {0}")]
+    Url(String),
+    /// The server answered something other than 200.
+    #[error("download failed: HTTP {0}")]
+    Http(String),
+    /// Reading, writing or connecting failed.
+    #[error("download failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// TLS setup or handshake failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The bundle is larger than [`MAX_BUNDLE`].
+    #[error("bundle larger than {MAX_BUNDLE} bytes")]
+    TooLarge,
+    /// The download is not the file the command named.
+    #[error("SHA-256 mismatch: expected {expected}, got {actual}")]
+    Digest { expected: String, actual: String },
+    /// RAUC refused or failed to install the bundle.
+    #[error("install failed: {0}")]
+    Install(String),
+}
+
+impl FirmwareError {
+    fn reason(&self) -> ReasonCode {
+        match self {
+            FirmwareError::Busy => ReasonCode::PreconditionFailed,
+            FirmwareError::Url(_) => ReasonCode::InvalidArgs,
+            _ => ReasonCode::Internal,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    busy: bool,
+    updates: Vec<CommandUpdate>,
+}
+
+/// Runs updates in the background and reports on them.
+#[derive(Debug, Clone)]
+pub struct Firmware {
+    dir: PathBuf,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Firmware {
+    /// `state_dir` is the agent's state directory (the data partition).
+    pub fn new(state_dir: &Path) -> Firmware {
+        let fw = Firmware { dir: state_dir.join("update"), shared: Arc::default() };
+        fw.settle_after_boot();
+        fw
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts `firmware.update` for request `id`.
+    pub fn start(&self, id: &str, url: &str, sha256: &str) -> Result<(), (ReasonCode, String)> {
+        {
+            let mut s = self.lock();
+            if s.busy {
+                let e = FirmwareError::Busy;
+                return Err((e.reason(), e.to_string()));
+            }
+            s.busy = true;
+        }
+        let (me, id, url, sha256) = (self.clone(), id.to_owned(), url.to_owned(), sha256.to_owned());
+        let spawned = std::thread::Builder::new().name("firmware".into()).spawn(move || {
+            let result = me.run(&id, &url, &sha256).map_err(|e| {
+                tracing::warn!(id, error = %e, "firmware update failed");
+                (e.reason(), e.to_string())
+            });
+            let mut s = me.lock();
+            s.updates.push(CommandUpdate::Done { id, result });
+            s.busy = false;
+        });
+        spawned.map(|_| ()).map_err(|e| {
+            self.lock().busy = false;
+            (ReasonCode::Internal, format!("cannot start the update thread: {e}"))
+        })
+    }
+
+    /// Progress and ends since the last call.
+    pub fn take_updates(&self) -> Vec<CommandUpdate> {
+        let mut s = self.lock();
+        let done = s.updates.iter().any(|u| matches!(u, CommandUpdate::Done { .. }));
+        let updates = std::mem::take(&mut s.updates);
+        drop(s);
+        if done {
+            // The result is in the session's durable outbox now; the helper
+            // may reboot (it waits for this file, bounded).
+            let _ = std::fs::write(self.dir.join("reported"), b"");
+        }
+        updates
+    }
+
+    fn progress(&self, id: &str, result: Value) {
+        self.lock().updates.push(CommandUpdate::Progress { id: id.to_owned(), result });
+    }
+
+    fn run(&self, id: &str, url: &str, sha256: &str) -> Result<Option<Value>, FirmwareError> {
+        std::fs::create_dir_all(&self.dir)?;
+        for stale in ["request", "progress", "result", "reported", "bundle.raucb"] {
+            let _ = std::fs::remove_file(self.dir.join(stale));
+        }
+        let part = self.dir.join("bundle.raucb.part");
+        let started = Instant::now();
+        let (bytes, actual) = download(url, &part, |n| self.progress(id, json!({"phase": "downloading", "bytes": n})))?;
+        if actual != sha256 {
+            let _ = std::fs::remove_file(&part);
+            return Err(FirmwareError::Digest { expected: sha256.to_owned(), actual });
+        }
+        std::fs::rename(&part, self.dir.join("bundle.raucb"))?;
+        tracing::info!(id, bytes, secs = started.elapsed().as_secs(), "bundle downloaded and its SHA-256 matches");
+        self.progress(id, json!({"phase": "verified", "bytes": bytes}));
+
+        let from = booted_slot().unwrap_or_default();
+        let pending = json!({"id": id, "from": from, "sha256": sha256});
+        write_file(&self.dir.join("pending.json"), pending.to_string().as_bytes())?;
+        write_file(&self.dir.join("request"), id.as_bytes())?;
+        self.progress(id, json!({"phase": "installing"}));
+
+        let deadline = Instant::now() + INSTALL_TIMEOUT;
+        let mut last = String::new();
+        loop {
+            if let Ok(result) = std::fs::read_to_string(self.dir.join("result")) {
+                let result = result.trim();
+                return match result.strip_prefix("installed") {
+                    Some(slot) => Ok(Some(json!({"installed": slot.trim(), "from": from, "rebooting": true}))),
+                    None => {
+                        let _ = std::fs::remove_file(self.dir.join("pending.json"));
+                        Err(FirmwareError::Install(result.trim_start_matches("failed").trim().to_owned()))
+                    }
+                };
+            }
+            let progress = std::fs::read_to_string(self.dir.join("progress")).unwrap_or_default();
+            let progress = progress.trim();
+            if !progress.is_empty() && progress != last {
+                last = progress.to_owned();
+                self.progress(id, json!({"phase": "installing", "rauc": last}));
+            }
+            if Instant::now() > deadline {
+                return Err(FirmwareError::Install("the install helper did not finish in time".into()));
+            }
+            // The helper reports through files; polled like the status file.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// After a reboot: did the update we started come up, or fall back?
+    fn settle_after_boot(&self) {
+        let Ok(text) = std::fs::read_to_string(self.dir.join("pending.json")) else { return };
+        let Ok(pending) = serde_json::from_str::<Value>(&text) else { return };
+        let from = pending.get("from").and_then(Value::as_str).unwrap_or_default();
+        let Some(booted) = booted_slot() else { return };
+        let outcome = if booted == from { "fell_back" } else { "trial" };
+        let doc = json!({"id": pending.get("id"), "from": from, "booted": booted, "outcome": outcome});
+        tracing::info!(outcome, from, booted, "firmware update outcome after reboot");
+        if write_file(&self.dir.join("last-update.json"), doc.to_string().as_bytes()).is_ok() {
+            let _ = std::fs::remove_file(self.dir.join("pending.json"));
+        }
+    }
+
+    /// For telemetry: booted slot, whether it is confirmed, last update.
+    pub fn report(&self) -> Value {
+        let slot = booted_slot();
+        let confirmed = slot.as_ref().map(|s| {
+            std::fs::read_to_string(Path::new(BOOT_STATE_DIR).join(format!("state-{s}"))).is_ok_and(|t| t.trim() == "good")
+        });
+        let mut last: Value =
+            std::fs::read_to_string(self.dir.join("last-update.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+        if let Some(obj) = last.as_object_mut() {
+            if obj.get("outcome").and_then(Value::as_str) == Some("trial") && confirmed == Some(true) {
+                obj.insert("outcome".into(), json!("confirmed"));
+            }
+        }
+        json!({"slot": slot, "confirmed": confirmed, "last_update": last, "busy": self.lock().busy})
+    }
+}
+
+/// `rauc.slot=` from the kernel command line (set by each boot entry).
+pub fn booted_slot() -> Option<String> {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").ok()?;
+    cmdline.split_whitespace().find_map(|w| w.strip_prefix("rauc.slot=")).map(str::to_owned)
+}
+
+fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(tmp, path)
+}
+
+struct Url<'a> {
+    tls: bool,
+    host: &'a str,
+    port: u16,
+    path: &'a str,
+}
+
+fn parse_url(url: &str) -> Result<Url<'_>, FirmwareError> {
+    let bad = || FirmwareError::Url(url.to_owned());
+    let (tls, rest) = match url.split_once("://") {
+        Some(("http", r)) => (false, r),
+        Some(("https", r)) => (true, r),
+        _ => return Err(bad()),
+    };
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
+        None => (authority, if tls { 443 } else { 80 }),
+    };
+    if host.is_empty() || authority.contains('@') {
+        return Err(bad());
+    }
+    Ok(Url { tls, host, port, path })
+}
+
+/// GETs `url` into `dest`; returns its length and SHA-256 (lower-case hex).
+fn download(url: &str, dest: &Path, mut progress: impl FnMut(u64)) -> Result<(u64, String), FirmwareError> {
+    let u = parse_url(url)?;
+    let tcp = TcpStream::connect((u.host, u.port))?;
+    tcp.set_read_timeout(Some(IO_TIMEOUT))?;
+    tcp.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut stream: Box<dyn ReadWrite> = if u.tls {
+        let connector = native_tls::TlsConnector::new().map_err(|e| FirmwareError::Tls(e.to_string()))?;
+        Box::new(connector.connect(u.host, tcp).map_err(|e| FirmwareError::Tls(e.to_string()))?)
+    } else {
+        Box::new(tcp)
+    };
+    write!(stream, "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: edge-agent\r\n\r\n", u.path, u.host)?;
+    stream.flush()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    if status != "200" {
+        return Err(FirmwareError::Http(if status.is_empty() { "no status line".into() } else { status }));
+    }
+    let mut length: Option<u64> = None;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().ok();
+            }
+            if k.eq_ignore_ascii_case("transfer-encoding") && !v.trim().eq_ignore_ascii_case("identity") {
+                return Err(FirmwareError::Http(format!("unsupported transfer-encoding {}", v.trim())));
+            }
+        }
+    }
+    if length.is_some_and(|l| l > MAX_BUNDLE) {
+        return Err(FirmwareError::TooLarge);
+    }
+    let mut file = std::fs::File::create(dest)?;
+    let mut hasher = openssl::sha::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut total, mut reported) = (0u64, Instant::now());
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        hasher.update(chunk);
+        file.write_all(chunk)?;
+        total += n as u64;
+        if total > MAX_BUNDLE {
+            return Err(FirmwareError::TooLarge);
+        }
+        if reported.elapsed() >= Duration::from_secs(2) {
+            reported = Instant::now();
+            progress(total);
+        }
+    }
+    if length.is_some_and(|l| l != total) {
+        return Err(FirmwareError::Http(format!("connection closed after {total} bytes")));
+    }
+    file.sync_all()?;
+    let digest = hasher.finish().iter().map(|b| format!("{b:02x}")).collect();
+    Ok((total, digest))
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_into_parts() {
+        let u = parse_url("http://10.0.2.102:8080/b/x.raucb").unwrap();
+        assert_eq!((u.tls, u.host, u.port, u.path), (false, "10.0.2.102", 8080, "/b/x.raucb"));
+        let u = parse_url("https://updates.example").unwrap();
+        assert_eq!((u.tls, u.host, u.port, u.path), (true, "updates.example", 443, "/"));
+        assert!(parse_url("ftp://x/y").is_err());
+        assert!(parse_url("http://user@x/y").is_err());
+        assert!(parse_url("http://x:port/y").is_err());
+    }
+
+    #[test]
+    fn download_hashes_what_a_real_server_sends() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let body = vec![7u8; 300_000];
+        let served = body.clone();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).unwrap();
+            write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", served.len()).unwrap();
+            s.write_all(&served).unwrap();
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("b");
+        let (n, digest) = download(&format!("http://127.0.0.1:{port}/b"), &dest, |_| {}).unwrap();
+        server.join().unwrap();
+        let expected: String = openssl::sha::sha256(&body).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!((n, digest), (body.len() as u64, expected));
+        assert_eq!(std::fs::read(dest).unwrap(), body);
+    }
+}

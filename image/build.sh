@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# Builds a flashable A/B disk image of edge-agent from Debian packages.
+#
+#   image/build.sh [--binary PATH] [--out DIR] [--provision DIR] [--extra DIR] [--compress]
+#
+#   --binary     edge-agent to install (default: release build if present, else
+#                debug, from $CARGO_TARGET_DIR or target/)
+#   --out        output directory (default image/build; gitignored)
+#   --provision  fleet provisioning for the data partition: agent.toml.in
+#                (@DEVICE_ID@ is replaced on each box) and optional tls/
+#                (default image/provision)
+#   --extra      a directory tree copied over the root slot (tests add helpers)
+#   --compress   also write disk.img.zst (zstd -10, ~14 s)
+#   --bundle     also write bundle.raucb, a signed RAUC bundle of the slot
+#   --version V  the bundle's version (default: the agent's git describe)
+#
+# Signing: EDGE_RAUC_KEY / EDGE_RAUC_CERT (PEM files or a PKCS#11 URI for the
+# key) name the release key, kept outside the repository; without them a
+# development key is made once under the cache directory's keys/ and used
+# for both the image's keyring and its bundles (image/README.md).
+#
+# Outputs in --out: disk.img (GPT: esp, root-a, root-b, data), vmlinuz +
+# initrd.img (direct QEMU boot); with --bundle also root.ext4 (the slot image)
+# and bundle.raucb.
+# Steps and why: image/README.md. Needs root (mmdebstrap, chroot).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(dirname "$here")"
+
+binary="" out="$here/build" provision="$here/provision" extra="" compress=0 bundle=0 version=""
+while (($#)); do
+  case "$1" in
+    --binary) binary="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --provision) provision="$2"; shift 2 ;;
+    --extra) extra="$2"; shift 2 ;;
+    --compress) compress=1; shift ;;
+    --bundle) bundle=1; shift ;;
+    --version) version="$2"; shift 2 ;;
+    *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+if [[ -z "$binary" ]]; then
+  tdir="${CARGO_TARGET_DIR:-$repo/target}"
+  for b in "$tdir/release/edge-agent" "$tdir/debug/edge-agent"; do
+    [[ -x "$b" ]] && { binary="$b"; break; }
+  done
+fi
+[[ -x "$binary" ]] || { echo "build.sh: no edge-agent binary (cargo build -p agent, or --binary)" >&2; exit 1; }
+[[ -f "$provision/agent.toml.in" ]] || { echo "build.sh: $provision/agent.toml.in missing" >&2; exit 1; }
+[[ $(id -u) -eq 0 ]] || { echo "build.sh: run as root (mmdebstrap chroots, files owned by uid 930)" >&2; exit 1; }
+
+# Partition sizes: fixed for the life of a box, so slots leave room to grow
+# (the rootfs is ~1.1 GB; the reference's 1 GiB is too small with the full
+# GStreamer runtime). The slot *file system* is only as large as its content
+# plus 15 %, which keeps bundles and RAUC writes small; RAUC grows it to the
+# partition on install (system.conf resize=true).
+SLOT_SIZE=2G ESP_SIZE=128M DATA_SIZE=512M
+
+mkdir -p "$out"
+# The rootfs cache lives outside --out's per-build files so tests with their
+# own --out share one cache (EDGE_IMAGE_CACHE overrides).
+cache="${EDGE_IMAGE_CACHE:-$here/build/cache}"
+mkdir -p "$cache"
+log="$out/build.log"
+: > "$log"
+
+# ---- progress display: one line per step with its duration; a running
+# clock on a terminal, a line every 15 s otherwise (CI logs).
+step_no=0 steps=7 t_all=$SECONDS
+step() {
+  local name="$1"; shift
+  step_no=$((step_no + 1))
+  local t0=$SECONDS ticker
+  local every=15 fmt='      %s: %ds\n'
+  if [[ -t 2 ]]; then every=1 fmt='\r%s ... %ds'; else printf '[%d/%d] %s ...\n' "$step_no" "$steps" "$name" >&2; fi
+  # The trap ends the pending sleep too, so no orphan keeps stderr open.
+  ( trap 'kill "$s" 2>/dev/null; exit 0' TERM
+    while :; do sleep "$every" & s=$!; wait "$s"; printf "$fmt" "[$step_no/$steps] $name" $((SECONDS - t0)) >&2; done ) &
+  ticker=$!
+  # In the background, not under `||`: bash ignores errexit in a function
+  # called from an `||` list, which would hide a failing command in a step.
+  local rc=0 pid
+  "$@" >>"$log" 2>&1 &
+  pid=$!
+  wait "$pid" || rc=$?
+  kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
+  if ((rc)); then
+    printf '\n[%d/%d] %s FAILED (exit %d); last lines of %s:\n' "$step_no" "$steps" "$name" "$rc" "$log" >&2
+    tail -n 30 "$log" >&2
+    exit "$rc"
+  fi
+  printf '\r[%d/%d] %s done in %ds\n' "$step_no" "$steps" "$name" $((SECONDS - t0)) >&2
+}
+
+# Signing key: the release key from the environment, else a development key
+# made once (never committed: it lives under the gitignored cache).
+keys="$cache/keys"
+if [[ -n "${EDGE_RAUC_KEY:-}" || -n "${EDGE_RAUC_CERT:-}" ]]; then
+  sign_key="${EDGE_RAUC_KEY:?EDGE_RAUC_KEY}" cert="${EDGE_RAUC_CERT:?EDGE_RAUC_CERT}"
+else
+  sign_key="$keys/dev.key.pem" cert="$keys/dev.cert.pem"
+  if [[ ! -s "$sign_key" ]]; then
+    mkdir -p "$keys" && chmod 0700 "$keys"
+    openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/O=edge-agent/CN=edge-agent development" \
+      -keyout "$sign_key" -out "$cert" 2>>"$log"
+  fi
+fi
+# The image trusts the signing certificate itself (a single-level keyring).
+keyring="${EDGE_RAUC_KEYRING:-$cert}"
+
+# ---- 1. rootfs, cached by the hash of everything that goes into it.
+packages=$(grep -v '^\s*#' "$here/packages.list" | xargs | tr ' ' ',')
+rootfs_key=$( { cat "$here/packages.list" "$here"/hooks/*; mmdebstrap --version; } | sha256sum | cut -c1-16)
+rootfs="$cache/rootfs-$rootfs_key"
+make_rootfs() {
+  rm -rf "$rootfs.tmp"
+  # --variant=apt: only Essential + apt + the list; no Recommends, so no
+  # timesyncd or anything else that talks to the outside (reference section 2).
+  # force-unsafe-io: no fsync per file; a crash just means rebuilding the cache.
+  mmdebstrap --variant=apt --mode=root --include="$packages" --dpkgopt=force-unsafe-io \
+    --customize-hook="$here/hooks/customize.sh \"\$1\"" \
+    bookworm "$rootfs.tmp" \
+    "deb http://deb.debian.org/debian bookworm main" \
+    "deb http://deb.debian.org/debian bookworm-updates main" \
+    "deb http://deb.debian.org/debian-security bookworm-security main"
+  mv "$rootfs.tmp" "$rootfs"
+  # Keep only the newest cache entry: each is ~700 MB.
+  find "$cache" -maxdepth 1 -name 'rootfs-*' ! -name "rootfs-$rootfs_key" -exec rm -rf {} +
+}
+if [[ -d "$rootfs" ]]; then
+  step "rootfs (cached, key $rootfs_key)" true
+else
+  step "rootfs (mmdebstrap, 1-3 min; key $rootfs_key)" make_rootfs
+fi
+
+# ---- 2. stage: a copy of the cached rootfs plus the agent and its units.
+stage="$out/stage"
+make_stage() {
+  rm -rf "$stage"
+  # A hard-link copy of the cache (seconds, where a real copy of 1.3 GB takes
+  # minutes on a busy disk). Every later write must therefore replace files,
+  # never write into them: cp --remove-destination, rm before install;
+  # systemd-sysusers and systemctl enable already replace/symlink.
+  cp -al "$rootfs" "$stage"
+  rm -f "$stage/usr/bin/edge-agent"
+  # Debug builds carry ~100 MB of DWARF; the box needs none of it.
+  install -D -m 0755 "$binary" "$stage/usr/bin/edge-agent"
+  strip --strip-debug "$stage/usr/bin/edge-agent"
+  # GStreamer's plugin registry, built now instead of on the box: the first
+  # start would otherwise load every plugin once, which takes minutes under
+  # QEMU TCG and tens of seconds on a small box. Read-only and never
+  # rescanned (GST_REGISTRY_UPDATE=no in the agent's image drop-in): the
+  # plugins only change with the slot, and each slot carries its own.
+  mkdir -p "$stage/usr/lib/edge-agent"
+  rm -f "$stage/usr/lib/edge-agent/gstreamer-registry.bin"
+  chroot "$stage" env GST_REGISTRY=/usr/lib/edge-agent/gstreamer-registry.bin /usr/bin/edge-agent probe >/dev/null
+  chmod 0644 "$stage/usr/lib/edge-agent/gstreamer-registry.bin"
+  local unitdir="$stage/usr/lib/systemd/system"
+  rm -f "$stage"/etc/systemd/network/80-wired-dhcp.network
+  install -m 0644 "$repo"/systemd/edge-agent.service "$repo"/systemd/edge-agent-config.path "$unitdir/"
+  install -D -m 0644 "$repo/systemd/sysusers.d/edge-agent.conf" "$stage/usr/lib/sysusers.d/edge-agent.conf"
+  install -D -m 0644 "$repo/systemd/tmpfiles.d/edge-agent.conf" "$stage/usr/lib/tmpfiles.d/edge-agent.conf"
+  install -D -m 0644 "$repo/systemd/network/80-wired-dhcp.network" "$stage/etc/systemd/network/80-wired-dhcp.network"
+  install -D -m 0644 "$repo/systemd/systemd-networkd-wait-online.service.d/edge-agent.conf" \
+    "$stage/etc/systemd/system/systemd-networkd-wait-online.service.d/edge-agent.conf"
+  # Image-only files: fstab, provisioning, RAUC config (image/overlay/);
+  # then --extra, which may replace anything above (tests swap the agent).
+  cp -a --remove-destination "$here/overlay/." "$stage/"
+  [[ -n "$extra" ]] && cp -a --remove-destination "$extra/." "$stage/"
+  rm -f "$stage/etc/rauc/keyring.pem"
+  install -D -m 0644 "$keyring" "$stage/etc/rauc/keyring.pem"
+  # The pinned uid 930 must exist in the slot before first boot so files on
+  # the shared data partition match (systemd-sysusers(8) --root).
+  systemd-sysusers --root="$stage"
+  systemctl --root="$stage" enable edge-agent.service edge-agent-config.path edge-provision.service \
+    edge-mark-good.service edge-update.path
+  # Units an --extra tree brings are enabled too (symlinks are masks: skip).
+  [[ -n "$extra" && -d "$extra/etc/systemd/system" ]] && for u in "$extra"/etc/systemd/system/*.service; do
+    [[ -L "$u" ]] || systemctl --root="$stage" enable "$(basename "$u")"
+  done
+  true
+}
+step "stage (agent $(basename "$(dirname "$binary")"), units, overlay)" make_stage
+
+# ---- 3. slot and data file systems, built from directories without mounting
+# (mkfs.ext4(8) -d), so no loop devices or privileges beyond file ownership.
+make_fs() {
+  cp "$stage"/boot/vmlinuz-* "$out/vmlinuz"
+  cp "$stage"/boot/initrd.img-* "$out/initrd.img"
+  rm -f "$out/root.ext4" "$out/data.ext4"
+  local mib
+  mib=$(du -s --block-size=1M "$stage" | cut -f1)
+  mib=$(( (mib * 115 / 100 / 64 + 1) * 64 ))
+  mkfs.ext4 -q -F -L root -d "$stage" "$out/root.ext4" "${mib}M"
+  local data="$out/data-tree"
+  rm -rf "$data"
+  mkdir -p "$data/state" "$data/provision"
+  cp -a "$provision/." "$data/provision/"
+  chown -R 0:0 "$data/provision"
+  chmod -R go-rwx "$data/provision"
+  # /var/lib/edge-agent is bind-mounted from here (overlay/etc/fstab).
+  chown 930:930 "$data/state"
+  chmod 0700 "$data/state"
+  mkfs.ext4 -q -F -L data -d "$data" "$out/data.ext4" "$DATA_SIZE"
+}
+step "file systems (root slot ext4, data $DATA_SIZE)" make_fs
+
+# ---- 4. ESP: systemd-boot, an entry per slot, kernel + initrd of slot A.
+# Built as a vfat file and filled with mtools: repart 252 mounts the target to
+# CopyFiles= and the build hosts have no vfat module (reference section 1).
+make_esp() {
+  local esp="$out/esp.vfat"
+  rm -f "$esp"
+  truncate -s "$ESP_SIZE" "$esp"
+  mkfs.vfat -F 32 -n ESP "$esp"
+  mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/a ::/b
+  # The removable-media path: found by any UEFI without NVRAM boot entries.
+  mcopy -i "$esp" /usr/lib/systemd/boot/efi/systemd-bootx64.efi ::/EFI/BOOT/BOOTX64.EFI
+  mcopy -i "$esp" "$out/vmlinuz" ::/a/vmlinuz
+  mcopy -i "$esp" "$out/initrd.img" ::/a/initrd.img
+  mcopy -i "$esp" "$here/esp/loader.conf" ::/loader/loader.conf
+  mcopy -i "$esp" "$here/esp/slot-a.conf" ::/loader/entries/slot-a.conf
+}
+step "ESP (systemd-boot, mtools)" make_esp
+
+# ---- 5. GPT with systemd-repart: the partitions are copied in as blocks
+# (CopyBlocks=, repart.d(5)); the definitions are templates because
+# CopyBlocks= needs absolute paths.
+make_disk() {
+  local defs="$out/repart.d"
+  rm -rf "$defs" "$out/disk.img"
+  mkdir -p "$defs"
+  for f in "$here"/repart.d/*.conf; do
+    sed "s|@OUT@|$out|g; s|@SLOT_SIZE@|$SLOT_SIZE|g" "$f" > "$defs/$(basename "$f")"
+  done
+  # --seed fixes the partition UUIDs, so the same inputs give the same table.
+  systemd-repart --empty=create --size=auto --dry-run=no --no-pager \
+    --definitions="$defs" --seed=6f1c0e4d-6a38-4c3a-9b6c-2f7e0d6a8a10 "$out/disk.img"
+}
+step "disk (systemd-repart: esp, root-a, root-b, data)" make_disk
+
+maybe_compress() {
+  if ((compress)); then zstd -q -f -10 -T0 "$out/disk.img" -o "$out/disk.img.zst"; fi
+}
+step "compress (--compress)" maybe_compress
+
+# ---- 7. RAUC bundle of the slot image (rauc(1) bundle; manifest format
+# "verity": dm-verity protected, signed CMS; reference section 1).
+make_bundle() {
+  if ((!bundle)); then return 0; fi
+  local dir="$out/bundle-dir"
+  rm -rf "$dir" "$out/bundle.raucb"
+  mkdir -p "$dir"
+  ln "$out/root.ext4" "$dir/root.ext4" 2>/dev/null || cp "$out/root.ext4" "$dir/root.ext4"
+  [[ -n "$version" ]] || version=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
+  sed "s|@VERSION@|$version|" "$here/rauc/manifest.raucm.in" >"$dir/manifest.raucm"
+  # zstd: several times faster to pack than mksquashfs's default gzip, and
+  # the bookworm kernel reads it (CONFIG_SQUASHFS_ZSTD).
+  rauc bundle --cert="$cert" --key="$sign_key" --keyring="$keyring" \
+    --mksquashfs-args="-comp zstd -Xcompression-level 3" "$dir" "$out/bundle.raucb"
+  rm -rf "$dir"
+}
+step "bundle (--bundle: RAUC, signed)" make_bundle
+
+# Build machines are short of disk: drop the intermediates (the stage is
+# hard links, but ~40k inodes), and the slot image unless a bundle wanted it.
+rm -rf "$stage" "$out/data-tree" "$out/esp.vfat" "$out/data.ext4"
+((bundle)) || rm -f "$out/root.ext4"
+
+printf 'image: %s (%s on disk) in %ds\n' "$out/disk.img" "$(du -h "$out/disk.img" | cut -f1)" $((SECONDS - t_all)) >&2

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# mmdebstrap --customize-hook: runs once per cached rootfs, with the rootfs
+# directory as $1 (mmdebstrap(1), "--customize-hook"). Only things that do
+# not depend on the agent go here; the agent, its units and configuration are
+# added at assembly time (image/build.sh) so changing them never rebuilds
+# the rootfs. Editing this file changes the cache key.
+set -euo pipefail
+root="$1"
+
+# DHCP on wired ports through systemd-networkd (config from systemd/network).
+chroot "$root" systemctl enable systemd-networkd.service
+# No timers that reach out or churn the disk on a box nobody watches
+# (image-systemd reference section 2: "apt timers masked").
+chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer \
+  e2scrub_all.timer fstrim.timer 2>/dev/null || true
+# Empty machine-id: every box gets its own on first boot (machine-id(5)),
+# and systemd.firstboot=off on the kernel command line skips the prompt.
+: > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id"
+# Journal in RAM only: the root slot is replaced by updates and the data
+# partition is small; the fleet controller gets the agent's events over MQTT.
+mkdir -p "$root/etc/systemd/journald.conf.d"
+printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n' > "$root/etc/systemd/journald.conf.d/edge.conf"
+# Documentation and apt lists are dead weight in an appliance slot.
+rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/var/lib/apt/lists/*

@@ -1,0 +1,257 @@
+//! Shared pieces of the QEMU tests (tests/tests/vm_*.rs): the test fleet's
+//! provisioning, test-only image additions, the image build, booting the
+//! image with only guestfwd forwards, and a tiny HTTP file server.
+//!
+//! Networking: `-netdev user,restrict=on` with guestfwd rules only. Guest
+//! UDP cannot leave a restricted slirp at all, so SRT goes through
+//! `vm_tunnel` (a guest unit frames the datagrams over a guestfwd TCP
+//! connection; QEMU spawns the host side per connection). The tunnel adds
+//! a loopback hop, not a different protocol: the listener still speaks SRT
+//! to the agent's libsrt.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{agent_bin, bin_dir, ChildGuard};
+
+/// The SRT passphrase of the test fleet.
+pub const PASS: &str = "correct-horse-battery-staple";
+/// Boot, first-boot GStreamer registry scan and connect, on a busy 2-core
+/// TCG host (reference: 19-35 s to the service; 130 s measured with the
+/// host at load 12).
+pub const BOOT: Duration = Duration::from_secs(360);
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// What every box of this test fleet gets on its data partition: the broker
+/// and the SRT receiver behind the VM's guestfwd addresses.
+pub fn provisioning(dir: &Path) -> PathBuf {
+    let p = dir.join("provision");
+    std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+    let toml = format!(
+        r#"device_id = "@DEVICE_ID@"
+
+[input]
+kind = "test-pattern"
+width = 320
+height = 180
+framerate = 10
+
+[video]
+bitrate_kbps = 300
+keyframe_interval = 20
+encoder = "x264"
+x264_preset = "ultrafast"
+
+[status]
+interval_s = 5
+
+[[outputs]]
+name = "primary"
+kind = "srt"
+# vm_tunnel's guest end (see the module docs).
+address = "127.0.0.1:9000"
+latency_ms = 500
+passphrase = "{PASS}"
+pbkeylen = 16
+
+[fleet]
+broker = "10.0.2.100:1883"
+insecure_plaintext = true
+device_id = "@DEVICE_ID@"
+state_dir = "/var/lib/edge-agent"
+telemetry_interval_s = 10
+"#
+    );
+    std::fs::write(p.join("agent.toml.in"), toml).unwrap_or_else(|e| panic!("write agent.toml.in: {e}"));
+    p
+}
+
+/// Test-only additions to the root slot: the guest end of the SRT tunnel.
+pub fn extra_overlay(dir: &Path) -> PathBuf {
+    let x = dir.join("extra");
+    let bin = x.join("usr/local/bin");
+    let units = x.join("etc/systemd/system");
+    for d in [&bin, &units] {
+        std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+    }
+    std::fs::copy(bin_dir().join("vm_tunnel"), bin.join("vm_tunnel")).unwrap_or_else(|e| panic!("copy vm_tunnel: {e}"));
+    let unit = "[Unit]\nDescription=Test only: SRT over the VM's guestfwd TCP\nBefore=edge-agent.service\n\
+                Wants=network-online.target\nAfter=network-online.target\n\n\
+                [Service]\nExecStart=/usr/local/bin/vm_tunnel guest 127.0.0.1:9000 10.0.2.101:9000\nRestart=always\n\
+                RestartSec=1\n\n[Install]\nWantedBy=multi-user.target\n";
+    std::fs::write(units.join("edge-test-tunnel.service"), unit).unwrap_or_else(|e| panic!("write unit: {e}"));
+    // The serial log (kept for failures) then shows what the box did.
+    let console = "[Unit]\nDescription=Test only: image units' journal on the serial console\n\n[Service]\n\
+                   ExecStart=/bin/sh -c 'exec journalctl -f -o short-monotonic -u edge-provision -u edge-agent \
+                   -u edge-mark-good -u edge-update -u edge-test-tunnel -u systemd-networkd >/dev/ttyS0'\n\n\
+                   [Install]\nWantedBy=multi-user.target\n";
+    std::fs::write(units.join("edge-test-console.service"), console).unwrap_or_else(|e| panic!("write unit: {e}"));
+    // The login prompt's vhangup() would cut the journal off the console.
+    let getty = units.join("serial-getty@ttyS0.service");
+    let _ = std::fs::remove_file(&getty);
+    std::os::unix::fs::symlink("/dev/null", &getty).unwrap_or_else(|e| panic!("mask getty: {e}"));
+    x
+}
+
+pub fn require_tools() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false);
+    assert!(root, "vm_boot needs root: image/build.sh runs mmdebstrap and makes files owned by uid 930");
+    let qemu = Command::new("qemu-system-x86_64").arg("--version").output();
+    assert!(
+        qemu.map(|o| o.status.success()).unwrap_or(false),
+        "qemu-system-x86_64 missing: run scripts/setup.sh (installs qemu-system-x86 from bookworm-backports)"
+    );
+}
+
+/// Builds the image into `out` (rootfs from the shared cache) and returns
+/// the build's wall time.
+pub fn build_image(dir: &Path, out: &Path, args: &[&str]) -> Duration {
+    build_image_with(dir, out, args, |_| {})
+}
+
+/// Like [`build_image`], letting `tweak` add to the `--extra` tree first.
+pub fn build_image_with(dir: &Path, out: &Path, args: &[&str], tweak: impl FnOnce(&Path)) -> Duration {
+    let extra = extra_overlay(dir);
+    tweak(&extra);
+    let t0 = Instant::now();
+    let status = Command::new(repo().join("image/build.sh"))
+        .arg("--binary")
+        .arg(agent_bin())
+        .arg("--out")
+        .arg(out)
+        .arg("--provision")
+        .arg(provisioning(dir))
+        .arg("--extra")
+        .arg(&extra)
+        .args(args)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run image/build.sh: {e}"));
+    assert!(status.success(), "image/build.sh failed ({status}); see {}", out.join("build.log").display());
+    t0.elapsed()
+}
+
+/// Tail of the serial console for failure messages (the whole file is kept).
+pub fn serial_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+
+/// A booted image: QEMU (killed by PID on drop) with its serial log.
+#[derive(Debug)]
+pub struct Vm {
+    pub qemu: ChildGuard,
+    pub serial_log: PathBuf,
+    pub started: Instant,
+}
+
+impl Vm {
+    /// Boots `out/disk.img` with the DMI serial `serial` and guestfwd
+    /// `forwards` (`"IP:PORT=COMMAND"`); the serial console goes to
+    /// `out/<name>-serial.log`.
+    pub fn boot(out: &Path, name: &str, serial: &str, forwards: &[String]) -> Vm {
+        let serial_log = out.join(format!("{name}-serial.log"));
+        let console = std::fs::File::create(&serial_log).unwrap_or_else(|e| panic!("create serial log: {e}"));
+        let vars = out.join(format!("{name}-ovmf-vars.fd"));
+        let _ = std::fs::remove_file(&vars);
+        let mut cmd = Command::new(repo().join("image/qemu/run.sh"));
+        cmd.arg(out.join("disk.img")).arg("--vars").arg(&vars).args(["--smbios-serial", serial]);
+        for f in forwards {
+            cmd.args(["--fwd", f]);
+        }
+        let started = Instant::now();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(console)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start image/qemu/run.sh: {e}"));
+        Vm { qemu: ChildGuard::new("qemu", child), serial_log, started }
+    }
+
+    /// Panics with the console's tail if QEMU has exited.
+    pub fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.qemu.child.try_wait() {
+            panic!("QEMU exited ({status}):\n{}", serial_tail(&self.serial_log));
+        }
+    }
+
+    /// Powers off (SIGTERM, then SIGKILL on drop).
+    pub fn stop(mut self) {
+        self.qemu.signal("TERM");
+        let _ = self.qemu.wait_timeout(Duration::from_secs(10));
+    }
+}
+
+/// The guestfwd forward spec that pipes guest `ip:port` to host TCP `port`.
+pub fn tcp_forward(guest: &str, host_port: u16) -> String {
+    format!("{guest}={} stdio-tcp 127.0.0.1:{host_port}", bin_dir().join("vm_tunnel").display())
+}
+
+/// The forward that carries the guest's SRT datagrams to host UDP `port`.
+pub fn srt_forward(guest: &str, host_port: u16) -> String {
+    format!("{guest}={} stdio-udp 127.0.0.1:{host_port}", bin_dir().join("vm_tunnel").display())
+}
+
+/// Serves the files of a directory over HTTP/1.1 on 127.0.0.1 (GET only,
+/// `Content-Length`, one request per connection) until dropped.
+#[derive(Debug)]
+pub struct FileServer {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FileServer {
+    pub fn start(root: &Path) -> FileServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("addr: {e}"));
+        listener.set_nonblocking(true).unwrap_or_else(|e| panic!("nonblocking: {e}"));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (root, flag) = (root.to_owned(), stop.clone());
+        std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    // Non-blocking accept: check the stop flag every 50 ms.
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    let _ = stream.set_nonblocking(false);
+                    let mut reader = BufReader::new(&stream);
+                    let mut line = String::new();
+                    let _ = reader.read_line(&mut line);
+                    let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
+                    let mut out = &stream;
+                    match std::fs::File::open(root.join(&path)) {
+                        Ok(mut f) if !path.contains("..") => {
+                            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                            let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+                            let _ = std::io::copy(&mut f, &mut out);
+                        }
+                        _ => {
+                            let _ = write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                        }
+                    }
+                });
+            }
+        });
+        FileServer { port, stop }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
