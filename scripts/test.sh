@@ -21,5 +21,5 @@ cargo nextest run --locked --workspace --profile ci "${features[@]}" "$@"
 cargo test --locked --workspace --doc "${features[@]}"
 # The figures the fault, soak and interop tests recorded, as a table.
 mkdir -p docs
-cargo run -q --locked -p edge-tests --bin results > docs/results.md
+cargo run -q --locked -p edge-tests "${features[@]}" --bin results > docs/results.md
 echo "test: figures written to docs/results.md"

@@ -36,11 +36,11 @@ pub fn provisioning(dir: &Path) -> PathBuf {
 
 [input]
 kind = "test-pattern"
+
+[video]
 width = 320
 height = 180
 framerate = 10
-
-[video]
 bitrate_kbps = 300
 keyframe_interval = 20
 encoder = "x264"

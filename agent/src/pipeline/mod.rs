@@ -275,21 +275,31 @@ impl Supervisor {
             .map_err(|_| PipelineError::Start(drain_error(&bus).unwrap_or_else(|| "state change failed".into())))?;
         let started = Instant::now();
         let mut announced = false;
-        while !self.shutdown.is_triggered() {
-            let now_ms = ms_since(epoch);
-            let last = self.stats.last_chunk_ms.load(Ordering::Relaxed);
-            let fresh = last >= ms_since_at(epoch, started);
-            if fresh && !announced {
-                announced = true;
+        // TS from this run reached the fan-out: say so once, also when the
+        // run ends before the next loop turn (a short-lived graph's TS is
+        // still TS the receivers got).
+        let announce = |announced: &mut bool| -> bool {
+            let fresh = self.stats.last_chunk_ms.load(Ordering::Relaxed) >= ms_since_at(epoch, started);
+            if fresh && !*announced {
+                *announced = true;
                 info!(encoder = %self.factory, "pipeline playing, TS flowing");
                 let _ = self.events.send(PipelineEvent::Started);
             }
+            fresh
+        };
+        while !self.shutdown.is_triggered() {
+            let now_ms = ms_since(epoch);
+            let last = self.stats.last_chunk_ms.load(Ordering::Relaxed);
+            let fresh = announce(&mut announced);
             let silent_for = if fresh { now_ms.saturating_sub(last) } else { u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX) };
             if Duration::from_millis(silent_for) > STALL_TIMEOUT {
                 let _ = self.events.send(PipelineEvent::Stalled);
                 return Err(PipelineError::Start(format!("no TS for {} s", STALL_TIMEOUT.as_secs())));
             }
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else { continue };
+            if matches!(msg.view(), gst::MessageView::Error(_) | gst::MessageView::Eos(_)) {
+                announce(&mut announced);
+            }
             match msg.view() {
                 gst::MessageView::Error(e) => {
                     let element = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
