@@ -365,10 +365,19 @@ mod tests {
         let served = body.clone();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            let mut req = [0u8; 1024];
-            let _ = s.read(&mut req).unwrap();
+            // Read the whole request head: closing a socket with unread
+            // request bytes makes the kernel answer with RST, and the client
+            // would see "connection reset" instead of the body.
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
             write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", served.len()).unwrap();
             s.write_all(&served).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            // Wait for the client's close so ours cannot race its reads.
+            let _ = s.read(&mut byte);
         });
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("b");

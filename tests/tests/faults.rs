@@ -79,42 +79,60 @@ fn srt_5_percent_loss_50ms_rtt_recovers_everything() {
 /// One path goes dark for 10 s, a hundred times in a row (EDGE_OUTAGE_CYCLES
 /// overrides the count for local runs); the other path must receive every
 /// packet and the dark path must come back after each outage.
+///
+/// Both paths use 1000 ms of SRT latency (MediaConnect's floor is higher
+/// still): this test is about the paths' independence over 20 minutes, and
+/// on a 2-core CI machine that runs encoders beside it, 200 ms can let a
+/// descheduled receiver drop a late packet, which says nothing about the
+/// primary's outages.
 #[test]
 fn hundred_outages_of_one_path_leave_the_other_untouched() {
+    const LATENCY_MS: u32 = 1000;
     let cycles: u32 = std::env::var("EDGE_OUTAGE_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let dir = tempfile::tempdir().unwrap();
     let (p1, p2) = (free_udp_port(), free_udp_port());
-    let primary = SrtListenerPeer::start(p1, 200, None, &dir.path().join("p.ts"));
-    let backup = SrtListenerPeer::start(p2, 200, None, &dir.path().join("b.ts"));
+    let primary = SrtListenerPeer::start(p1, LATENCY_MS, None, &dir.path().join("p.ts"));
+    let backup = SrtListenerPeer::start(p2, LATENCY_MS, None, &dir.path().join("b.ts"));
     let none = ImpairmentConfig::none();
     let relay = Relay::start(format!("127.0.0.1:{p1}").parse().unwrap(), none, none).unwrap();
-    let outputs = srt_output("primary", relay.local_addr().port(), 200, None) + &srt_output("backup", p2, 200, None);
+    let outputs = srt_output("primary", relay.local_addr().port(), LATENCY_MS, None)
+        + &srt_output("backup", p2, LATENCY_MS, None);
     let mut agent = AgentProc::start(dir.path(), &config_toml("outage-100", 800, &outputs));
     agent.wait_output_state("primary", "connected", CONNECT);
     agent.wait_output_state("backup", "connected", CONNECT);
     let mut survived = 0;
+    let mut slowest_return = Duration::ZERO;
     for i in 0..cycles {
         let connects = agent.output("primary").unwrap()["connects"].as_u64().unwrap_or(0);
         relay.outage_for(Duration::from_secs(10));
         // The outage is the scenario: this wait is its length, not a sync.
         std::thread::sleep(Duration::from_secs(10));
-        wait_for(&format!("primary back after outage {i}"), Duration::from_secs(20), || {
+        let back = Instant::now();
+        wait_for(&format!("primary back after outage {i}"), Duration::from_secs(30), || {
             agent.output("primary").filter(|o| o["state"] == "connected" && o["connects"].as_u64() > Some(connects))
         });
+        slowest_return = slowest_return.max(back.elapsed());
         survived += 1;
+        let b = agent.output("backup").unwrap();
+        assert_eq!(b["connects"], 1, "backup reconnected during outage {i}: {b}");
     }
     let backup_status = agent.output("backup").unwrap();
     let sent_before = backup_status["chunks_sent"].as_u64().unwrap_or(0);
-    std::thread::sleep(Duration::from_secs(1)); // > latency: everything counted has played out
-    assert!(agent.output("backup").unwrap()["connects"] == 1, "backup reconnected: {backup_status}");
+    // Everything counted so far has played out at the receiver (> latency).
+    std::thread::sleep(Duration::from_millis(u64::from(LATENCY_MS) * 3));
     agent.stop();
     let ts = analyze(&backup.output);
     let received_chunks = backup.received() / 1316;
     record("outage_x100", "outages survived by the primary", format!("{survived}/{cycles}"));
+    record("outage_x100", "slowest primary return after an outage (ms)", slowest_return.as_millis());
     record("outage_x100", "backup TS continuity errors", ts.cc_errors());
     record("outage_x100", "backup chunks received / sent", format!("{received_chunks}/{sent_before}+"));
-    assert_eq!((ts.sync_errors, ts.cc_errors()), (0, 0), "backup damaged by the primary's outages");
-    assert!(received_chunks >= sent_before, "backup lost chunks: {received_chunks} < {sent_before}");
+    assert_eq!(
+        (ts.sync_errors, ts.cc_errors()),
+        (0, 0),
+        "backup damaged by the primary's outages; backup status {backup_status}"
+    );
+    assert!(received_chunks >= sent_before, "backup lost chunks: {received_chunks} < {sent_before}; {backup_status}");
     drop(primary);
 }
 
