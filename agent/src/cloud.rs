@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use edge_cloud::{ApiError, ChannelApi, ChannelHealth, CloudAlarm, FlowApi, FlowHealth, FlowTarget, ResolveError, Resolved};
@@ -51,17 +51,28 @@ pub struct LinkState {
 pub struct FlowLink {
     pub output: String,
     pub target: FlowTarget,
-    api: Result<Arc<dyn FlowApi>, String>,
+    /// Built on first use, on the thread that resolves (the output's or the
+    /// monitor's): building a client can wait seconds on the region chain
+    /// (IMDS), and [`Cloud::dest`] runs under the controller lock.
+    api: OnceLock<Result<Arc<dyn FlowApi>, String>>,
+    clients: Arc<Clients>,
+    /// The output's `region`, else the ARN's.
+    target_region: Option<String>,
     /// Describe only (`edge-agent resolve`): never start or update.
     dry_run: bool,
     state: Mutex<LinkState>,
 }
 
 impl FlowLink {
+    /// The flow API client, built the first time it is needed.
+    fn api(&self) -> &Result<Arc<dyn FlowApi>, String> {
+        self.api.get_or_init(|| self.clients.flow_api(self.target_region.as_deref(), self.target.arn.region()))
+    }
+
     /// Resolves now (blocking, ≤ ~10 s) and records the outcome.
     pub fn resolve(&self) -> Result<Resolved, String> {
         let started = Instant::now();
-        let outcome = match &self.api {
+        let outcome = match self.api() {
             Ok(api) if self.dry_run => edge_cloud::plan(api.as_ref(), &self.target).map_err(|e| (e.is_permanent(), e)),
             Ok(api) => edge_cloud::resolve(api.as_ref(), &self.target).map_err(|e| (e.is_permanent(), e)),
             Err(e) => Err((true, ResolveError::Api(ApiError::NoClient(e.clone())))),
@@ -142,12 +153,19 @@ impl CloudReport {
 /// Clients, links and the report.
 #[derive(Debug)]
 pub struct Cloud {
-    cfg: Option<AwsConfig>,
     links: Mutex<BTreeMap<String, Arc<FlowLink>>>,
-    clients: Mutex<BTreeMap<String, Arc<Client>>>,
+    clients: Arc<Clients>,
+    report: Mutex<CloudReport>,
+}
+
+/// The SDK clients, one per region, built on first use and shared by the
+/// links, the monitor and the channel commands.
+#[derive(Debug)]
+struct Clients {
+    cfg: Option<AwsConfig>,
+    by_region: Mutex<BTreeMap<String, Arc<Client>>>,
     /// Another backend for both services (tests: `edge_cloud::fake`).
     injected: Option<(Arc<dyn FlowApi>, Arc<dyn ChannelApi>)>,
-    report: Mutex<CloudReport>,
 }
 
 /// One region's client (both services).
@@ -166,22 +184,29 @@ pub const NO_AWS: &str = "this edge-agent was built without AWS support (cargo f
 
 impl Cloud {
     pub fn new(cfg: &AgentConfig) -> Cloud {
-        Cloud { cfg: cfg.aws.clone(), links: Mutex::default(), clients: Mutex::default(), injected: None, report: Mutex::default() }
+        Cloud::over(cfg, None)
     }
 
     /// A cloud over another backend (e.g. the hand-written fake).
     pub fn with_backend(cfg: &AgentConfig, flows: Arc<dyn FlowApi>, channels: Arc<dyn ChannelApi>) -> Cloud {
-        Cloud { injected: Some((flows, channels)), ..Cloud::new(cfg) }
+        Cloud::over(cfg, Some((flows, channels)))
+    }
+
+    fn over(cfg: &AgentConfig, injected: Option<(Arc<dyn FlowApi>, Arc<dyn ChannelApi>)>) -> Cloud {
+        let clients = Arc::new(Clients { cfg: cfg.aws.clone(), by_region: Mutex::default(), injected });
+        Cloud { links: Mutex::default(), clients, report: Mutex::default() }
     }
 
     pub fn config(&self) -> Option<&AwsConfig> {
-        self.cfg.as_ref()
+        self.clients.cfg.as_ref()
     }
+}
 
+impl Clients {
     /// The client for `region` (`None`: configured or default), cached.
     fn client(&self, region: Option<&str>, fallback: Option<&str>) -> Result<Arc<Client>, String> {
         let key = region.or(fallback).unwrap_or_default().to_owned();
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let mut clients = self.by_region.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
@@ -242,7 +267,9 @@ impl Cloud {
             self.client(None, None).and_then(|_| Err(NO_AWS.to_owned()))
         }
     }
+}
 
+impl Cloud {
     /// Where `o` sends; for a flow-named output, its (new) link. `dry_run`
     /// links never start a flow or change a whitelist.
     pub fn dest(&self, o: &OutputConfig, dry_run: bool) -> Option<Dest> {
@@ -251,7 +278,7 @@ impl Cloud {
             return Some(Dest::Fixed(addr.addr()));
         }
         let arn = t.flow_arn?;
-        let whitelist = match (t.manage_whitelist, self.cfg.as_ref().and_then(|a| a.public_ip)) {
+        let whitelist = match (t.manage_whitelist, self.config().and_then(|a| a.public_ip)) {
             (true, Some(ip)) => Some(format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })),
             _ => None,
         };
@@ -262,11 +289,12 @@ impl Cloud {
             start_if_standby: t.start_flow_if_standby,
             whitelist_cidr: whitelist,
         };
-        let api = self.flow_api(t.region.map(|r| r.as_str()), arn.region());
         let link = Arc::new(FlowLink {
             output: o.name().as_str().to_owned(),
             target,
-            api,
+            api: OnceLock::new(),
+            clients: self.clients.clone(),
+            target_region: t.region.map(|r| r.as_str().to_owned()),
             dry_run,
             state: Mutex::new(LinkState { resolved: None, error: None, permanent: false, at: None }),
         });
@@ -287,8 +315,8 @@ impl Cloud {
 
     /// `channel.start` / `channel.stop`.
     pub fn channel_command(&self, start: bool) -> Result<String, String> {
-        let id = self.cfg.as_ref().and_then(|a| a.channel_id.clone()).ok_or("no [aws] channel_id configured")?;
-        let api = self.channel_api()?;
+        let id = self.config().and_then(|a| a.channel_id.clone()).ok_or("no [aws] channel_id configured")?;
+        let api = self.clients.channel_api()?;
         let r = if start { api.start_channel(&id) } else { api.stop_channel(&id) };
         r.map_err(|e| e.to_string())
     }
@@ -301,7 +329,7 @@ impl Cloud {
         for link in &links {
             let _ = link.resolve();
             report.destinations.insert(link.output.clone(), link.state());
-            let Ok(api) = &link.api else { continue };
+            let Ok(api) = link.api() else { continue };
             match api.describe_flow(&link.target.arn) {
                 Ok(flow) => {
                     let meta = match api.source_metadata(&link.target.arn) {
@@ -318,8 +346,8 @@ impl Cloud {
                 Err(e) => report.errors.push(format!("{}: DescribeFlow: {e}", link.output)),
             }
         }
-        if let Some(id) = self.cfg.as_ref().and_then(|a| a.channel_id.clone()) {
-            match self.channel_api().and_then(|api| Ok((api.describe_channel(&id).map_err(|e| e.to_string())?, api))) {
+        if let Some(id) = self.config().and_then(|a| a.channel_id.clone()) {
+            match self.clients.channel_api().and_then(|api| Ok((api.describe_channel(&id).map_err(|e| e.to_string())?, api))) {
                 Ok((ch, api)) => {
                     let inputs: Vec<_> = ch.input_attachments.iter().filter_map(|a| a.input_id.as_deref()).filter_map(|i| api.describe_input(i).ok()).collect();
                     let flows: Vec<String> = links.iter().map(|l| l.target.arn.to_string()).collect();
@@ -333,11 +361,11 @@ impl Cloud {
 
     /// Whether there is anything to poll.
     pub fn has_work(&self) -> bool {
-        !self.links.lock().unwrap_or_else(|p| p.into_inner()).is_empty() || self.cfg.as_ref().is_some_and(|a| a.channel_id.is_some())
+        !self.links.lock().unwrap_or_else(|p| p.into_inner()).is_empty() || self.config().is_some_and(|a| a.channel_id.is_some())
     }
 
     pub fn poll_interval(&self) -> Duration {
-        Duration::from_secs(u64::from(self.cfg.as_ref().map_or(30, |a| a.poll_interval_s.get())))
+        Duration::from_secs(u64::from(self.config().map_or(30, |a| a.poll_interval_s.get())))
     }
 }
 
