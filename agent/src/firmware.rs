@@ -171,7 +171,7 @@ impl Firmware {
         self.progress(id, json!({"phase": "verified", "bytes": bytes}));
 
         let from = booted_slot().unwrap_or_default();
-        let pending = json!({"id": id, "from": from, "sha256": sha256});
+        let pending = json!({"id": id, "from": from, "sha256": sha256, "boot_id": boot_id()});
         write_file(&self.dir.join("pending.json"), pending.to_string().as_bytes())?;
         write_file(&self.dir.join("request"), id.as_bytes())?;
         self.progress(id, json!({"phase": "installing"}));
@@ -210,7 +210,12 @@ impl Firmware {
         let from = pending.get("from").and_then(Value::as_str).unwrap_or_default();
         let Some(booted) = booted_slot() else { return };
         let outcome = if booted == from { "fell_back" } else { "trial" };
-        let doc = json!({"id": pending.get("id"), "from": from, "booted": booted, "outcome": outcome});
+        // Whether any boot since the update ran another slot: a fallback
+        // after a failed trial, or one where the new slot never started.
+        let boots = std::fs::read_to_string(Path::new(BOOT_STATE_DIR).join("boots")).unwrap_or_default();
+        let since = pending.get("boot_id").and_then(Value::as_str).map(|b| boots_since(&boots, b));
+        let trial_booted = since.map(|v| v.iter().any(|slot| *slot != from));
+        let doc = json!({"id": pending.get("id"), "from": from, "booted": booted, "outcome": outcome, "trial_booted": trial_booted});
         tracing::info!(outcome, from, booted, "firmware update outcome after reboot");
         if write_file(&self.dir.join("last-update.json"), doc.to_string().as_bytes()).is_ok() {
             let _ = std::fs::remove_file(self.dir.join("pending.json"));
@@ -232,6 +237,20 @@ impl Firmware {
         }
         json!({"slot": slot, "confirmed": confirmed, "last_update": last, "busy": self.lock().busy})
     }
+}
+
+/// This boot's id (random per boot, `/proc/sys/kernel/random/boot_id`).
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_owned())
+}
+
+/// The slots of the boots after boot `id` in the boot record written by
+/// `provision` (`<boot id> <slot>` per line, oldest first); all of them if
+/// `id` has rotated out.
+fn boots_since<'a>(record: &'a str, id: &str) -> Vec<&'a str> {
+    let lines: Vec<(&str, &str)> = record.lines().filter_map(|l| l.split_once(' ')).collect();
+    let start = lines.iter().rposition(|(b, _)| *b == id).map_or(0, |i| i + 1);
+    lines.get(start..).unwrap_or_default().iter().map(|(_, slot)| slot.trim()).collect()
 }
 
 /// `rauc.slot=` from the kernel command line (set by each boot entry).
@@ -355,6 +374,16 @@ mod tests {
         assert!(parse_url("ftp://x/y").is_err());
         assert!(parse_url("http://user@x/y").is_err());
         assert!(parse_url("http://x:port/y").is_err());
+    }
+
+    #[test]
+    fn boots_since_lists_the_slots_booted_after_the_update() {
+        let record = "b0 a\nb1 a\nb2 b\nb3 a\n";
+        assert_eq!(boots_since(record, "b1"), ["b", "a"]);
+        assert_eq!(boots_since(record, "b3"), Vec::<&str>::new());
+        // The update's boot rotated out of the record: every boot counts.
+        assert_eq!(boots_since(record, "gone"), ["a", "a", "b", "a"]);
+        assert_eq!(boots_since("garbage\n\n", "b1"), Vec::<&str>::new());
     }
 
     #[test]

@@ -90,10 +90,11 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     std::fs::create_dir_all(&www).unwrap_or_else(|e| panic!("mkdir: {e}"));
     std::fs::rename(out.join("bundle.raucb"), www.join("good.raucb")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::rename(bad_out.join("bundle.raucb"), www.join("bad.raucb")).unwrap_or_else(|e| panic!("{e}"));
-    // Tampered: one byte flipped in the middle of the payload.
+    // Tampered: one byte flipped 4 MiB into the payload (the slot image's
+    // first data blocks), so the signature still verifies and dm-verity must
+    // catch it as soon as RAUC starts copying, not minutes later.
     let mut bytes = std::fs::read(www.join("good.raucb")).unwrap_or_else(|e| panic!("{e}"));
-    let mid = bytes.len() / 2;
-    if let Some(b) = bytes.get_mut(mid) {
+    if let Some(b) = bytes.get_mut(4 << 20) {
         *b ^= 0xff;
     }
     std::fs::write(www.join("tampered.raucb"), bytes).unwrap_or_else(|e| panic!("{e}"));
@@ -144,6 +145,9 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
         telemetry_firmware(&log(), &device, |f| f["last_update"]["outcome"] == "fell_back")
     });
     assert_eq!(f["slot"], "a", "{f}");
+    // It came back because slot B was tried and failed, not because B never
+    // started (the boot record on /data says which slots booted).
+    assert_eq!(f["last_update"]["trial_booted"], true, "{f}");
     record("vm_update", "bad bundle: command to fallback reported (s)", format!("{:.0}", t0.elapsed().as_secs_f64()));
 
     // 3. Good: installed, B boots, comes online and is confirmed.
