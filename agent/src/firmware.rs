@@ -24,7 +24,8 @@
 //! back up on the slot it updated from).
 //!
 //! # Limitations
-//! Plain HTTP/1.1 `GET` (with TLS for https) and no resume. The transport
+//! Plain HTTP/1.1 `GET` (with TLS for https); a dropped connection is
+//! resumed with `Range` when the server supports it. The transport
 //! needs no integrity of its own: the digest and RAUC's signature are both
 //! checked before anything is written to a slot.
 
@@ -290,9 +291,87 @@ fn parse_url(url: &str) -> Result<Url<'_>, FirmwareError> {
     Ok(Url { tls, host, port, path })
 }
 
+/// Attempts per download: the first plus resumes after a dropped connection.
+const DOWNLOAD_ATTEMPTS: u32 = 5;
+
 /// GETs `url` into `dest`; returns its length and SHA-256 (lower-case hex).
+/// A connection that drops mid-body is resumed with an HTTP `Range`
+/// request (RFC 9110 section 14.2), up to [`DOWNLOAD_ATTEMPTS`] in all, with
+/// a growing pause: a venue uplink that blips must not cost a 400 MB
+/// restart. A server that ignores `Range` (200) is downloaded from the start.
 fn download(url: &str, dest: &Path, mut progress: impl FnMut(u64)) -> Result<(u64, String), FirmwareError> {
     let u = parse_url(url)?;
+    let mut file = std::fs::File::create(dest)?;
+    let mut hasher = openssl::sha::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut total, mut reported) = (0u64, Instant::now());
+    let mut attempt = 1;
+    loop {
+        let result = (|| -> Result<Option<u64>, FirmwareError> {
+            let (mut reader, body) = get(&u, total)?;
+            if body.start != total {
+                // Range ignored: start over.
+                (total, hasher) = (0, openssl::sha::Sha256::new());
+                file.set_len(0)?;
+                std::io::Seek::rewind(&mut file)?;
+            }
+            if body.complete.is_some_and(|l| l > MAX_BUNDLE) {
+                return Err(FirmwareError::TooLarge);
+            }
+            loop {
+                let n = reader.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(body.complete);
+                }
+                let chunk = buf.get(..n).unwrap_or_default();
+                hasher.update(chunk);
+                file.write_all(chunk)?;
+                total += n as u64;
+                if total > MAX_BUNDLE {
+                    return Err(FirmwareError::TooLarge);
+                }
+                if reported.elapsed() >= Duration::from_secs(2) {
+                    reported = Instant::now();
+                    progress(total);
+                }
+            }
+        })();
+        let short = match &result {
+            Ok(Some(len)) => *len != total,
+            Ok(None) => false,
+            Err(FirmwareError::Io(_)) => true,
+            Err(_) => false,
+        };
+        if !short {
+            result?;
+            break;
+        }
+        if attempt >= DOWNLOAD_ATTEMPTS {
+            return match result {
+                Err(e) => Err(e),
+                Ok(_) => Err(FirmwareError::Http(format!("connection closed after {total} bytes ({attempt} attempts)"))),
+            };
+        }
+        tracing::warn!(total, attempt, "bundle download interrupted; resuming");
+        std::thread::sleep(Duration::from_millis(500 << attempt.min(5)));
+        attempt += 1;
+    }
+    file.sync_all()?;
+    let digest = hasher.finish().iter().map(|b| format!("{b:02x}")).collect();
+    Ok((total, digest))
+}
+
+/// Where a response body starts and how long the whole file is.
+struct Body {
+    /// Offset of the body's first byte in the file (0 for a 200).
+    start: u64,
+    /// The whole file's length, when the server said.
+    complete: Option<u64>,
+}
+
+/// Sends `GET` (with `Range: bytes=from-` when `from > 0`) and reads the
+/// response head; returns the body reader.
+fn get(u: &Url, from: u64) -> Result<(BufReader<Box<dyn ReadWrite>>, Body), FirmwareError> {
     let tcp = TcpStream::connect((u.host, u.port))?;
     tcp.set_read_timeout(Some(IO_TIMEOUT))?;
     tcp.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -302,60 +381,48 @@ fn download(url: &str, dest: &Path, mut progress: impl FnMut(u64)) -> Result<(u6
     } else {
         Box::new(tcp)
     };
-    write!(stream, "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: edge-agent\r\n\r\n", u.path, u.host)?;
+    let range = if from > 0 { format!("Range: bytes={from}-\r\n") } else { String::new() };
+    write!(stream, "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: edge-agent\r\n{range}\r\n", u.path, u.host)?;
     stream.flush()?;
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let status = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
-    if status != "200" {
+    if status != "200" && !(status == "206" && from > 0) {
         return Err(FirmwareError::Http(if status.is_empty() { "no status line".into() } else { status }));
     }
-    let mut length: Option<u64> = None;
+    let (mut length, mut range): (Option<u64>, Option<(u64, Option<u64>)>) = (None, None);
     loop {
         line.clear();
         if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
             break;
         }
         if let Some((k, v)) = line.split_once(':') {
+            let v = v.trim();
             if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().ok();
+                length = v.parse().ok();
             }
-            if k.eq_ignore_ascii_case("transfer-encoding") && !v.trim().eq_ignore_ascii_case("identity") {
-                return Err(FirmwareError::Http(format!("unsupported transfer-encoding {}", v.trim())));
+            if k.eq_ignore_ascii_case("content-range") {
+                range = parse_content_range(v);
+            }
+            if k.eq_ignore_ascii_case("transfer-encoding") && !v.eq_ignore_ascii_case("identity") {
+                return Err(FirmwareError::Http(format!("unsupported transfer-encoding {v}")));
             }
         }
     }
-    if length.is_some_and(|l| l > MAX_BUNDLE) {
-        return Err(FirmwareError::TooLarge);
-    }
-    let mut file = std::fs::File::create(dest)?;
-    let mut hasher = openssl::sha::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let (mut total, mut reported) = (0u64, Instant::now());
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        let chunk = buf.get(..n).unwrap_or_default();
-        hasher.update(chunk);
-        file.write_all(chunk)?;
-        total += n as u64;
-        if total > MAX_BUNDLE {
-            return Err(FirmwareError::TooLarge);
-        }
-        if reported.elapsed() >= Duration::from_secs(2) {
-            reported = Instant::now();
-            progress(total);
-        }
-    }
-    if length.is_some_and(|l| l != total) {
-        return Err(FirmwareError::Http(format!("connection closed after {total} bytes")));
-    }
-    file.sync_all()?;
-    let digest = hasher.finish().iter().map(|b| format!("{b:02x}")).collect();
-    Ok((total, digest))
+    let body = match (status.as_str(), range) {
+        ("206", Some((start, complete))) if start == from => Body { start, complete: complete.or(length.map(|l| start + l)) },
+        ("206", _) => return Err(FirmwareError::Http(format!("206 without a Content-Range starting at {from}"))),
+        _ => Body { start: 0, complete: length },
+    };
+    Ok((reader, body))
+}
+
+/// `bytes START-END/TOTAL` (TOTAL may be `*`) -> (START, TOTAL).
+fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
+    let (range, complete) = v.strip_prefix("bytes ")?.split_once('/')?;
+    let start = range.split_once('-')?.0.trim().parse().ok()?;
+    Some((start, complete.trim().parse().ok()))
 }
 
 trait ReadWrite: Read + Write {}
@@ -384,6 +451,82 @@ mod tests {
         // The update's boot rotated out of the record: every boot counts.
         assert_eq!(boots_since(record, "gone"), ["a", "a", "b", "a"]);
         assert_eq!(boots_since("garbage\n\n", "b1"), Vec::<&str>::new());
+    }
+
+    /// Serves `body` once per entry of `plan` on one listener: `Some(n)`
+    /// sends only the first `n` bytes of the answer and then drops the
+    /// connection; `honour_range` decides between 206 and a fresh 200.
+    fn flaky_server(body: Vec<u8>, plan: Vec<Option<usize>>, honour_range: bool) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut ranges = Vec::new();
+            for cut in plan {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8(head).unwrap();
+                let from: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Range: bytes="))
+                    .and_then(|r| r.trim_end_matches('-').parse().ok())
+                    .unwrap_or(0);
+                ranges.push(from.to_string());
+                let rest = if honour_range { &body[from..] } else { &body[..] };
+                if honour_range && from > 0 {
+                    write!(s, "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{}\r\n\r\n", rest.len(), body.len() - 1, body.len()).unwrap();
+                } else {
+                    write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", rest.len()).unwrap();
+                }
+                s.write_all(&rest[..cut.unwrap_or(rest.len()).min(rest.len())]).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                let _ = s.read(&mut byte);
+            }
+            ranges
+        });
+        (port, server)
+    }
+
+    fn sha_hex(body: &[u8]) -> String {
+        openssl::sha::sha256(body).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn dropped_download_resumes_with_range() {
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let (port, server) = flaky_server(body.clone(), vec![Some(100_000), Some(50_000), None], true);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("b");
+        let (n, digest) = download(&format!("http://127.0.0.1:{port}/b"), &dest, |_| {}).unwrap();
+        assert_eq!(server.join().unwrap(), ["0", "100000", "150000"]);
+        assert_eq!((n, digest), (body.len() as u64, sha_hex(&body)));
+        assert_eq!(std::fs::read(dest).unwrap(), body);
+    }
+
+    #[test]
+    fn server_without_range_support_restarts_the_download() {
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+        let (port, server) = flaky_server(body.clone(), vec![Some(70_000), None], false);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("b");
+        let (n, digest) = download(&format!("http://127.0.0.1:{port}/b"), &dest, |_| {}).unwrap();
+        assert_eq!(server.join().unwrap(), ["0", "70000"]);
+        assert_eq!((n, digest), (body.len() as u64, sha_hex(&body)));
+        assert_eq!(std::fs::read(dest).unwrap(), body);
+    }
+
+    #[test]
+    fn download_gives_up_after_the_last_attempt() {
+        let body = vec![1u8; 10_000];
+        let plan = vec![Some(1_000); DOWNLOAD_ATTEMPTS as usize];
+        let (port, server) = flaky_server(body, plan, true);
+        let dir = tempfile::tempdir().unwrap();
+        let err = download(&format!("http://127.0.0.1:{port}/b"), &dir.path().join("b"), |_| {}).unwrap_err();
+        assert_eq!(server.join().unwrap().len(), DOWNLOAD_ATTEMPTS as usize);
+        assert!(err.to_string().contains("5000 bytes (5 attempts)"), "{err}");
     }
 
     #[test]

@@ -44,7 +44,8 @@ accel="${ENCODER_QEMU_ACCEL:-tcg}"
 smbios=()
 [[ -n "$serial" ]] && smbios=(-smbios "type=1,serial=$serial")
 
-exec qemu-system-x86_64 -accel "$accel" -M q35 -m 1024 -smp 2 \
+cpu="${EDGE_QEMU_CPU:-qemu64}"
+exec qemu-system-x86_64 -accel "$accel" -M q35 -cpu "$cpu" -m 1024 -smp 2 \
   -display none -serial stdio -monitor none \
   -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
   -drive "if=pflash,format=raw,file=$vars" \

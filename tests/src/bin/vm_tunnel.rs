@@ -133,12 +133,17 @@ fn stdio_tcp(target: &str) -> std::io::Result<()> {
     let stream = TcpStream::connect(target)?;
     let mut back = stream.try_clone()?;
     let mut out = raw_stdout()?;
-    std::thread::spawn(move || {
+    let replies = std::thread::spawn(move || {
         let _ = std::io::copy(&mut back, &mut out);
+        // The server closed: the guest's side ends here even if it still
+        // has something to say.
         std::process::exit(0);
     });
     let mut to = stream;
     let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
     let _ = to.shutdown(std::net::Shutdown::Write);
+    // The guest stopped sending (half-close), but the server's reply may
+    // still be on its way: returning now would cut it off.
+    let _ = replies.join();
     Ok(())
 }
