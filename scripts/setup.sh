@@ -42,8 +42,9 @@ PACKAGES=(
   # Image (image/build.sh) and the QEMU boot/update tests (tests/tests/vm_boot.rs):
   # rootfs, GPT layout, ESP filled with mtools (repart 252 cannot mount vfat,
   # docs: image-systemd reference section 1), systemd-boot, RAUC bundles, UEFI
-  # firmware for the VM. qemu-system-x86 comes from backports (BACKPORTS below).
-  mmdebstrap mtools dosfstools fdisk e2fsprogs systemd-boot-efi zstd rauc
+  # firmware for the VM, xz for the slot's kernel modules (hooks/customize.sh).
+  # qemu-system-x86 comes from backports (BACKPORTS below).
+  mmdebstrap mtools dosfstools fdisk e2fsprogs systemd-boot-efi zstd xz-utils rauc
   squashfs-tools ovmf python3
 )
 # Only from bookworm-backports: the build machines carry qemu-utils from
