@@ -453,6 +453,8 @@ mod tests {
         assert_eq!(boots_since("garbage\n\n", "b1"), Vec::<&str>::new());
     }
 
+    /// A real HTTP server on 127.0.0.1 (it reads the whole request head
+    /// and closes gently: unread bytes would make the kernel send RST).
     /// Serves `body` once per entry of `plan` on one listener: `Some(n)`
     /// sends only the first `n` bytes of the answer and then drops the
     /// connection; `honour_range` decides between 206 and a fresh 200.
@@ -531,32 +533,13 @@ mod tests {
 
     #[test]
     fn download_hashes_what_a_real_server_sends() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let body = vec![7u8; 300_000];
-        let served = body.clone();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            // Read the whole request head: closing a socket with unread
-            // request bytes makes the kernel answer with RST, and the client
-            // would see "connection reset" instead of the body.
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
-                head.push(byte[0]);
-            }
-            write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", served.len()).unwrap();
-            s.write_all(&served).unwrap();
-            s.shutdown(std::net::Shutdown::Write).unwrap();
-            // Wait for the client's close so ours cannot race its reads.
-            let _ = s.read(&mut byte);
-        });
+        let (port, server) = flaky_server(body.clone(), vec![None], true);
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("b");
         let (n, digest) = download(&format!("http://127.0.0.1:{port}/b"), &dest, |_| {}).unwrap();
-        server.join().unwrap();
-        let expected: String = openssl::sha::sha256(&body).iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!((n, digest), (body.len() as u64, expected));
+        assert_eq!(server.join().unwrap(), ["0"]);
+        assert_eq!((n, digest), (body.len() as u64, sha_hex(&body)));
         assert_eq!(std::fs::read(dest).unwrap(), body);
     }
 }
