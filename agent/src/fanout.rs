@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtp_fec::RtpPacketizer;
@@ -22,8 +22,53 @@ pub const TS_CHUNK_BYTES: usize = 7 * 188;
 #[derive(Debug, Clone)]
 pub struct TsChunk {
     pub data: Bytes,
-    /// When the muxer produced it; outputs drop chunks that waited too long.
+    /// When the muxer produced it; outputs drop chunks that fell too far
+    /// behind the [`LiveEdge`].
     pub produced: Instant,
+}
+
+/// A chunk further than this behind the newest one is not worth sending to
+/// a live receiver.
+pub const MAX_BEHIND_LIVE: Duration = Duration::from_millis(1000);
+
+/// When the newest chunk was produced: the live edge of the stream.
+///
+/// Outputs measure a chunk's staleness against it rather than against the
+/// wall clock. An output whose sends block falls behind a producer that goes
+/// on, and drops what it can no longer deliver in time; but after a host
+/// stall, in which the producer stopped too, the queued chunks are as close
+/// to the live edge as before and are sent, not dropped (dropping them broke
+/// the TS on a healthy path for nothing).
+#[derive(Debug)]
+pub struct LiveEdge {
+    epoch: Instant,
+    newest_ns: AtomicU64,
+}
+
+impl Default for LiveEdge {
+    fn default() -> Self {
+        LiveEdge { epoch: Instant::now(), newest_ns: AtomicU64::new(0) }
+    }
+}
+
+impl LiveEdge {
+    fn mark(&self, produced: Instant) {
+        self.newest_ns.fetch_max(self.ns(produced), Ordering::Relaxed);
+    }
+
+    fn ns(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// How far a chunk produced at `produced` is behind the newest chunk.
+    pub fn behind(&self, produced: Instant) -> Duration {
+        Duration::from_nanos(self.newest_ns.load(Ordering::Relaxed).saturating_sub(self.ns(produced)))
+    }
+
+    /// More than [`MAX_BEHIND_LIVE`] behind the newest chunk.
+    pub fn is_stale(&self, chunk: &TsChunk) -> bool {
+        self.behind(chunk.produced) > MAX_BEHIND_LIVE
+    }
 }
 
 /// Counters the producer side keeps per output.
@@ -69,6 +114,7 @@ pub struct FanOut {
     outputs: RwLock<Vec<(String, Payload, QueueSender)>>,
     rtp: Mutex<RtpPacketizer>,
     epoch: Instant,
+    live_edge: Arc<LiveEdge>,
     /// Expected multiplex rate (bit/s); RTP outputs pace from it and follow
     /// live changes (a bitrate change needs no output restart).
     nominal_bps: Arc<AtomicU64>,
@@ -91,6 +137,7 @@ impl FanOut {
             // A random first sequence number (RFC 3550 §5.1).
             rtp: Mutex::new(RtpPacketizer::new(ssrc, fastrand::u16(..))),
             epoch: Instant::now(),
+            live_edge: Arc::new(LiveEdge::default()),
             nominal_bps: Arc::new(AtomicU64::new(0)),
             rtp_errors: AtomicU64::new(0),
         }
@@ -103,6 +150,11 @@ impl FanOut {
     /// The shared nominal rate, for outputs that pace.
     pub fn nominal_bps(&self) -> Arc<AtomicU64> {
         self.nominal_bps.clone()
+    }
+
+    /// The stream's live edge, for outputs to judge staleness by.
+    pub fn live_edge(&self) -> Arc<LiveEdge> {
+        self.live_edge.clone()
     }
 
     /// Changes the RTP SSRC; sequence numbers continue.
@@ -124,6 +176,7 @@ impl FanOut {
 
     /// Offers the chunk to every output without ever blocking.
     pub fn publish(&self, chunk: &TsChunk) {
+        self.live_edge.mark(chunk.produced);
         let outs = self.outputs.read().unwrap_or_else(|p| p.into_inner());
         let mut rtp: Option<TsChunk> = None;
         for (_, payload, out) in outs.iter() {
@@ -170,6 +223,25 @@ mod tests {
 
     fn chunk() -> TsChunk {
         TsChunk { data: Bytes::from_static(&[0x47; TS_CHUNK_BYTES]), produced: Instant::now() }
+    }
+
+    #[test]
+    fn staleness_is_measured_against_the_newest_chunk_not_the_clock() {
+        let fan = FanOut::new(1);
+        let edge = fan.live_edge();
+        let t0 = Instant::now();
+        let old = TsChunk { data: Bytes::from_static(&[0x47; TS_CHUNK_BYTES]), produced: t0 };
+        fan.publish(&old);
+        // However long the wall clock ran (a host stall), nothing newer was
+        // produced: the chunk is still the live edge.
+        assert!(!edge.is_stale(&old));
+        fan.publish(&TsChunk { produced: t0 + MAX_BEHIND_LIVE, ..old.clone() });
+        assert!(!edge.is_stale(&old), "exactly the limit behind is still sent");
+        fan.publish(&TsChunk { produced: t0 + MAX_BEHIND_LIVE + Duration::from_millis(1), ..old.clone() });
+        assert!(edge.is_stale(&old));
+        // An older chunk published late does not move the edge back.
+        fan.publish(&old);
+        assert!(edge.is_stale(&old));
     }
 
     #[test]

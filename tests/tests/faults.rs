@@ -116,6 +116,7 @@ fn hundred_outages_of_one_path_leave_the_other_untouched() {
         let b = agent.output("backup").unwrap();
         assert_eq!(b["connects"], 1, "backup reconnected during outage {i}: {b}");
     }
+    let status = agent.status().unwrap();
     let backup_status = agent.output("backup").unwrap();
     let sent_before = backup_status["chunks_sent"].as_u64().unwrap_or(0);
     // Everything counted so far has played out at the receiver (> latency).
@@ -127,13 +128,68 @@ fn hundred_outages_of_one_path_leave_the_other_untouched() {
     record("outage_x100", "slowest primary return after an outage (ms)", slowest_return.as_millis());
     record("outage_x100", "backup TS continuity errors", ts.cc_errors());
     record("outage_x100", "backup chunks received / sent", format!("{received_chunks}/{sent_before}+"));
+    record("outage_x100", "encoder pipeline restarts", status["pipeline_restarts"].clone());
     assert_eq!(
         (ts.sync_errors, ts.cc_errors()),
         (0, 0),
-        "backup damaged by the primary's outages; backup status {backup_status}"
+        "backup damaged by the primary's outages; agent status {status}"
     );
     assert!(received_chunks >= sent_before, "backup lost chunks: {received_chunks} < {sent_before}; {backup_status}");
     drop(primary);
+}
+
+/// The whole box freezes for a moment (a VM paused, a memory or thermal
+/// stall), emulated by stopping the agent and both receivers with one
+/// `kill`. That is not a failure, and the agent must not act as if it were:
+/// no pipeline rebuild (5 s without TS otherwise means a stuck encoder), no
+/// slate (the input watchdog would otherwise blame the input), no chunk
+/// dropped as stale (it would otherwise judge age by the wall clock), and
+/// the TS on both receivers unbroken.
+#[test]
+fn host_freezes_are_not_mistaken_for_failures() {
+    const LATENCY_MS: u32 = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let primary = SrtListenerPeer::start(p1, LATENCY_MS, None, &dir.path().join("p.ts"));
+    let backup = SrtListenerPeer::start(p2, LATENCY_MS, None, &dir.path().join("b.ts"));
+    let outputs = srt_output("primary", p1, LATENCY_MS, None) + &srt_output("backup", p2, LATENCY_MS, None);
+    let mut agent = AgentProc::start(dir.path(), &config_toml("freeze-01", 800, &outputs));
+    agent.wait_output_state("primary", "connected", CONNECT);
+    agent.wait_output_state("backup", "connected", CONNECT);
+    let pids = [agent.proc.pid(), primary.proc.pid(), backup.proc.pid()].map(|p| p.to_string());
+    let kill = |sig: &str| {
+        let ok = std::process::Command::new("kill").arg(format!("-{sig}")).args(&pids).status().is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} {pids:?} failed");
+    };
+    let sent = |name: &str| agent.output(name).and_then(|o| o["chunks_sent"].as_u64()).unwrap_or(0);
+    // Shorter than a second, past the libsrt drop threshold, past the 5 s
+    // stall timeout.
+    for freeze_ms in [700, 1500, 6500] {
+        let before = (sent("primary"), sent("backup"));
+        kill("STOP");
+        // The freeze is the scenario: this wait is its length, not a sync.
+        std::thread::sleep(Duration::from_millis(freeze_ms));
+        kill("CONT");
+        wait_for(&format!("both outputs sending after the {freeze_ms} ms freeze"), Duration::from_secs(20), || {
+            (sent("primary") > before.0 + 100 && sent("backup") > before.1 + 100).then_some(())
+        });
+    }
+    let status = agent.status().unwrap();
+    // Everything counted so far has played out at the receivers (> latency).
+    std::thread::sleep(Duration::from_millis(u64::from(LATENCY_MS) * 3));
+    agent.stop();
+    let (p, b) = (analyze(&primary.output), analyze(&backup.output));
+    let outs = status["outputs"].as_array().cloned().unwrap_or_default();
+    let stale: Vec<_> = outs.iter().map(|o| o["dropped_stale"].as_u64().unwrap_or(u64::MAX)).collect();
+    record("host_freezes", "freezes (ms)", "700, 1500, 6500");
+    record("host_freezes", "TS continuity errors primary / backup", format!("{} / {}", p.cc_errors(), b.cc_errors()));
+    record("host_freezes", "pipeline restarts", status["pipeline_restarts"].clone());
+    record("host_freezes", "input signal losses", status["input"]["losses"].clone());
+    record("host_freezes", "chunks dropped as stale", format!("{stale:?}"));
+    assert_eq!(status["pipeline_restarts"], 0, "a freeze rebuilt the pipeline: {status}");
+    assert_eq!(status["input"]["losses"], 0, "a freeze put the slate on air: {status}");
+    assert_eq!(stale, [0, 0], "a freeze made queued chunks stale: {status}");
+    assert_eq!((p.sync_errors, p.cc_errors(), b.sync_errors, b.cc_errors()), (0, 0, 0, 0), "TS broken by a freeze: {status}");
 }
 
 /// Three bad receivers at once — one refuses (nothing listens), one resets
@@ -219,9 +275,16 @@ fn soak_dual_outputs_memory_fds_threads_stay_flat() {
     record("soak", "duration s", seconds);
     record("soak", "RSS kB start -> end (max)", format!("{} -> {} ({max_rss})", first.0, last.0));
     record("soak", "RSS growth %", format!("{growth:.1}"));
-    record("soak", "fds start -> end", format!("{} -> {}", first.1, last.1));
-    record("soak", "threads start -> end", format!("{} -> {}", first.2, last.2));
+    // A descriptor or thread that lives for a moment (the status file's
+    // temporary, an MQTT publish) can land in any one sample, so a leak is
+    // a rise of the floor: the fewest seen early against the fewest late.
+    let third = (samples.len() / 3).max(1);
+    let floor = |range: &[(u64, usize, u64)], f: fn(&(u64, usize, u64)) -> u64| range.iter().map(f).min().unwrap_or(0);
+    let (early, late) = (&samples[..third], &samples[samples.len() - third..]);
+    let (fds, threads) = ((floor(early, |s| s.1 as u64), floor(late, |s| s.1 as u64)), (floor(early, |s| s.2), floor(late, |s| s.2)));
+    record("soak", "fds start -> end", format!("{} -> {} (floor {} -> {})", first.1, last.1, fds.0, fds.1));
+    record("soak", "threads start -> end", format!("{} -> {} (floor {} -> {})", first.2, last.2, threads.0, threads.1));
     assert!(growth < 10.0, "memory grew {growth:.1} % over {seconds} s: {samples:?}");
-    assert_eq!(first.1, last.1, "file descriptors changed: {samples:?}");
-    assert_eq!(first.2, last.2, "thread count changed: {samples:?}");
+    assert!(fds.1 <= fds.0, "file descriptors leak: floor {} -> {}: {samples:?}", fds.0, fds.1);
+    assert!(threads.1 <= threads.0, "threads leak: floor {} -> {}: {samples:?}", threads.0, threads.1);
 }

@@ -34,6 +34,7 @@ impl OutputHandle {
     /// Starts the output's thread and registers its queue with the fan-out.
     pub fn start(cfg: &OutputConfig, fan: &FanOut, agent_shutdown: &Shutdown, cloud: &Cloud) -> std::io::Result<Self> {
         let nominal_bps = fan.nominal_bps();
+        let live_edge = fan.live_edge();
         let name = cfg.name().as_str().to_owned();
         let (tx, rx, counters) = fanout::queue(QUEUE_CHUNKS);
         let status = Arc::new(OutputStatus::new(&name, counters));
@@ -50,7 +51,7 @@ impl OutputHandle {
         let thread = std::thread::Builder::new().name(format!("out-{name}"));
         let (thread, payload) = match cfg {
             OutputConfig::Srt(srt_cfg) => {
-                let worker = srt::SrtOutput::new(srt_cfg.clone(), dest, status.clone(), stop.clone(), agent_shutdown.clone());
+                let worker = srt::SrtOutput::new(srt_cfg.clone(), dest, status.clone(), live_edge, stop.clone(), agent_shutdown.clone());
                 (thread.spawn(move || worker.run(rx))?, Payload::Ts)
             }
             OutputConfig::Rtp(_) | OutputConfig::RtpFec(_) => {
@@ -60,8 +61,9 @@ impl OutputHandle {
                         dest,
                         fec: f.matrix().ok().map(|m| (m, f.fec_mode.into())),
                         nominal_bps: nominal_bps.clone(),
+                        live_edge: live_edge.clone(),
                     },
-                    OutputConfig::Rtp(r) => rtp::RtpSettings { cfg: r.clone(), dest, fec: None, nominal_bps: nominal_bps.clone() },
+                    OutputConfig::Rtp(r) => rtp::RtpSettings { cfg: r.clone(), dest, fec: None, nominal_bps: nominal_bps.clone(), live_edge: live_edge.clone() },
                     OutputConfig::Srt(_) => unreachable!("matched above"),
                 };
                 let worker = rtp::RtpOutput::new(settings, status.clone(), stop.clone(), agent_shutdown.clone());

@@ -24,7 +24,7 @@ use super::backoff::Backoff;
 use super::status::{OutputState, OutputStatus};
 use crate::cloud::Dest;
 use crate::config::RtpOutputConfig;
-use crate::fanout::TsChunk;
+use crate::fanout::{LiveEdge, TsChunk};
 use crate::shutdown::Shutdown;
 
 /// Pace at this much above the nominal rate, so pacing smooths bursts but
@@ -32,8 +32,6 @@ use crate::shutdown::Shutdown;
 const PACE_HEADROOM_PERCENT: u64 = 30;
 /// A packet is never held back longer than this by pacing.
 const MAX_LAG: Duration = Duration::from_millis(40);
-/// Older than this, a packet is not worth sending to a live receiver.
-const MAX_CHUNK_AGE: Duration = Duration::from_millis(1000);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Pacing granularity: packets due within this are sent without sleeping.
 const PACING_TICK: Duration = Duration::from_millis(1);
@@ -49,6 +47,8 @@ pub struct RtpSettings {
     /// Nominal multiplex rate in bit/s (pacing derives from it); shared with
     /// the fan-out so a live bitrate change re-paces without a restart.
     pub nominal_bps: Arc<AtomicU64>,
+    /// The stream's live edge; packets too far behind it are dropped.
+    pub live_edge: Arc<LiveEdge>,
 }
 
 impl RtpSettings {
@@ -153,7 +153,7 @@ impl RtpOutput {
         let mut paced = Paced { sock, epoch, pacer, meter: &mut meter };
         while !self.stopping() {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(chunk) if chunk.produced.elapsed() > MAX_CHUNK_AGE => c.stale += 1,
+                Ok(chunk) if self.settings.live_edge.is_stale(&chunk) => c.stale += 1,
                 Ok(chunk) => {
                     paced.send(&chunk.data, dest, &mut c);
                     c.media += 1;
@@ -287,6 +287,7 @@ mod tests {
             dest: Dest::Fixed("127.0.0.1:5000".parse().unwrap()),
             fec: fec.map(|(l, d, m)| (FecMatrix::new(l, d).unwrap(), m)),
             nominal_bps: Arc::new(AtomicU64::new(10_000_000)),
+            live_edge: Arc::default(),
         }
     }
 

@@ -18,7 +18,7 @@ use super::backoff::Backoff;
 use super::status::{OutputState, OutputStatus, SrtSnapshot};
 use crate::cloud::{Dest, RESOLVE_AFTER_FAILURES};
 use crate::config::SrtOutputConfig;
-use crate::fanout::TsChunk;
+use crate::fanout::{LiveEdge, TsChunk};
 use crate::shutdown::Shutdown;
 
 /// A connect attempt gives up after this long; libsrt repeats its handshake
@@ -29,8 +29,6 @@ const CONNECT_TIMEOUT_MS: u32 = 1500;
 const PEER_IDLE_TIMEOUT_MS: u32 = 3000;
 /// A blocked send (full SRT buffer) gives up after this long.
 const SEND_TIMEOUT_MS: i32 = 500;
-/// A chunk older than this is not worth sending to a live receiver.
-const MAX_CHUNK_AGE: Duration = Duration::from_millis(1000);
 /// Reconnect backoff: 200 ms doubling, capped so a returning listener is
 /// found within about a second.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -44,13 +42,14 @@ pub struct SrtOutput {
     cfg: SrtOutputConfig,
     dest: Dest,
     status: Arc<OutputStatus>,
+    live_edge: Arc<LiveEdge>,
     stop: Shutdown,
     agent_shutdown: Shutdown,
 }
 
 impl SrtOutput {
-    pub fn new(cfg: SrtOutputConfig, dest: Dest, status: Arc<OutputStatus>, stop: Shutdown, agent_shutdown: Shutdown) -> Self {
-        SrtOutput { cfg, dest, status, stop, agent_shutdown }
+    pub fn new(cfg: SrtOutputConfig, dest: Dest, status: Arc<OutputStatus>, live_edge: Arc<LiveEdge>, stop: Shutdown, agent_shutdown: Shutdown) -> Self {
+        SrtOutput { cfg, dest, status, live_edge, stop, agent_shutdown }
     }
 
     fn stopping(&self) -> bool {
@@ -154,7 +153,7 @@ impl SrtOutput {
                 return None;
             }
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(chunk) if chunk.produced.elapsed() > MAX_CHUNK_AGE => dropped += 1,
+                Ok(chunk) if self.live_edge.is_stale(&chunk) => dropped += 1,
                 Ok(chunk) => match sock.send(&chunk.data) {
                     Ok(_) => sent += 1,
                     Err(SrtError::Timeout) => dropped += 1,

@@ -38,6 +38,9 @@ use hal::encoder::EncoderKind;
 
 /// No TS output for this long while PLAYING counts as a failure.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// A gap this long between two turns of the supervisor's loop (which turns
+/// every 100 ms) means the host, not the pipeline, stopped.
+const HOST_STALL: Duration = Duration::from_secs(1);
 
 /// Errors building or starting the pipeline.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -287,11 +290,25 @@ impl Supervisor {
             }
             fresh
         };
+        // This loop turns at least every 100 ms. A much longer gap means the
+        // whole host stalled (a VM paused, a thermal or memory stall), and
+        // the pipeline's threads stalled with it: that silence is not the
+        // pipeline's, and rebuilding for it would break the TS on every
+        // output for nothing. Silence counts from the end of such a gap.
+        let mut last_turn = Instant::now();
+        let mut resumed_ms = 0u64;
         while !self.shutdown.is_triggered() {
             let now_ms = ms_since(epoch);
+            let gap = last_turn.elapsed();
+            last_turn = Instant::now();
+            if gap > HOST_STALL {
+                warn!(stalled_ms = gap.as_millis(), "the host stalled; pipeline silence counts from now");
+                resumed_ms = now_ms;
+            }
             let last = self.stats.last_chunk_ms.load(Ordering::Relaxed);
             let fresh = announce(&mut announced);
-            let silent_for = if fresh { now_ms.saturating_sub(last) } else { u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX) };
+            let since = if fresh { last } else { ms_since_at(epoch, started) };
+            let silent_for = now_ms.saturating_sub(since.max(resumed_ms));
             if Duration::from_millis(silent_for) > STALL_TIMEOUT {
                 let _ = self.events.send(PipelineEvent::Stalled);
                 return Err(PipelineError::Start(format!("no TS for {} s", STALL_TIMEOUT.as_secs())));

@@ -99,15 +99,19 @@ impl Pump {
         loop {
             let due = start + Duration::from_nanos(frame * frame_ns);
             let now = Instant::now();
-            if due > now {
-                if stop.wait_timeout(due - now) {
-                    break;
-                }
-            } else if now - due > Duration::from_secs(1) {
+            if due > now && stop.wait_timeout(due - now) {
+                break;
+            }
+            // Checked after the wait too: a host stall usually hits while
+            // this thread sleeps in it.
+            let now = Instant::now();
+            if now.saturating_duration_since(due) > Duration::from_secs(1) {
                 // Far behind (the machine stalled): re-anchor the schedule
                 // rather than burst a second of frames. Timestamps go on.
                 warn!(behind_ms = (now - due).as_millis(), "frame pump fell behind; re-anchoring");
                 start = now - Duration::from_nanos(frame * frame_ns);
+                // Capture was as frozen as this loop: not a lost signal.
+                watchdog.host_stalled(now - due);
             }
             if stop.is_triggered() {
                 break;

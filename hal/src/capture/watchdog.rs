@@ -47,9 +47,21 @@ impl FrameWatchdog {
     }
 
     /// A frame arrived. Also counts as a start if `start` was not called.
+    /// A frame reported late (it arrived before a host stall, and the stall
+    /// has already been credited) never makes the input look older.
     pub fn frame(&mut self, now: Instant) {
         self.started.get_or_insert(now);
-        self.last_frame = Some(now);
+        self.last_frame = Some(self.last_frame.map_or(now, |t| t.max(now)));
+    }
+
+    /// The watcher itself did not run for `stalled` (the whole host was
+    /// descheduled: a VM pause, a thermal stall). Capture did not run either,
+    /// so that time does not count toward the timeout; without this a box
+    /// that froze for a second would show the slate for a healthy input.
+    pub fn host_stalled(&mut self, stalled: Duration) {
+        let shift = |t: &mut Option<Instant>| *t = t.and_then(|t| t.checked_add(stalled));
+        shift(&mut self.started);
+        shift(&mut self.last_frame);
     }
 
     /// The verdict at `now`:
@@ -114,6 +126,29 @@ mod tests {
         assert_eq!(wd.poll(t0 + ms(501)), Signal::NoSignal);
         wd.stop();
         assert_eq!(wd.poll(t0 + ms(600)), Signal::Unknown);
+    }
+
+    #[test]
+    fn a_host_stall_does_not_count_but_a_dead_input_still_shows() {
+        let t0 = Instant::now();
+        let mut wd = FrameWatchdog::new(ms(500));
+        wd.set_format(FMT);
+        wd.frame(t0);
+        // Frozen 1.5 s right after a frame: the input is not blamed.
+        wd.host_stalled(ms(1500));
+        assert_eq!(wd.poll(t0 + ms(1600)), Signal::Locked(FMT));
+        // ...but no frame after the stall still runs into the timeout.
+        assert_eq!(wd.poll(t0 + ms(1500 + 501)), Signal::NoSignal);
+        // A stall on an input that was already dead does not revive it.
+        let mut dead = FrameWatchdog::new(ms(500));
+        dead.set_format(FMT);
+        dead.frame(t0);
+        dead.host_stalled(ms(1000));
+        assert_eq!(dead.poll(t0 + ms(3000)), Signal::NoSignal);
+        // A frame from before the stall, seen only after it, does not undo
+        // the credit.
+        wd.frame(t0 + ms(10));
+        assert_eq!(wd.poll(t0 + ms(1600)), Signal::Locked(FMT));
     }
 
     #[test]
