@@ -61,19 +61,27 @@ fn srt_under_loss(test: &str, loss: f64, one_way: Duration, latency_ms: u32) {
     assert_eq!((ts.sync_errors, ts.cc_errors()), (0, 0), "TS damaged at the receiver");
 }
 
+/// SRT latency for the loss scenarios: 1000 ms, which is 20 to 50 × the
+/// RTT (the issue asks for at least 4 ×) and half MediaConnect's default
+/// `MinLatency` of 2000 ms. With 250 ms, a CI machine losing 6-16 % of its
+/// CPU time to steal let a few retransmissions miss their play time (1 and
+/// 2 unrecovered of some 3,600 in one run), which measures the machine,
+/// not the recovery.
+const LOSS_LATENCY_MS: u32 = 1000;
+
 #[test]
 fn srt_1_percent_loss_20ms_rtt_recovers_everything() {
-    srt_under_loss("srt_loss_1pct_rtt20", 0.01, Duration::from_millis(10), 250);
+    srt_under_loss("srt_loss_1pct_rtt20", 0.01, Duration::from_millis(10), LOSS_LATENCY_MS);
 }
 
 #[test]
 fn srt_2_percent_loss_30ms_rtt_recovers_everything() {
-    srt_under_loss("srt_loss_2pct_rtt30", 0.02, Duration::from_millis(15), 250);
+    srt_under_loss("srt_loss_2pct_rtt30", 0.02, Duration::from_millis(15), LOSS_LATENCY_MS);
 }
 
 #[test]
 fn srt_5_percent_loss_50ms_rtt_recovers_everything() {
-    srt_under_loss("srt_loss_5pct_rtt50", 0.05, Duration::from_millis(25), 250);
+    srt_under_loss("srt_loss_5pct_rtt50", 0.05, Duration::from_millis(25), LOSS_LATENCY_MS);
 }
 
 /// One path goes dark for 10 s, a hundred times in a row (EDGE_OUTAGE_CYCLES
