@@ -9,7 +9,11 @@ use std::process::Command;
 fn run(args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_edge-bench")).args(args).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "edge-bench {args:?} failed:\n{text}");
+    // Exit 3: only the reference tool fell short of 99 % (seen on a
+    // steal-heavy machine: srt-live-transmit 94 %, the agent 99.95 %). The
+    // agent is what this test guards; that run's ratio is just not valid.
+    let ok = out.status.success() || out.status.code() == Some(3);
+    assert!(ok, "edge-bench {args:?} failed:\n{text}");
     assert!(text.contains("ratio"), "no ratio printed:\n{text}");
 }
 

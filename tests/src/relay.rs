@@ -832,6 +832,10 @@ mod tests {
 
     /// Collects `(arrival time, payload)` on a thread until `quiet` passes
     /// with nothing received (or `max` elapses).
+    /// How long a collector waits after the last datagram: long enough for
+    /// a relay thread that a busy CI machine deschedules mid-stream.
+    const QUIET: Duration = Duration::from_secs(1);
+
     fn collect(
         sock: UdpSocket,
         quiet: Duration,
@@ -903,7 +907,7 @@ mod tests {
             .with_loss(Loss::Random { probability: 0.05 })
             .with_seed(1234);
         let relay = Relay::forward_only(sink.local_addr().unwrap(), cfg).unwrap();
-        let rx = collect(sink, Duration::from_millis(200), Duration::from_secs(5));
+        let rx = collect(sink, QUIET, Duration::from_secs(5));
         let client = socket(Duration::from_millis(10));
         for i in 0..N {
             // Small datagrams: many more fit in the default socket buffers,
@@ -960,7 +964,7 @@ mod tests {
         let sink = socket(Duration::from_millis(10));
         let cfg = ImpairmentConfig::NONE.with_delay(Duration::from_millis(50));
         let relay = Relay::forward_only(sink.local_addr().unwrap(), cfg).unwrap();
-        let rx = collect(sink, Duration::from_millis(200), Duration::from_secs(3));
+        let rx = collect(sink, QUIET, Duration::from_secs(3));
         let client = socket(Duration::from_millis(10));
         let epoch = Instant::now();
         for i in 0..N {
@@ -989,7 +993,7 @@ mod tests {
             .with_jitter(Duration::from_millis(15))
             .with_seed(77);
         let relay = Relay::forward_only(sink.local_addr().unwrap(), cfg).unwrap();
-        let rx = collect(sink, Duration::from_millis(200), Duration::from_secs(3));
+        let rx = collect(sink, QUIET, Duration::from_secs(3));
         let client = socket(Duration::from_millis(10));
         let epoch = Instant::now();
         for i in 0..N {
@@ -1024,7 +1028,7 @@ mod tests {
             .with_duplicate(0.05)
             .with_seed(99);
         let relay = Relay::forward_only(sink.local_addr().unwrap(), cfg).unwrap();
-        let rx = collect(sink, Duration::from_millis(200), Duration::from_secs(3));
+        let rx = collect(sink, QUIET, Duration::from_secs(3));
         let client = socket(Duration::from_millis(10));
         for i in 0..N {
             client.send_to(&payload(i), relay.local_addr()).unwrap();
@@ -1070,11 +1074,11 @@ mod tests {
         let outage = Duration::from_millis(300);
         let margin = Duration::from_millis(50); // scheduling slop (loaded CI)
                                                 // Time-based schedule (sleep overshoot under load only thins it):
-                                                // 200 ms clean, 300 ms outage, 300 ms clean, one packet per 2 ms.
+                                                // 200 ms clean, 300 ms outage, 700 ms clean, one packet per 2 ms.
         let (mut t_on, mut t_on_done) = (None, None);
         let mut sent_at = Vec::new();
         let mut i = 0u64;
-        while epoch.elapsed() < Duration::from_millis(800) {
+        while epoch.elapsed() < Duration::from_millis(1200) {
             if t_on.is_none() && epoch.elapsed() >= Duration::from_millis(200) {
                 t_on = Some(epoch.elapsed());
                 relay.outage_for(outage);
