@@ -830,12 +830,12 @@ mod tests {
         }
     }
 
-    /// Collects `(arrival time, payload)` on a thread until `quiet` passes
-    /// with nothing received (or `max` elapses).
     /// How long a collector waits after the last datagram: long enough for
     /// a relay thread that a busy CI machine deschedules mid-stream.
     const QUIET: Duration = Duration::from_secs(1);
 
+    /// Collects `(arrival time, payload)` on a thread until `quiet` passes
+    /// with nothing received (or `max` elapses).
     fn collect(
         sock: UdpSocket,
         quiet: Duration,
