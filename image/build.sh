@@ -51,9 +51,9 @@ fi
 [[ $(id -u) -eq 0 ]] || { echo "build.sh: run as root (mmdebstrap chroots, files owned by uid 930)" >&2; exit 1; }
 
 # Partition sizes: fixed for the life of a box, so slots leave room to grow
-# (the rootfs is ~1.1 GB; the reference's 1 GiB is too small with the full
-# GStreamer runtime). The slot *file system* is only as large as its content
-# plus 15 %, which keeps bundles and RAUC writes small; RAUC grows it to the
+# (the rootfs is ~1.1 GB; a 1 GiB slot is too small with the full
+# GStreamer runtime: docs/image.md#slot-size). The slot *file system* is
+# only as large as its content plus 15 %, which keeps bundles and RAUC writes small; RAUC grows it to the
 # partition on install (system.conf resize=true).
 SLOT_SIZE=2G ESP_SIZE=128M DATA_SIZE=512M
 
@@ -116,7 +116,7 @@ rootfs="$cache/rootfs-$rootfs_key"
 make_rootfs() {
   rm -rf "$rootfs.tmp"
   # --variant=apt: only Essential + apt + the list; no Recommends, so no
-  # timesyncd or anything else that talks to the outside (reference section 2).
+  # timesyncd or anything else that talks to the outside (docs/image.md#rootfs).
   # force-unsafe-io: no fsync per file; a crash just means rebuilding the cache.
   mmdebstrap --variant=apt --mode=root --include="$packages" --dpkgopt=force-unsafe-io \
     --customize-hook="$here/hooks/customize.sh \"\$1\"" \
@@ -208,7 +208,7 @@ step "file systems (root slot ext4, data $DATA_SIZE)" make_fs
 
 # ---- 4. ESP: systemd-boot, an entry per slot, kernel + initrd of slot A.
 # Built as a vfat file and filled with mtools: repart 252 mounts the target to
-# CopyFiles= and the build hosts have no vfat module (reference section 1).
+# CopyFiles= and the build hosts have no vfat module (docs/image.md#toolchain).
 make_esp() {
   local esp="$out/esp.vfat"
   rm -f "$esp"
@@ -246,7 +246,7 @@ maybe_compress() {
 step "compress (--compress)" maybe_compress
 
 # ---- 7. RAUC bundle of the slot image (rauc(1) bundle; manifest format
-# "verity": dm-verity protected, signed CMS; reference section 1).
+# "verity": dm-verity protected, signed CMS; docs/image.md#toolchain).
 make_bundle() {
   if ((!bundle)); then return 0; fi
   local dir="$out/bundle-dir"

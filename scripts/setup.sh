@@ -41,7 +41,7 @@ PACKAGES=(
   python3 python3-venv
   # Image (image/build.sh) and the QEMU boot/update tests (tests/tests/vm_boot.rs):
   # rootfs, GPT layout, ESP filled with mtools (repart 252 cannot mount vfat,
-  # docs: image-systemd reference section 1), systemd-boot, RAUC bundles, UEFI
+  # docs/image.md#toolchain), systemd-boot, RAUC bundles, UEFI
   # firmware for the VM, xz for the slot's kernel modules (hooks/customize.sh).
   # qemu-system-x86 comes from backports (BACKPORTS below).
   mmdebstrap mtools dosfstools fdisk e2fsprogs systemd-boot-efi zstd xz-utils rauc
@@ -81,7 +81,7 @@ if ((${#missing_bpo[@]})); then
 fi
 
 # moto (PyPI) emulates MediaConnect and MediaLive for the `aws` feature's
-# tests (shared/reference/mediaconnect.md §6: LocalStack has neither). Pinned:
+# tests (docs/mediaconnect.md#moto: LocalStack has neither). Pinned:
 # its gaps are measured against this version. The tests find it through
 # EDGE_MOTO_SERVER or this venv.
 MOTO_VERSION=5.2.5

@@ -10,7 +10,7 @@
 //! # moto compatibility
 //! moto 5.2.5 (the test endpoint) answers sources with flat fields
 //! (`protocol`, `minLatency`, …) and no `transport` object, which the SDK's
-//! `Source` type does not model (reference §6). An interceptor keeps the raw
+//! `Source` type does not model (`docs/mediaconnect.md#moto`). An interceptor keeps the raw
 //! `DescribeFlow` body so those flat fields fill in `Transport` only where
 //! the SDK's is absent; real MediaConnect always sends `transport`.
 

@@ -5,7 +5,7 @@
 //! An operator should not copy IP addresses and ports from the AWS console
 //! onto a box. A flow's source already says where to send (`IngestIp`,
 //! `IngestPort`) and how (`Transport.Protocol`, `MinLatency`): the agent asks
-//! `DescribeFlow` and sends there (`shared/reference/mediaconnect.md` §1, §3;
+//! `DescribeFlow` and sends there (`docs/mediaconnect.md#flow-sources`, `#flow-state`;
 //! MediaConnect API Reference, `DescribeFlow`, `UpdateFlowSource`,
 //! `DescribeFlowSourceMetadata`; MediaLive API Reference, `DescribeChannel`).
 //!

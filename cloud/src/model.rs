@@ -164,7 +164,7 @@ impl fmt::Display for FlowStatus {
 }
 
 /// A source's transport settings. The API nests them under `Transport` in
-/// responses but takes them flat in requests (reference §1).
+/// responses but takes them flat in requests (`docs/mediaconnect.md#flow-sources`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Transport {
     pub protocol: Option<Protocol>,
@@ -172,7 +172,7 @@ pub struct Transport {
     pub max_latency_ms: Option<u32>,
     pub max_bitrate_bps: Option<u64>,
     /// Applies only to Zixi and SRT caller-based sources; an `srt-listener`
-    /// source ignores it (reference §1).
+    /// source ignores it (`docs/mediaconnect.md#flow-sources`).
     pub stream_id: Option<String>,
     /// Reported only: `UpdateFlowSource` has no such field.
     pub smoothing_latency_ms: Option<u32>,
@@ -252,7 +252,7 @@ pub struct ElementaryStream {
 
 /// Every field of a source that `UpdateFlowSource` takes. It is sent whole,
 /// because an update may blank the fields it is not given (measured on moto
-/// 5.2.5, reference §6), so a partial update could erase the ingest port.
+/// 5.2.5, `docs/mediaconnect.md#moto`), so a partial update could erase the ingest port.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceUpdate {
     pub flow_arn: String,
@@ -306,7 +306,7 @@ pub struct Channel {
     /// `IDLE`, `STARTING`, `RUNNING`, `RECOVERING`, `STOPPING`, …
     pub state: String,
     pub pipelines_running: Option<i64>,
-    /// `PipelineDetails`: empty on moto (reference §6).
+    /// `PipelineDetails`: empty on moto (`docs/mediaconnect.md#moto`).
     pub pipelines: Vec<PipelineDetail>,
     pub input_attachments: Vec<InputAttachment>,
 }

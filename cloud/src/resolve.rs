@@ -1,7 +1,7 @@
 //! Resolving an output named by flow ARN into where and how to send.
 //!
 //! `DescribeFlow` gives the source's ingest IP and port and its transport;
-//! the protocol must fit the output's kind (reference §1):
+//! the protocol must fit the output's kind (`docs/mediaconnect.md#flow-sources`):
 //! - an SRT output is an SRT *caller*, so it needs an `srt-listener` source;
 //! - an RTP-FEC output needs an `rtp-fec` source, media on P, column FEC on
 //!   P+2, row FEC on P+4 (SMPTE 2022-1 §8; the ports are reserved by the flow);

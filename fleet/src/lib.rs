@@ -6,7 +6,7 @@
 //! connection (mutual TLS, certificate CN = device id = client id) to a
 //! broker; the controller publishes only desired configs and command
 //! requests, the boxes publish everything else under
-//! `fleet/v1/{device}/…` (see `README.md` and reference `fleet-mqtt.md`).
+//! `fleet/v1/{device}/…` (see `README.md` and `docs/fleet-protocol.md#topics`).
 //! The media path never waits for any of it: with the broker down,
 //! telemetry is dropped and counted, while events and command results wait
 //! in a bounded on-disk outbox.

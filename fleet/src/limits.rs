@@ -1,4 +1,4 @@
-//! Size and rate limits (reference `fleet-mqtt.md` §5, AWS IoT Core quotas).
+//! Size and rate limits (`docs/fleet-protocol.md#limits`, AWS IoT Core quotas).
 //!
 //! Everything stays under AWS IoT Core's 128 KB payload cap so the same
 //! protocol runs on any broker.

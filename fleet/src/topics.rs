@@ -1,4 +1,4 @@
-//! Topic names: `fleet/v1/{device}/{suffix}` (reference §2).
+//! Topic names: `fleet/v1/{device}/{suffix}` (`docs/fleet-protocol.md#topics`).
 //!
 //! `{device}` is the MQTT client id and the certificate CN; the broker ACL
 //! (`pattern write fleet/v1/%u/…`) ties each box to its own subtree.

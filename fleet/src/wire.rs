@@ -242,7 +242,7 @@ impl CommandState {
     }
 }
 
-/// Why a command or a document was refused (fixed list, reference §4).
+/// Why a command or a document was refused (fixed list, `docs/fleet-protocol.md#commands`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonCode {

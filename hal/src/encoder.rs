@@ -5,7 +5,7 @@
 //! `vah264enc` is registered on any machine with libva, `nvh264enc` needs a
 //! driver, and `avenc_h264_omx` never works on a PC. So each candidate in
 //! preference order is confirmed by encoding one small frame before it is
-//! chosen (`shared/reference/fec-and-gstreamer.md` §1).
+//! chosen (`docs/gstreamer.md#encoders`).
 
 use std::time::Duration;
 

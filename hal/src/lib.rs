@@ -6,7 +6,7 @@
 //! V4L2 memory-to-memory block, or software x264). Which ones work is only
 //! known at run time: a GStreamer factory being installed proves nothing
 //! until a frame has actually been encoded (see
-//! `shared/reference/fec-and-gstreamer.md` §1).
+//! `docs/gstreamer.md#encoders`).
 //!
 //! # Design
 //! Each piece of hardware sits behind a narrow trait with a real

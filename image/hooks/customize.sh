@@ -10,7 +10,7 @@ root="$1"
 # DHCP on wired ports through systemd-networkd (config from systemd/network).
 chroot "$root" systemctl enable systemd-networkd.service
 # No timers that reach out or churn the disk on a box nobody watches
-# (image-systemd reference section 2: "apt timers masked").
+# (docs/image.md#rootfs).
 chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer \
   e2scrub_all.timer fstrim.timer 2>/dev/null || true
 # Empty machine-id: every box gets its own on first boot (machine-id(5)),

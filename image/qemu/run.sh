@@ -38,8 +38,8 @@ for f in "${fwds[@]}"; do
   net+=",guestfwd=tcp:${f%%=*}-cmd:${f#*=}"
 done
 
-# TCG: KVM is unusable on the build machines (nested PVM; reference
-# section 3). ENCODER_QEMU_ACCEL=kvm for a machine where it works.
+# TCG: KVM is unusable on the build machines (nested PVM;
+# docs/image.md#boot-tests). ENCODER_QEMU_ACCEL=kvm for a machine where it works.
 accel="${ENCODER_QEMU_ACCEL:-tcg}"
 smbios=()
 [[ -n "$serial" ]] && smbios=(-smbios "type=1,serial=$serial")

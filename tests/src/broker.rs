@@ -40,7 +40,7 @@ impl Broker {
             self.port,
             self.dir.display(),
             // Started as root, mosquitto drops to user `mosquitto`, which
-            // cannot read a private temp dir (fleet-mqtt.md §7).
+            // cannot read a private temp dir (docs/fleet-protocol.md#test-broker).
             if running_as_root() { "user root\n" } else { "" },
         );
         std::fs::write(&conf, text).unwrap_or_else(|e| panic!("write mosquitto.conf: {e}"));

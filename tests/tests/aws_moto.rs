@@ -5,7 +5,7 @@
 //! address the emulated flow reports.
 //!
 //! moto reports `IngestIp` `127.0.0.<source index>` and echoes the ingest
-//! port it was given (reference §6), so a listener bound there on loopback
+//! port it was given (`docs/mediaconnect.md#moto`), so a listener bound there on loopback
 //! is the flow's ingest.
 #![cfg(test)]
 #![cfg(feature = "aws")]

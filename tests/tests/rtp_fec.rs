@@ -2,8 +2,8 @@
 //! GStreamer's `rtpst2022-1-fecdec` decodes the agent's stream, the agent's
 //! decoder (`edge-agent receive`) decodes ffmpeg's prompeg stream, both
 //! through a lossy relay on loopback. Judged by de-duplicated payloads
-//! against what the relay recorded (`shared/reference/fec-and-gstreamer.md`
-//! §4, *Gotchas* 3), not by a jitterbuffer's output.
+//! against what the relay recorded (`docs/fec.md#reference-decoders`,
+//! gotcha 3), not by a jitterbuffer's output.
 #![cfg(test)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,7 +17,8 @@ use edge_tests::udp::{
 };
 use edge_tests::{agent_bin, config_toml, record, wait_for, AgentProc, ChildGuard};
 
-/// 2 % random media loss, as in the reference's recovery table.
+/// 2 % random media loss, as in the measured recovery table
+/// (`docs/fec.md#recovery`).
 const LOSS: f64 = 0.02;
 const START: Duration = Duration::from_secs(30);
 
@@ -28,8 +29,8 @@ fn payload(packet: &[u8]) -> &[u8] {
 }
 
 /// Sequence number, timestamp, payload type and payload: everything but
-/// the SSRC, which decoders set to 0 in recovered packets (reference §4,
-/// *Gotchas* 2).
+/// the SSRC, which decoders set to 0 in recovered packets (`docs/fec.md#reference-decoders`,
+/// gotcha 2).
 fn same_packet(a: &[u8], b: &[u8]) -> bool {
     a.get(1..8) == b.get(1..8) && payload(a) == payload(b)
 }
@@ -124,7 +125,7 @@ fn gstreamer_fecdec_recovers_every_lost_packet_of_the_agent_stream() {
     let mut gst = start_fecdec(q, &out, &gst_log);
     let relay = LossyRelay::start(q, LOSS, 1);
     // 10×10 column-and-row: the matrix ffmpeg and GStreamer both recovered
-    // everything with at 2 % (reference §4, *Recovery*).
+    // everything with at 2 % (`docs/fec.md#recovery`).
     let output = rtp_output("fec", relay.port, Some((10, 10, "column-and-row")));
     let mut agent = AgentProc::start(dir.path(), &config_toml("rtpfec-gst", 1500, &output));
     // About 6 s of a ~1.9 Mbit/s multiplex (~180 packets/s).

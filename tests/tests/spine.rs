@@ -130,7 +130,7 @@ fn negotiated_latency_equals_configured_with_a_long_running_listener() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_udp_port();
     // MediaConnect's listener is up for hours before a box calls; the defect
-    // that disqualified srt-tokio (srt.md) only shows when the listener has
+    // that disqualified srt-tokio (docs/srt.md#why-libsrt) only shows when the listener has
     // been up for a while, so here it must be up 5 s first. This sleep is the
     // condition under test, not synchronisation.
     let listener = SrtListenerPeer::start(port, 120, None, &dir.path().join("l.ts"));

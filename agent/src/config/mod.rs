@@ -100,7 +100,7 @@ pub enum RateControl {
 }
 
 /// x264 speed preset (software fallback only): faster presets leave CPU
-/// for the outputs on a 2-core box (`fec-and-gstreamer.md` §2).
+/// for the outputs on a 2-core box (`docs/gstreamer.md#x264-cpu`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum X264Preset {
@@ -450,7 +450,7 @@ fn yes() -> bool {
     true
 }
 
-/// SRT caller settings (`shared/reference/srt.md`).
+/// SRT caller settings (`docs/srt.md#caller-settings`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SrtOutputConfig {

@@ -57,7 +57,7 @@ ranged_u32!(
 );
 ranged_u32!(
     /// SRT latency. MediaConnect accepts 100–15000 ms for `MinLatency`
-    /// (`shared/reference/mediaconnect.md` §1); 20 ms allows LAN tests.
+    /// (`docs/mediaconnect.md#flow-sources`); 20 ms allows LAN tests.
     LatencyMs, 20, 15_000, "ms"
 );
 ranged_u32!(

@@ -3,7 +3,7 @@
 //! The packets arrive ready-made from the fan-out (packetised once for every
 //! RTP output). This thread paces them, adds column/row FEC for `rtp-fec`
 //! (media to port P, column FEC to P+2, row FEC to P+4 — SMPTE 2022-1 §8,
-//! `shared/reference/mediaconnect.md` §1) and sends.
+//! `docs/mediaconnect.md#flow-sources`) and sends.
 //!
 //! Pacing: the muxer emits a frame's worth of packets at once; sent as a
 //! burst they overflow shallow switch buffers and MediaConnect's smoothing.
@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use super::backoff::Backoff;
 use super::status::{OutputState, OutputStatus};
-use crate::cloud::Dest;
+use crate::dest::Dest;
 use crate::config::RtpOutputConfig;
 use crate::fanout::{LiveEdge, TsChunk};
 use crate::shutdown::Shutdown;

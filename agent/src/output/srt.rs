@@ -1,7 +1,7 @@
 //! SRT caller output through libsrt (the `srt` binding crate).
 //!
 //! MediaConnect's `srt-listener` sources run libsrt, so the agent calls them
-//! with libsrt too (`shared/reference/srt.md`: the pure-Rust stack loses the
+//! with libsrt too (`docs/srt.md#why-libsrt`: the pure-Rust stack loses the
 //! negotiated latency against a long-running listener). One thread per output:
 //! connect, send chunks from the output's own queue, read libsrt statistics,
 //! and on any failure close, back off with jitter, and connect again, forever.
@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::backoff::Backoff;
 use super::status::{OutputState, OutputStatus, SrtSnapshot};
-use crate::cloud::{Dest, RESOLVE_AFTER_FAILURES};
+use crate::dest::{Dest, RESOLVE_AFTER_FAILURES};
 use crate::config::SrtOutputConfig;
 use crate::fanout::{LiveEdge, TsChunk};
 use crate::shutdown::Shutdown;

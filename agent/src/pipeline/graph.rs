@@ -81,7 +81,7 @@ pub fn build(cfg: &AgentConfig, kind: EncoderKind, factory: &str) -> Result<Grap
     let ts = &cfg.transport_stream;
     let mux = make("mpegtsmux", "mux")?;
     // alignment=7: every output buffer is 7×188 = 1316 bytes, exactly one SRT
-    // or RTP payload (fec-and-gstreamer.md §3).
+    // or RTP payload (`docs/gstreamer.md#mux-alignment`).
     mux.set_property("alignment", 7i32);
     let video_pad_name = format!("sink_{}", ts.video_pid.get());
     let audio_pad_name = format!("sink_{}", ts.audio_pid.get());

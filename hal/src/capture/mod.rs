@@ -5,7 +5,7 @@
 //! A venue box may hold a PCIe HDMI card, an HDMI-to-CSI bridge, a UVC
 //! dongle (Cam Link, MS2109 clones) or a Blackmagic DeckLink card, and
 //! cables get pulled mid-show. How "is there a picture?" is answered depends
-//! on the hardware (`shared/reference/fec-and-gstreamer.md` §5):
+//! on the hardware (`docs/capture.md#signal-detection`):
 //! - V4L2 receivers with DV timings answer `VIDIOC_QUERY_DV_TIMINGS` with
 //!   the detected timings, or `ENOLINK` (no link), `ENOLCK` (cannot lock),
 //!   `ERANGE` (out of range); `VIDIOC_ENUMINPUT` adds `V4L2_IN_ST_NO_SIGNAL`.

@@ -6,7 +6,7 @@ use super::{Signal, VideoFormat};
 
 /// Decides [`Signal`] from when frames arrive: the universal fallback for
 /// UVC dongles (no DV timings), PCIe cards that just time out, and DeckLink
-/// (`shared/reference/fec-and-gstreamer.md` §5).
+/// (`docs/capture.md#signal-detection`).
 ///
 /// Sans-IO: the caller passes the time. Wire `start` to the capture
 /// pipeline reaching PLAYING, `set_format` to the negotiated caps and
