@@ -138,6 +138,51 @@ pub fn build_image_with(dir: &Path, out: &Path, args: &[&str], tweak: impl FnOnc
     t0.elapsed()
 }
 
+/// The key and certificate image/build.sh signs with (and the image trusts):
+/// EDGE_RAUC_KEY / EDGE_RAUC_CERT, else the development pair the build made
+/// under its cache (EDGE_IMAGE_CACHE, default image/build/cache).
+pub fn signing_pair() -> (PathBuf, PathBuf) {
+    if let (Ok(k), Ok(c)) = (std::env::var("EDGE_RAUC_KEY"), std::env::var("EDGE_RAUC_CERT")) {
+        return (PathBuf::from(k), PathBuf::from(c));
+    }
+    let cache = std::env::var_os("EDGE_IMAGE_CACHE").map(PathBuf::from).unwrap_or_else(|| repo().join("image/build/cache"));
+    (cache.join("keys/dev.key.pem"), cache.join("keys/dev.cert.pem"))
+}
+
+/// A correctly signed, verity-format RAUC bundle (the image's compatible,
+/// `version`) whose slot image is a small ext4 of `mib` MiB of random,
+/// incompressible data: for cases that must fail before anything boots
+/// (a tampered payload), so they do not move a whole slot through TCG.
+pub fn small_bundle(dir: &Path, version: &str, mib: u32) -> PathBuf {
+    let content = dir.join(format!("small-{version}"));
+    let tree = content.join("tree");
+    std::fs::create_dir_all(&tree).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let mut noise = vec![0u8; (mib as usize) << 20];
+    fastrand::fill(&mut noise);
+    std::fs::write(tree.join("payload"), noise).unwrap_or_else(|e| panic!("write payload: {e}"));
+    let bdir = content.join("bundle");
+    std::fs::create_dir_all(&bdir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let run = |cmd: &mut Command| {
+        let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(Command::new("mkfs.ext4").args(["-q", "-F", "-L", "root", "-d"]).arg(&tree).arg(bdir.join("root.ext4")).arg(format!("{}M", mib + 8)));
+    let manifest = std::fs::read_to_string(repo().join("image/rauc/manifest.raucm.in"))
+        .unwrap_or_else(|e| panic!("manifest template: {e}"))
+        .replace("@VERSION@", version);
+    std::fs::write(bdir.join("manifest.raucm"), manifest).unwrap_or_else(|e| panic!("write manifest: {e}"));
+    let (key, cert) = signing_pair();
+    let bundle = content.join(format!("{version}.raucb"));
+    run(Command::new("rauc")
+        .arg(format!("--cert={}", cert.display()))
+        .arg(format!("--key={}", key.display()))
+        .arg(format!("--keyring={}", std::env::var("EDGE_RAUC_KEYRING").map(PathBuf::from).unwrap_or(cert.clone()).display()))
+        .args(["bundle", "--mksquashfs-args=-comp zstd -Xcompression-level 3"])
+        .arg(&bdir)
+        .arg(&bundle));
+    bundle
+}
+
 /// Tail of the serial console for failure messages (the whole file is kept).
 pub fn serial_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();

@@ -1,8 +1,9 @@
 //! Over-the-air updates in QEMU, one boot chain against real mosquitto,
 //! srt-live-transmit, RAUC and systemd-boot (`edge_tests::vm`):
 //!
-//! 1. a tampered bundle (right SHA-256, broken signature/verity) is refused
-//!    and the command ends `failed`;
+//! 1. a tampered bundle (right SHA-256, valid signature, one payload byte
+//!    flipped: dm-verity) is refused and the command ends `failed`; its
+//!    payload is 16 MiB, not a slot: the refusal comes before any boot;
 //! 2. a bundle whose agent never comes online is installed, booted once as
 //!    a trial, and the box comes back on slot A by itself (crash loop ->
 //!    StartLimitAction=reboot -> the one-shot entry is gone); telemetry says
@@ -10,9 +11,9 @@
 //! 3. a good bundle is installed, boots slot B, the agent comes online and
 //!    edge-mark-good confirms the slot; telemetry says slot b, confirmed.
 //!
-//! In CI, alone on the machine (nextest `threads-required`): about 20 min
-//! under TCG, most of it three ~390 MB downloads through QEMU's user
-//! network, two 1 GiB slot writes and four boots. It boots the image built
+//! In CI, alone on the machine (nextest `threads-required`): most of it two
+//! ~390 MB downloads through QEMU's user network, two 1 GiB slot writes and
+//! four boots under TCG. It boots the image built
 //! from `target/debug/edge-agent`: run `cargo build -p agent` first when
 //! running it alone.
 //! Run: `cargo nextest run -p edge-tests --test vm_update`.
@@ -92,10 +93,14 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     std::fs::create_dir_all(&www).unwrap_or_else(|e| panic!("mkdir: {e}"));
     std::fs::rename(out.join("bundle.raucb"), www.join("good.raucb")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::rename(bad_out.join("bundle.raucb"), www.join("bad.raucb")).unwrap_or_else(|e| panic!("{e}"));
-    // Tampered: one byte flipped 4 MiB into the payload (the slot image's
-    // first data blocks), so the signature still verifies and dm-verity must
-    // catch it as soon as RAUC starts copying, not minutes later.
-    let mut bytes = std::fs::read(www.join("good.raucb")).unwrap_or_else(|e| panic!("{e}"));
+    // Tampered: a bundle signed like the others (same key, compatible,
+    // verity format) whose payload is 16 MiB of noise rather than a whole
+    // slot (the refusal happens before anything boots, so the download and
+    // the slot write of a full bundle would prove nothing more), with one
+    // byte flipped 4 MiB into the payload: the signature still verifies and
+    // dm-verity must catch it as soon as RAUC starts copying.
+    let mut bytes = std::fs::read(vm::small_bundle(dir.path(), "tampered", 16)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(bytes.len() > 8 << 20, "small bundle only {} bytes: the flipped byte would miss the payload", bytes.len());
     if let Some(b) = bytes.get_mut(4 << 20) {
         *b ^= 0xff;
     }
