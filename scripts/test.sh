@@ -60,6 +60,10 @@ if [[ "${EDGE_GATES:-1}" != 0 ]]; then
 fi
 
 export RUST_BACKTRACE=1
+# The repeated-outage test runs 30 of its 10 s outages here (~6 min); the
+# long local run (README, "Measured") sets EDGE_OUTAGE_CYCLES=100 (~20 min).
+# The soak runs EDGE_SOAK_SECONDS=180 unless set (1800 for the local soak).
+export EDGE_OUTAGE_CYCLES="${EDGE_OUTAGE_CYCLES:-30}"
 rm -f target/debug/results.jsonl target/nextest/ci/junit.xml
 rc=0
 cargo nextest run --locked --workspace --profile ci "${features[@]}" "$@" || rc=$?
