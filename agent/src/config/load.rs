@@ -83,17 +83,23 @@ pub fn from_str_unvalidated(text: &str) -> Result<AgentConfig, ConfigError> {
 fn parse(text: &str, validate: bool) -> Result<AgentConfig, ConfigError> {
     let tree = DeTable::parse(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unzip();
-        invalid(String::new(), line, column, first_line(e.message()))
+        invalid(String::new(), line, column, clean_message(e.message()))
     })?;
     let de = toml::de::Deserializer::from(tree.clone());
     let config: AgentConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = path_string(e.path());
+        // The path stays a list of segments from here on: a key may hold
+        // any character (`"z[]]"`, `"a.b"`), so its printed form cannot be
+        // parsed back.
+        let segments = segments_of(e.path());
         let inner = e.into_inner();
-        let message = first_line(inner.message());
-        let (key, message) = refine_tagged(text, &key).unwrap_or((key, message));
-        let (key, span) = locate(&tree, &key, &message)
-            .or_else(|| inner.span().map(|s| (key.clone(), s)))
-            .map_or((key.clone(), None), |(k, s)| (k, Some(s)));
+        let raw = inner.message().to_owned();
+        let (segments, raw) = refine_tagged(text, &segments).unwrap_or((segments, raw));
+        let (segments, span) = match locate(&tree, &segments, &raw) {
+            Some((segs, span)) => (segs, Some(span)),
+            None => (segments, inner.span()),
+        };
+        let key = key_string(&segments);
+        let message = clean_message(&raw);
         let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
         invalid(key, line, column, message)
     })?;
@@ -102,8 +108,9 @@ fn parse(text: &str, validate: bool) -> Result<AgentConfig, ConfigError> {
     }
     config.validate().map_err(|(key, message)| {
         // A default value has no position; fall back to its table.
-        let parent = key.rsplit_once('.').map_or("", |(p, _)| p);
-        let span = locate(&tree, &key, &message).or_else(|| locate(&tree, parent, "")).map(|(_, s)| s);
+        let segments = parse_path(&key);
+        let parent = &segments[..segments.len().saturating_sub(1)];
+        let span = locate(&tree, &segments, &message).or_else(|| locate(&tree, parent, "")).map(|(_, s)| s);
         let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
         invalid(key, line, column, message)
     })?;
@@ -113,66 +120,112 @@ fn parse(text: &str, validate: bool) -> Result<AgentConfig, ConfigError> {
 /// Errors inside an internally tagged table (`kind = "..."`) come out of
 /// serde's buffered content, which loses the field path. Deserialising that
 /// one table again, as the variant its `kind` names, recovers it.
-fn refine_tagged(text: &str, key: &str) -> Option<(String, String)> {
+fn refine_tagged(text: &str, segments: &[Segment]) -> Option<(Vec<Segment>, String)> {
     let doc: toml::Table = toml::from_str(text).ok()?;
     let mut value = toml::Value::Table(doc);
-    for seg in parse_path(key) {
+    for seg in segments {
         value = match seg {
-            Segment::Key(k) => value.as_table()?.get(&k)?.clone(),
-            Segment::Index(i) => value.as_array()?.get(i)?.clone(),
+            Segment::Key(k) => value.as_table()?.get(k)?.clone(),
+            Segment::Index(i) => value.as_array()?.get(*i)?.clone(),
         };
     }
     let mut table = value.as_table()?.clone();
     let kind = table.remove("kind")?;
     let body = toml::Value::Table(table);
-    let err = match (key.starts_with("outputs["), kind.as_str()?) {
+    let in_outputs = matches!(segments, [Segment::Key(k), Segment::Index(_), ..] if k == "outputs");
+    let err = match (in_outputs, kind.as_str()?) {
         (true, "srt") => serde_path_to_error::deserialize::<_, super::SrtOutputConfig>(body).err()?,
         (true, "rtp") => serde_path_to_error::deserialize::<_, super::RtpOutputConfig>(body).err()?,
         (true, "rtp-fec") => serde_path_to_error::deserialize::<_, super::RtpFecOutputConfig>(body).err()?,
         _ => return None,
     };
-    let sub = path_string(err.path());
-    let message = first_line(err.inner().message());
-    Some((if sub.is_empty() { key.to_owned() } else { format!("{key}.{sub}") }, message))
+    let mut full = segments.to_vec();
+    full.extend(segments_of(err.path()));
+    Some((full, err.inner().message().to_owned()))
 }
 
 fn invalid(key: String, line: Option<usize>, column: Option<usize>, message: String) -> ConfigError {
     ConfigError::Invalid(Box::new(InvalidConfig { file: None, key, line, column, message }))
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().trim().to_owned()
-}
-
-/// serde_path_to_error prints the root as `.`; we print it as empty.
-fn path_string(path: &serde_path_to_error::Path) -> String {
-    let s = path.to_string();
-    if s == "." {
-        String::new()
-    } else {
-        s
+/// Trimmed, with control characters shown as escapes (one line): a message
+/// may quote a key or value from the document, which may hold anything.
+fn clean_message(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.trim().chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    out
 }
 
-/// Finds the position of `key` in the tree. For "unknown field `x`" errors
-/// the path names the table that holds `x`, so the key `x` is looked up in
-/// it and the returned path includes it.
-fn locate(tree: &Spanned<DeTable<'_>>, key: &str, message: &str) -> Option<(String, std::ops::Range<usize>)> {
-    let unknown = message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(name, _)| name);
-    let mut segments = parse_path(key);
+/// The segments of a path from `serde_path_to_error`, as they are (never
+/// through its printed form, which is ambiguous for keys holding `.` or `[`).
+fn segments_of(path: &serde_path_to_error::Path) -> Vec<Segment> {
+    path.iter()
+        .map(|seg| match seg {
+            serde_path_to_error::Segment::Seq { index } => Segment::Index(*index),
+            serde_path_to_error::Segment::Map { key } => Segment::Key(key.clone()),
+            serde_path_to_error::Segment::Enum { variant } => Segment::Key(variant.clone()),
+            serde_path_to_error::Segment::Unknown => Segment::Key("?".to_owned()),
+        })
+        .collect()
+}
+
+/// The printed key path, e.g. `outputs[0].latency_ms`. A key that is not
+/// bare (`A-Za-z0-9_-`) is printed as a quoted TOML key, `"z[]]"`, so the
+/// path says exactly which key is meant.
+fn key_string(segments: &[Segment]) -> String {
+    let mut out = String::new();
+    for seg in segments {
+        match seg {
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+            Segment::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                let bare = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if bare {
+                    out.push_str(k);
+                    continue;
+                }
+                out.push('"');
+                for c in k.chars() {
+                    match c {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+            }
+        }
+    }
+    out
+}
+
+/// Finds the position of the key at `segments` in the tree. For "unknown
+/// field `x`" errors the path may name the table that holds `x`; then `x` is
+/// looked up in it and the returned path includes it.
+fn locate(
+    tree: &Spanned<DeTable<'_>>,
+    segments: &[Segment],
+    message: &str,
+) -> Option<(Vec<Segment>, std::ops::Range<usize>)> {
+    let names_unknown = |name: &str| message.starts_with(&format!("unknown field `{name}`"));
+    let unknown = message.starts_with("unknown field `");
     // serde_path_to_error sometimes already ends the path with the unknown
     // key itself; walk only to the table that holds it.
-    let path_names_key = matches!((segments.last(), unknown), (Some(Segment::Key(l)), Some(n)) if l == n);
-    if path_names_key {
-        segments.pop();
-    }
+    let path_names_key = unknown && matches!(segments.last(), Some(Segment::Key(l)) if names_unknown(l));
+    let walk = if path_names_key { &segments[..segments.len() - 1] } else { segments };
     let mut table: &DeTable<'_> = tree.get_ref();
     let mut span = tree.span();
     let mut value: Option<&Spanned<DeValue<'_>>> = None;
-    for seg in &segments {
+    for seg in walk {
         let next = match (seg, value.map(|v| v.get_ref())) {
             (Segment::Key(k), None) => table.get(k.as_str()),
             (Segment::Key(k), Some(v)) => v.get(k.as_str()),
@@ -185,43 +238,55 @@ fn locate(tree: &Spanned<DeTable<'_>>, key: &str, message: &str) -> Option<(Stri
             table = t;
         }
     }
-    if let Some(name) = unknown {
-        let (k, _) = table.iter().find(|(k, _)| k.get_ref() == name)?;
-        let full = match () {
-            _ if path_names_key => key.to_owned(),
-            _ if key.is_empty() => name.to_owned(),
-            _ => format!("{key}.{name}"),
-        };
+    if unknown {
+        let (k, _) = table.iter().find(|(k, _)| names_unknown(k.get_ref()))?;
+        let mut full = walk.to_vec();
+        full.push(Segment::Key(k.get_ref().to_string()));
         return Some((full, k.span()));
     }
-    Some((key.to_owned(), span))
+    Some((segments.to_vec(), span))
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Key(String),
     Index(usize),
 }
 
+/// Parses a key path written by this crate's own rules (`outputs[1].name`,
+/// from [`AgentConfig::validate`]). Total: any text gives some segments and
+/// nothing panics; a part that is not `name[i][j]` stays one key.
 fn parse_path(path: &str) -> Vec<Segment> {
     let mut out = Vec::new();
     for part in path.split('.').filter(|p| !p.is_empty()) {
-        let mut rest = part;
-        if let Some(bracket) = rest.find('[') {
-            if bracket > 0 {
-                out.push(Segment::Key(rest[..bracket].to_owned()));
-            }
-            rest = &rest[bracket..];
-            while let Some(end) = rest.find(']') {
-                if let Ok(i) = rest[1..end].parse() {
-                    out.push(Segment::Index(i));
+        match split_indices(part) {
+            Some((name, indices)) => {
+                if !name.is_empty() {
+                    out.push(Segment::Key(name.to_owned()));
                 }
-                rest = &rest[end + 1..];
+                out.extend(indices.into_iter().map(Segment::Index));
             }
-        } else {
-            out.push(Segment::Key(rest.to_owned()));
+            None => out.push(Segment::Key(part.to_owned())),
         }
     }
     out
+}
+
+/// `name[0][1]` → (`name`, [0, 1]); `name` → (`name`, []); anything else
+/// (`z[]]`, `a[1]b`) → None.
+fn split_indices(part: &str) -> Option<(&str, Vec<usize>)> {
+    let Some((name, mut rest)) = part.split_once('[') else {
+        return Some((part, Vec::new()));
+    };
+    let mut indices = Vec::new();
+    loop {
+        let (index, after) = rest.split_once(']')?;
+        indices.push(index.parse().ok()?);
+        if after.is_empty() {
+            return Some((name, indices));
+        }
+        rest = after.strip_prefix('[')?;
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -387,6 +452,37 @@ latency_ms = 500
     }
 
     #[test]
+    fn key_with_brackets_is_an_error_not_a_panic() {
+        // Issue #15: `"z[]]"` made the path parser slice out of bounds.
+        for key in ["z[]]", "z[", "]", "[0]", "a.b", "a[1]b", "x[99999999999999999999]", "é[😀]", "", "q\"uote", "t`ick"] {
+            let quoted = toml::Value::String(key.to_owned()).to_string();
+            let e = err(&format!("{quoted} = 1\n{GOOD}"));
+            assert_eq!(e.line, Some(1), "{key:?}: {e}");
+            assert!(e.message.starts_with("unknown field"), "{key:?}: {e}");
+            let e = err(&GOOD.replace("latency_ms = 500", &format!("{quoted} = 1")));
+            assert!(e.key.starts_with("outputs[0]."), "{key:?}: {e}");
+            assert_eq!(e.line, Some(11), "{key:?}: {e}");
+        }
+        let e = err(&format!("\"z[]]\" = 1\n{GOOD}"));
+        assert_eq!(e.key, "\"z[]]\"", "a key that is not bare is shown quoted");
+        let e = err(&format!("{GOOD}\n[video.\"a.b\"]\nx = 1\n"));
+        assert_eq!(e.key, "video.\"a.b\"");
+        assert_eq!(e.line, Some(13), "the key in the table header");
+    }
+
+    #[test]
+    fn parse_path_reads_our_paths_and_never_panics() {
+        use Segment::{Index, Key};
+        assert_eq!(parse_path("outputs[1].name"), [Key("outputs".into()), Index(1), Key("name".into())]);
+        assert_eq!(parse_path("a[0][2]"), [Key("a".into()), Index(0), Index(2)]);
+        assert_eq!(parse_path(""), []);
+        for odd in ["z[]]", "]", "[", "a[1]b", "[]", "a[", "a]", "x[1][", "..[..]..", "é[😀]"] {
+            let segs = parse_path(odd);
+            assert!(segs.iter().all(|s| matches!(s, Key(k) if !k.is_empty()) || matches!(s, Index(_))), "{odd}: {segs:?}");
+        }
+    }
+
+    #[test]
     fn unknown_output_kind() {
         let e = err(&GOOD.replace("kind = \"srt\"", "kind = \"rtmp\""));
         assert!(e.key.starts_with("outputs[0]"), "{}", e.key);
@@ -435,5 +531,60 @@ mod fuzz {
                 prop_assert!(!inv.message.is_empty());
             }
         }
+
+        /// Keys are where a path parser breaks: brackets, dots, quotes,
+        /// backslashes, control characters and unicode, as a quoted key at
+        /// the top, inside a section or output, as a dotted key
+        /// (`"a[" . "]b" = 1`) and as a table header. Issue #15
+        /// (`"z[]]" = 1`) is the kind of case this finds.
+        #[test]
+        fn hostile_keys_never_panic(
+            parts in proptest::collection::vec(KEY, 1..4),
+            line in 0usize..SEED.lines().count(),
+            value in prop_oneof![Just("1"), Just("\"x\""), Just("[1]"), Just("{ a = 1 }"), Just("123456789012")],
+        ) {
+            let dotted = parts.iter().map(|p| toml::Value::String(p.clone()).to_string()).collect::<Vec<_>>().join(".");
+            let entry = format!("{dotted} = {value}");
+            let mut lines: Vec<&str> = SEED.lines().collect();
+            lines.insert(line, &entry);
+            check(&from_str(&lines.join("\n")), &entry)?;
+            check(&from_str(&format!("{entry}\n{SEED}")), &entry)?;
+            let header = format!("{SEED}\n[{dotted}]\nx = 1\n");
+            check(&from_str(&header), &header)?;
+        }
+
+        /// The desired-config route: JSON with the same keys, turned into
+        /// TOML text the way `fleet_device::parse_desired` does it.
+        #[test]
+        fn hostile_json_keys_never_panic(key in KEY, nested in any::<bool>(), value in prop_oneof![
+            Just(serde_json::json!(1)),
+            Just(serde_json::json!("x")),
+            Just(serde_json::json!(123456789012_u64)),
+            Just(serde_json::json!({"a": [1]})),
+        ]) {
+            let mut doc = serde_json::json!({
+                "device_id": "demo-01",
+                "outputs": [{"name": "primary", "kind": "srt", "address": "127.0.0.1:9001"}],
+            });
+            let target = if nested { &mut doc["outputs"][0] } else { &mut doc };
+            if let Some(map) = target.as_object_mut() {
+                map.insert(key.clone(), value);
+            }
+            if let Ok(text) = toml::to_string(&doc) {
+                check(&from_str_unvalidated(&text), &key)?;
+            }
+        }
+    }
+
+    /// Key text: anything a path parser might trip on.
+    const KEY: &str = "[\\[\\]\\.\"'\\\\` a-z0-9_=#é€😀\\x00-\\x1f\\x7f\\u{9b}-]{0,10}";
+
+    /// An error, if any, says what is wrong on one line.
+    fn check(result: &Result<AgentConfig, ConfigError>, input: &str) -> Result<(), TestCaseError> {
+        if let Err(ConfigError::Invalid(inv)) = result {
+            prop_assert!(!inv.message.is_empty(), "{input:?}");
+            prop_assert!(!inv.message.chars().any(char::is_control), "{input:?}: {inv:?}");
+        }
+        Ok(())
     }
 }
