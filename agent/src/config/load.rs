@@ -99,7 +99,7 @@ fn parse(text: &str, validate: bool) -> Result<AgentConfig, ConfigError> {
             None => (segments, inner.span()),
         };
         let key = key_string(&segments);
-        let message = clean_message(&raw);
+        let message = redact_secret(&segments, clean_message(&raw));
         let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
         invalid(key, line, column, message)
     })?;
@@ -115,6 +115,29 @@ fn parse(text: &str, validate: bool) -> Result<AgentConfig, ConfigError> {
         invalid(key, line, column, message)
     })?;
     Ok(config)
+}
+
+/// Keys whose values are secrets: an error about one never shows its value.
+const SECRET_KEYS: &[&str] = &["passphrase"];
+
+/// For a secret key, replaces every `` `quoted` `` part of the message,
+/// which is where serde puts the offending value (``invalid type: integer
+/// `123456789012`, expected ...``). The secret types already word their own
+/// errors without the value; this holds for any error serde makes up.
+fn redact_secret(segments: &[Segment], message: String) -> String {
+    let secret = segments.iter().any(|s| matches!(s, Segment::Key(k) if SECRET_KEYS.contains(&k.as_str())));
+    if !secret || !message.contains('`') {
+        return message;
+    }
+    let mut out = String::with_capacity(message.len());
+    for (i, part) in message.split('`').enumerate() {
+        if i % 2 == 0 {
+            out.push_str(part);
+        } else {
+            out.push_str("<redacted>");
+        }
+    }
+    out
 }
 
 /// Errors inside an internally tagged table (`kind = "..."`) come out of
@@ -483,6 +506,31 @@ latency_ms = 500
     }
 
     #[test]
+    fn passphrase_of_the_wrong_type_is_not_echoed() {
+        // Issue #15: a number where the string belongs came back verbatim in
+        // the error (log, retained config/reported).
+        for value in ["123456789012", "1234567.8901", "[\"correct-horse-battery\"]", "{ s = \"correct-horse-battery\" }", "true"] {
+            let e = err(&GOOD.replace("latency_ms = 500", &format!("passphrase = {value}")));
+            assert_eq!(e.key, "outputs[0].passphrase", "{value}: {e}");
+            assert_eq!(e.line, Some(11), "{value}: {e}");
+            let shown = format!("{e} {e:?}");
+            for secret in ["123456789012", "1234567.8901", "8901", "correct-horse", "`true`"] {
+                assert!(!shown.contains(secret), "{value}: {shown}");
+            }
+            assert!(e.message.contains("invalid type"), "{value}: {e}");
+        }
+    }
+
+    #[test]
+    fn secret_key_messages_are_redacted_whatever_serde_says() {
+        let segs = parse_path("outputs[0].passphrase");
+        let m = redact_secret(&segs, "invalid type: integer `123456789012`, expected a string".into());
+        assert_eq!(m, "invalid type: integer <redacted>, expected a string");
+        let other = parse_path("outputs[0].latency_ms");
+        assert!(redact_secret(&other, "x `5`".into()).contains("`5`"));
+    }
+
+    #[test]
     fn unknown_output_kind() {
         let e = err(&GOOD.replace("kind = \"srt\"", "kind = \"rtmp\""));
         assert!(e.key.starts_with("outputs[0]"), "{}", e.key);
@@ -579,11 +627,15 @@ mod fuzz {
     /// Key text: anything a path parser might trip on.
     const KEY: &str = "[\\[\\]\\.\"'\\\\` a-z0-9_=#é€😀\\x00-\\x1f\\x7f\\u{9b}-]{0,10}";
 
-    /// An error, if any, says what is wrong on one line.
+    /// An error, if any, says what is wrong on one line and never shows a
+    /// secret's value.
     fn check(result: &Result<AgentConfig, ConfigError>, input: &str) -> Result<(), TestCaseError> {
         if let Err(ConfigError::Invalid(inv)) = result {
             prop_assert!(!inv.message.is_empty(), "{input:?}");
             prop_assert!(!inv.message.chars().any(char::is_control), "{input:?}: {inv:?}");
+            if inv.key.ends_with("passphrase") {
+                prop_assert!(!inv.to_string().contains("123456789012"), "{input:?}: {inv}");
+            }
         }
         Ok(())
     }

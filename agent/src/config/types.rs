@@ -171,9 +171,80 @@ impl From<ProgramNumber> for u16 {
 /// An SRT passphrase: 10–79 characters (libsrt `SRTO_PASSPHRASE`). Never
 /// printed: `Debug` and `Display` redact it, and it serialises redacted, so it
 /// cannot leak into logs, telemetry or reported configuration.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
+///
+/// A value of the wrong type is refused without quoting it either: serde's
+/// own "invalid type: integer `123456789012`" would carry the secret into the
+/// error, the log and the retained `config/reported` message.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Passphrase(String);
+
+impl<'de> Deserialize<'de> for Passphrase {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // `deserialize_any`, so that every value reaches the visitor below;
+        // `deserialize_string` lets buffered content (internally tagged
+        // outputs) format the value into the error by itself.
+        let s = d.deserialize_any(SecretVisitor)?;
+        Passphrase::try_from(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Accepts a string; for anything else names only the kind of value.
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<E: serde::de::Error>(kind: &str) -> Result<String, E> {
+        Err(E::custom(format_args!("invalid type: {kind} (value not shown: a secret), expected a string")))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<String, E> {
+        Self::refuse("boolean")
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<String, E> {
+        Self::refuse("integer")
+    }
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<String, E> {
+        Self::refuse("integer")
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<String, E> {
+        Self::refuse("integer")
+    }
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<String, E> {
+        Self::refuse("integer")
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<String, E> {
+        Self::refuse("float")
+    }
+    fn visit_char<E: serde::de::Error>(self, v: char) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<String, E> {
+        Self::refuse("bytes")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<String, E> {
+        Self::refuse("none")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<String, E> {
+        Self::refuse("unit")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Self::refuse("array")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Self::refuse("table")
+    }
+}
 
 impl Passphrase {
     /// The secret itself, only for handing to libsrt.
