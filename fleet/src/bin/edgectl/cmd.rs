@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::conn::{BrokerArgs, Ctl};
+use crate::term;
 use crate::Exit;
 
 #[derive(Debug, clap::Args)]
@@ -105,7 +106,7 @@ pub async fn run(args: &BrokerArgs, a: &CmdArgs) -> Result<Exit> {
     ctl.close().await;
     Ok(match answer {
         Some(r) => {
-            println!("{}", serde_json::to_string(&r)?);
+            println!("{}", term::json(serde_json::to_string(&r)?));
             if r.state == CommandState::Succeeded {
                 Exit::Ok
             } else {
@@ -202,7 +203,7 @@ pub async fn push(args: &BrokerArgs, a: &PushArgs) -> Result<Exit> {
         match send(&mut ctl, &a.device, &cmd, 30, deadline).await? {
             Some(c) if c.state == CommandState::Succeeded => {}
             Some(c) => {
-                println!("{}", serde_json::to_string(&c)?);
+                println!("{}", term::json(serde_json::to_string(&c)?));
                 ctl.close().await;
                 return Ok(Exit::Refused);
             }
@@ -220,7 +221,7 @@ pub async fn push(args: &BrokerArgs, a: &PushArgs) -> Result<Exit> {
         }
     }
     ctl.close().await;
-    println!("{}", serde_json::to_string(&r)?);
+    println!("{}", term::json(serde_json::to_string(&r)?));
     Ok(match r.status {
         ConfigStatus::Applied | ConfigStatus::PendingConfirm => Exit::Ok,
         ConfigStatus::Rejected | ConfigStatus::RolledBack => Exit::Refused,

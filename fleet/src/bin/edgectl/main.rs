@@ -16,6 +16,7 @@ mod cmd;
 mod conn;
 mod ops;
 mod simulate;
+mod term;
 mod view;
 
 use std::process::ExitCode;
@@ -108,7 +109,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(e) => {
-            eprintln!("edgectl: {e:#}");
+            eprintln!("edgectl: {}", term::text(&format!("{e:#}")));
             Exit::Error.into()
         }
     }

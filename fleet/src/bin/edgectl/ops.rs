@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::conn::{BrokerArgs, Ctl};
 use crate::view::{table, DeviceView, Fleet};
+use crate::term;
 use crate::Exit;
 
 const FLEET_SUFFIXES: [&str; 3] = [topics::STATUS, topics::STATE, topics::ALARMS];
@@ -29,7 +30,7 @@ pub async fn devices(args: &BrokerArgs, json: bool) -> Result<Exit> {
     ctl.close().await;
     let all: Vec<&DeviceView> = fleet.devices.values().collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        println!("{}", term::json(serde_json::to_string_pretty(&all)?));
     } else {
         let s = fleet.summary();
         print!("{}", table(&all));
@@ -55,7 +56,7 @@ pub async fn status(args: &BrokerArgs, device: &str) -> Result<Exit> {
     ctl.close().await;
     match fleet.devices.get(device) {
         Some(d) if d.status.is_some() => {
-            println!("{}", serde_json::to_string_pretty(d)?);
+            println!("{}", term::json(serde_json::to_string_pretty(d)?));
             Ok(Exit::Ok)
         }
         _ => {

@@ -7,6 +7,8 @@ use fleet::wire::{self, AlarmsSnapshot, PresenceState, ReportedConfig, Severity,
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::term;
+
 /// What the controller knows about one device.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct DeviceView {
@@ -134,10 +136,10 @@ pub struct Summary {
 pub fn table(devices: &[&DeviceView]) -> String {
     let mut out = format!("{:<24} {:<8} {:<13} {:>6} {:>7} {}\n", "DEVICE", "ONLINE", "STATE", "BDSEQ", "CONFIG", "ALARMS");
     for d in devices {
-        let alarms: Vec<String> = d.active_alarms().iter().map(|a| format!("{}({:?})", a.code, a.severity).to_lowercase()).collect();
+        let alarms: Vec<String> = d.active_alarms().iter().map(|a| format!("{}({:?})", term::text(&a.code), a.severity).to_lowercase()).collect();
         out.push_str(&format!(
             "{:<24} {:<8} {:<13} {:>6} {:>7} {}\n",
-            d.device,
+            term::text(&d.device),
             if d.online() { "online" } else { "offline" },
             d.presence(),
             d.status.as_ref().map_or(0, |s| s.bdseq),
@@ -146,4 +148,31 @@ pub fn table(devices: &[&DeviceView]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device that names itself and its alarm code with terminal escapes
+    /// (`\x1b[2J` clears the screen, `\r` overwrites the line, `\u{9b}` is
+    /// the one-byte CSI) shows them escaped in the table.
+    #[test]
+    fn table_escapes_device_controlled_strings() {
+        let device = "enc\x1b[2J\rok\u{9b}2J";
+        let mut fleet = Fleet::default();
+        let alarms = serde_json::json!({
+            "v": 1, "ts": "2026-01-01T00:00:00Z", "seq": 1, "bdseq": 0,
+            "active": [{"id": "x", "code": "LOSS\x1b]0;pwned\x07\r", "severity": "major", "state": "raised", "source": "s", "message": "m\u{9b}"}],
+        });
+        fleet.apply(&topics::topic(device, topics::ALARMS), &serde_json::to_vec(&alarms).unwrap());
+        let d = fleet.devices.get(device).expect("device folded in");
+        assert_eq!(d.active_alarms().len(), 1, "the alarm parsed");
+        let out = table(&[d]);
+        assert!(!out.replace('\n', "").chars().any(char::is_control), "{out:?}");
+        assert!(out.contains("enc\\x1b[2J\\rok\\u{9b}2J"), "{out}");
+        assert!(out.contains("loss\\x1b]0;pwned\\x07\\r(major)"), "{out}");
+        let json = term::json(serde_json::to_string_pretty(d).unwrap());
+        assert!(!json.replace('\n', "").chars().any(char::is_control), "{json:?}");
+    }
 }
