@@ -171,15 +171,15 @@ impl Broker {
 
     /// Freezes the broker (SIGSTOP): connections stay open, nothing
     /// answers — a broker that is overloaded or stuck.
-    pub fn pause(&mut self) {
-        if let Some(p) = &mut self.proc {
+    pub fn pause(&self) {
+        if let Some(p) = &self.proc {
             p.signal("STOP");
         }
     }
 
     /// Lets a paused broker run again (SIGCONT).
-    pub fn resume(&mut self) {
-        if let Some(p) = &mut self.proc {
+    pub fn resume(&self) {
+        if let Some(p) = &self.proc {
             p.signal("CONT");
         }
     }

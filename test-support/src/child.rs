@@ -38,13 +38,12 @@ impl ChildGuard {
         self.child.stdout.take().ok_or_else(|| io::Error::other(format!("{}: stdout is not piped", self.name)))
     }
 
-    /// Sends a signal by PID with kill(1) (`"TERM"`, `"STOP"`, `"CONT"`…);
-    /// a child that already exited is not signalled (its PID may be reused
-    /// once reaped).
-    pub fn signal(&mut self, sig: &str) {
-        if self.exited().is_none() {
-            let _ = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status();
-        }
+    /// Sends a signal by PID with kill(1) (`"TERM"`, `"STOP"`, `"CONT"`…).
+    /// Until the child is reaped (by [`ChildGuard::exited`],
+    /// [`ChildGuard::wait_timeout`] or drop) its PID cannot be reused, so
+    /// this reaches the child or its zombie, nothing else.
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status();
     }
 
     /// `Some(status)` once the child has exited (it is reaped then).
@@ -64,6 +63,10 @@ impl ChildGuard {
     /// SIGTERM, then up to `timeout` for a clean exit; SIGKILL after that.
     /// Returns the exit status if the child exited by itself in time.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        // A child reaped earlier has no PID of its own any more.
+        if let Ok(Some(st)) = self.child.try_wait() {
+            return Some(st);
+        }
         self.signal("TERM");
         let st = self.wait_timeout(timeout);
         if st.is_none() {

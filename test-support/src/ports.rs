@@ -40,13 +40,15 @@ pub fn free_udp_port() -> u16 {
 /// If no triple is found within a bounded number of attempts.
 #[must_use]
 pub fn free_udp_port_triple() -> u16 {
-    match find_triple() {
+    match try_free_udp_port_triple() {
         Ok(p) => p,
         Err(e) => panic!("no free UDP port triple on 127.0.0.1: {e}"),
     }
 }
 
-fn find_triple() -> io::Result<u16> {
+/// [`free_udp_port_triple`], returning the error (for callers that retry
+/// or report it themselves).
+pub fn try_free_udp_port_triple() -> io::Result<u16> {
     for _ in 0..TRIPLE_ATTEMPTS {
         // Let the kernel pick a random ephemeral port as the candidate, so
         // concurrent tests spread out instead of colliding on a scan.
