@@ -24,8 +24,9 @@ use agent::shutdown::Shutdown;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use rtp_fec::{FecEncoder, FecMatrix, FecMode, RtpPacketizer};
+use test_support::ChildGuard;
 
-use crate::procs::{self, Guard, ScratchDir};
+use crate::procs::{self, ScratchDir};
 use crate::table;
 use crate::tsgen::{round_u64, Schedule, TsGen, CHUNK};
 
@@ -89,10 +90,10 @@ pub fn agent_child(a: &FecChildArgs) -> Result<()> {
     let outputs = cfg
         .outputs
         .iter()
-        .map(|o| { fan.set_nominal_bps(a.rate_bps); OutputHandle::start(o, &fan, &shutdown, &cloud) })
+        .map(|o| { fan.set_nominal_bps(a.rate_bps); OutputHandle::start(o, cloud.dest(o, false), &fan, &shutdown) })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start the output")?;
-    if !procs::wait_until(Duration::from_secs(5), || {
+    if !test_support::wait_until(Duration::from_secs(5), || {
         outputs.iter().all(|o| o.status.snapshot().state == OutputState::Connected)
     }) {
         bail!("the rtp-fec output did not open its socket within 5 s");
@@ -246,7 +247,7 @@ fn run_sender(
     let log = std::fs::File::create(&log_path)?;
     let mut cmd = make(port);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log));
-    let mut child = Guard::spawn(label, &mut cmd)?;
+    let mut child = ChildGuard::spawn(label, &mut cmd)?;
     let pid = child.pid();
     let out = procs::lines(child.take_stdout()?);
 

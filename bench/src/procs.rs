@@ -1,52 +1,20 @@
-//! Child processes, `/proc` readings, loopback ports and a scratch directory.
+//! `/proc` readings, loopback port blocks, line readers and a scratch
+//! directory.
 //!
-//! Every child is held in a [`Guard`] that kills it by PID (SIGKILL) and
-//! reaps it when dropped, so an error or a panic anywhere in a bench leaves
-//! nothing running.
+//! Every child is held in test-support's `ChildGuard`, which kills it by
+//! PID (SIGKILL) and reaps it when dropped, so an error or a panic anywhere
+//! in a bench leaves nothing running.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-
-/// A child process, killed by PID and reaped on drop.
-#[derive(Debug)]
-pub struct Guard {
-    pub name: String,
-    pub child: Child,
-}
-
-impl Guard {
-    pub fn spawn(name: &str, cmd: &mut Command) -> Result<Guard> {
-        let child = cmd.spawn().with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
-        Ok(Guard { name: name.to_owned(), child })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Takes the child's stdout (it must have been `Stdio::piped()`).
-    pub fn take_stdout(&mut self) -> Result<std::process::ChildStdout> {
-        self.child.stdout.take().ok_or_else(|| anyhow!("{}: stdout is not piped", self.name))
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // `Child::kill` is kill(pid, SIGKILL) on this very PID.
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
 
 /// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`).
 pub fn clk_tck() -> Result<u64> {
@@ -168,11 +136,6 @@ pub fn loadavg() -> String {
     text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-/// A UDP port on 127.0.0.1 that was free a moment ago.
-pub fn free_udp_port() -> Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Binds `n` consecutive UDP ports on 127.0.0.1 (base from port 0) and
 /// returns the base and the sockets, in port order.
 pub fn bind_port_block(n: u16) -> Result<(u16, Vec<UdpSocket>)> {
@@ -202,20 +165,6 @@ pub fn udp_port_bound(port: u16) -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/net/udp") else { return false };
     let want = format!(":{port:04X}");
     text.lines().skip(1).any(|l| l.split_whitespace().nth(1).is_some_and(|local| local.ends_with(&want)))
-}
-
-/// Polls `cond` every 20 ms until it holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Reads `r` to its end on a thread, counting the bytes.

@@ -18,8 +18,9 @@ use agent::output::{OutputHandle, OutputState};
 use agent::shutdown::Shutdown;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
+use test_support::ChildGuard;
 
-use crate::procs::{self, Guard};
+use crate::procs;
 use crate::table;
 use crate::tsgen::{chunks_for, round_u64, Schedule, TsGen, CHUNK};
 
@@ -98,10 +99,10 @@ pub fn agent_child(a: &SrtChildArgs) -> Result<()> {
     let outputs = cfg
         .outputs
         .iter()
-        .map(|o| { fan.set_nominal_bps(round_u64(rate_bps)); OutputHandle::start(o, &fan, &shutdown, &cloud) })
+        .map(|o| { fan.set_nominal_bps(round_u64(rate_bps)); OutputHandle::start(o, cloud.dest(o, false), &fan, &shutdown) })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start the outputs")?;
-    let connected = procs::wait_until(Duration::from_secs(10), || {
+    let connected = test_support::wait_until(Duration::from_secs(10), || {
         outputs.iter().all(|o| o.status.snapshot().state == OutputState::Connected)
     });
     if !connected {
@@ -141,7 +142,7 @@ pub fn agent_child(a: &SrtChildArgs) -> Result<()> {
 #[derive(Debug)]
 struct Receiver {
     bytes: Arc<AtomicU64>,
-    _proc: Guard,
+    _proc: ChildGuard,
 }
 
 /// `&passphrase=…&pbkeylen=16`, or nothing without AES.
@@ -154,13 +155,13 @@ fn aes_query(no_aes: bool) -> String {
 }
 
 fn start_receiver(latency_ms: u32, no_aes: bool) -> Result<(u16, Receiver)> {
-    let port = procs::free_udp_port()?;
+    let port = test_support::ports::free_udp_port();
     let uri = format!("srt://127.0.0.1:{port}?mode=listener&latency={latency_ms}{}", aes_query(no_aes));
     let mut cmd = Command::new("srt-live-transmit");
     cmd.args(["-q", &uri, "file://con"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut proc = Guard::spawn("srt-live-transmit listener (install srt-tools)", &mut cmd)?;
+    let mut proc = ChildGuard::spawn("srt-live-transmit listener (install srt-tools)", &mut cmd)?;
     let bytes = procs::count_bytes(proc.take_stdout()?);
-    if !procs::wait_until(Duration::from_secs(5), || procs::udp_port_bound(port)) {
+    if !test_support::wait_until(Duration::from_secs(5), || procs::udp_port_bound(port)) {
         bail!("srt-live-transmit listener on port {port} did not come up within 5 s");
     }
     Ok((port, Receiver { bytes, _proc: proc }))
@@ -244,7 +245,7 @@ fn agent_side(a: &SrtArgs, tck: f64) -> Result<Side> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut child = Guard::spawn("edge-bench srt-agent-child", &mut cmd)?;
+    let mut child = ChildGuard::spawn("edge-bench srt-agent-child", &mut cmd)?;
     let pid = child.pid();
     let mut stdin = child.child.stdin.take().ok_or_else(|| anyhow!("child stdin not piped"))?;
     let out = procs::lines(child.take_stdout()?);
@@ -290,7 +291,7 @@ fn agent_side(a: &SrtArgs, tck: f64) -> Result<Side> {
         }
     }
     drop(stdin);
-    let _ = procs::wait_until(Duration::from_secs(3), || matches!(child.child.try_wait(), Ok(Some(_))));
+    let _ = test_support::wait_until(Duration::from_secs(3), || matches!(child.child.try_wait(), Ok(Some(_))));
 
     Ok(Side {
         label: "agent: 2 SRT outputs (child process)".into(),
@@ -312,7 +313,7 @@ fn reference_side(a: &SrtArgs, tck: f64) -> Result<Side> {
     let mut relays = Vec::new();
     let mut inputs = Vec::new();
     for port in [p1, p2] {
-        let input = procs::free_udp_port()?;
+        let input = test_support::ports::free_udp_port();
         let target = format!("srt://127.0.0.1:{port}?mode=caller&latency={}{}", a.latency_ms, aes_query(a.no_aes));
         let mut cmd = Command::new("srt-live-transmit");
         // With stdout not a terminal, `-v` reports on stderr.
@@ -320,12 +321,12 @@ fn reference_side(a: &SrtArgs, tck: f64) -> Result<Side> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut relay = Guard::spawn("srt-live-transmit relay", &mut cmd)?;
+        let mut relay = ChildGuard::spawn("srt-live-transmit relay", &mut cmd)?;
         let stderr = relay.child.stderr.take().ok_or_else(|| anyhow!("relay stderr not piped"))?;
         let out = procs::lines(stderr);
         procs::wait_line(&out, Duration::from_secs(10), |l| l.contains("target connected").then_some(()))
             .ok_or_else(|| anyhow!("srt-live-transmit relay udp:{input} → srt:{port} did not connect within 10 s"))?;
-        if !procs::wait_until(Duration::from_secs(5), || procs::udp_port_bound(input)) {
+        if !test_support::wait_until(Duration::from_secs(5), || procs::udp_port_bound(input)) {
             bail!("srt-live-transmit relay did not bind its UDP input {input}");
         }
         // Keep draining its stderr so it never blocks on a full pipe.
@@ -334,7 +335,7 @@ fn reference_side(a: &SrtArgs, tck: f64) -> Result<Side> {
         inputs.push(input);
     }
 
-    let pids: Vec<u32> = relays.iter().map(Guard::pid).collect();
+    let pids: Vec<u32> = relays.iter().map(ChildGuard::pid).collect();
     let ticks = |pids: &[u32]| -> Result<u64> { pids.iter().map(|&p| -> Result<u64> { Ok(procs::proc_stat(p)?.ticks) }).sum() };
     let all_threads = |pids: &[u32]| -> Result<Vec<procs::ThreadSample>> {
         let mut v = Vec::new();

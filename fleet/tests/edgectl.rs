@@ -24,7 +24,7 @@ fn wait_online(broker: &Broker, device: &str) {
 
 #[test]
 fn edgectl_end_to_end() {
-    let broker = Broker::start();
+    let broker = Broker::mtls(false);
     let state = tempfile::tempdir().unwrap();
     let _dev = SimDevice::start(&broker, "enc-e", state.path());
     wait_online(&broker, "enc-e");

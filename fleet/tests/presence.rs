@@ -6,13 +6,13 @@
 
 mod common;
 
-use common::{Broker, SimDevice, TestClient, CONTROLLER};
+use common::{tls, Broker, SimDevice, TestClient, CONTROLLER};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_publishes_the_will_and_a_restart_comes_back_with_a_higher_bdseq() {
-    let broker = Broker::start();
+    let broker = Broker::mtls(false);
     let state = tempfile::tempdir().unwrap();
-    let mut ctl = TestClient::connect(&broker, CONTROLLER, Some(broker.pki.client(CONTROLLER))).await.unwrap();
+    let mut ctl = TestClient::connect(&broker, CONTROLLER, Some(tls(&broker, CONTROLLER))).await.unwrap();
     ctl.subscribe("fleet/v1/enc-k/status").await;
 
     let mut dev = SimDevice::start(&broker, "enc-k", state.path());

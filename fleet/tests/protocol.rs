@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Broker, TestClient, CONTROLLER};
+use common::{tls, Broker, TestClient, CONTROLLER};
 use fleet::{FakeDevice, FleetClient, FleetHandle, FleetSettings, SharedDevice};
 use serde_json::{json, Value};
 
@@ -29,7 +29,7 @@ impl Drop for Dev {
 
 fn start_device(broker: &Broker, id: &str) -> Dev {
     let state = tempfile::tempdir().unwrap();
-    let settings = FleetSettings::new(&broker.addr(), id, state.path(), Some(broker.pki.client(id)));
+    let settings = FleetSettings::new(&broker.addr(), id, state.path(), Some(tls(broker, id)));
     let fake = Arc::new(Mutex::new(FakeDevice::new(id)));
     let shared: SharedDevice = fake.clone();
     let handle = FleetClient::spawn(settings, shared).unwrap();
@@ -37,7 +37,7 @@ fn start_device(broker: &Broker, id: &str) -> Dev {
 }
 
 async fn controller(broker: &Broker, device: &str) -> TestClient {
-    let ctl = TestClient::connect(broker, CONTROLLER, Some(broker.pki.client(CONTROLLER))).await.unwrap();
+    let ctl = TestClient::connect(broker, CONTROLLER, Some(tls(broker, CONTROLLER))).await.unwrap();
     ctl.subscribe(&format!("fleet/v1/{device}/#")).await;
     ctl
 }
@@ -48,7 +48,7 @@ fn far_future_ms() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_the_right_rejections_over_mqtt() {
-    let broker = Broker::start();
+    let broker = Broker::mtls(false);
     let mut ctl = controller(&broker, "enc-p").await;
     let dev = start_device(&broker, "enc-p");
     ctl.wait_for("/status", 20, |v| v["online"] == true).await.expect("online");
@@ -106,7 +106,7 @@ async fn bad_requests_get_the_right_rejections_over_mqtt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_risky_change_rolls_back() {
-    let broker = Broker::start();
+    let broker = Broker::mtls(false);
     let mut ctl = controller(&broker, "enc-c").await;
     let dev = start_device(&broker, "enc-c");
     ctl.wait_for("/status", 20, |v| v["online"] == true).await.expect("online");
@@ -132,12 +132,12 @@ fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_wait_in_the_outbox_while_the_broker_is_down_and_telemetry_is_dropped() {
-    let mut broker = Broker::start_with(true);
-    let tls = broker.pki.client(CONTROLLER);
-    let mut ctl = TestClient::connect_with(&broker, CONTROLLER, Some(tls.clone()), false).await.unwrap();
+    let mut broker = Broker::mtls(true);
+    let ctl_tls = tls(&broker, CONTROLLER);
+    let mut ctl = TestClient::connect_with(&broker, CONTROLLER, Some(ctl_tls.clone()), false).await.unwrap();
     ctl.subscribe("fleet/v1/enc-o/#").await;
     let state = tempfile::tempdir().unwrap();
-    let mut settings = FleetSettings::new(&broker.addr(), "enc-o", state.path(), Some(broker.pki.client("enc-o")));
+    let mut settings = FleetSettings::new(&broker.addr(), "enc-o", state.path(), Some(tls(&broker, "enc-o")));
     settings.telemetry_interval_s = 1;
     settings.reconnect_max_s = 2;
     let fake = Arc::new(Mutex::new(FakeDevice::new("enc-o")));
@@ -146,14 +146,14 @@ async fn events_wait_in_the_outbox_while_the_broker_is_down_and_telemetry_is_dro
     ctl.wait_for("/status", 20, |v| v["online"] == true).await.expect("online");
     ctl.wait_for("/telemetry", 10, |_| true).await.expect("telemetry while online");
 
-    broker.stop();
+    broker.terminate();
     wait_until("the device to notice", 20, || !handle.stats().connected);
     fake.lock().unwrap().streaming = false;
     wait_until("the alarm event in the outbox", 10, || handle.stats().outbox_len >= 1);
     wait_until("telemetry dropped offline", 10, || handle.stats().session.telemetry_dropped_offline >= 1);
 
     broker.restart();
-    let mut ctl = TestClient::connect_with(&broker, CONTROLLER, Some(tls), false).await.unwrap();
+    let mut ctl = TestClient::connect_with(&broker, CONTROLLER, Some(ctl_tls), false).await.unwrap();
     let ev = ctl.wait_for("/event", 30, |v| v["alarm"]["code"] == "STREAM_STOPPED").await.expect("event after reconnect");
     assert_eq!(ev["alarm"]["state"], "raised");
     wait_until("the outbox to drain", 10, || handle.stats().outbox_len == 0);

@@ -1,55 +1,13 @@
-//! Processes and /proc: child guards, the run directory, fd limits, CPU
-//! and memory figures (no libc: /proc, `getconf` and `prlimit`).
+//! Processes and /proc: the run directory, fd limits, CPU and memory
+//! figures (no libc: /proc, `getconf` and `prlimit`). Child processes are
+//! held in test-support's `ChildGuard`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-
-/// A child process killed (SIGKILL, by its PID) and reaped on drop.
-#[derive(Debug)]
-pub struct ChildGuard {
-    child: Option<Child>,
-}
-
-impl ChildGuard {
-    pub fn new(child: Child) -> ChildGuard {
-        ChildGuard { child: Some(child) }
-    }
-
-    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
-        self.child.as_mut().and_then(|c| c.stdout.take())
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// `Some(description)` once the child has exited.
-    pub fn exited(&mut self) -> Option<String> {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(Some(st))) => Some(st.to_string()),
-            Some(Err(e)) => Some(e.to_string()),
-            Some(Ok(None)) => None,
-            None => Some("stopped".into()),
-        }
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// A directory removed on drop (the per-run state: configs, state dirs).
 #[derive(Debug)]

@@ -19,12 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use fleet::client::mqtt_options;
 use fleet::{topics, wire, TlsSettings};
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, Packet, QoS};
 
-use crate::procs::ChildGuard;
+use test_support::ChildGuard;
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -280,8 +280,8 @@ impl EdgectlWatch {
             .stderr(std::fs::File::create(stderr_log)?)
             .spawn()
             .with_context(|| format!("start {}", exe.display()))?;
-        let mut guard = ChildGuard::new(child);
-        let stdout = guard.take_stdout().ok_or_else(|| anyhow!("edgectl: no stdout pipe"))?;
+        let mut guard = ChildGuard::new("edgectl watch", child);
+        let stdout = guard.take_stdout()?;
         let redraws = Arc::new(Mutex::new(Vec::new()));
         let last_summary = Arc::new(Mutex::new(String::new()));
         let (r, l) = (redraws.clone(), last_summary.clone());

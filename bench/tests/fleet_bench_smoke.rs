@@ -9,8 +9,13 @@ use std::process::Command;
 
 #[test]
 fn fleet_bench_smoke_200_devices() {
+    // edgectl is another package's binary: cargo builds it for a workspace
+    // build (scripts/test.sh), not for `-p edge-bench` alone.
+    let edgectl = test_support::bin_dir().join("edgectl");
+    assert!(edgectl.exists(), "{} not built: run `cargo build --workspace --bins` first", edgectl.display());
     let out = Command::new(env!("CARGO_BIN_EXE_fleet-bench"))
-        .args(["--devices", "200", "--seconds", "10"])
+        .args(["--devices", "200", "--seconds", "10", "--edgectl"])
+        .arg(&edgectl)
         .output()
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -30,11 +30,8 @@
 //! `--connect-timeout` + `--seconds` + ≤25 s of shutdown; children are
 //! killed by PID on exit (also on error or Ctrl-C).
 
-#[path = "fleet-bench/broker.rs"]
 mod broker;
-#[path = "fleet-bench/procs.rs"]
 mod procs;
-#[path = "fleet-bench/watch.rs"]
 mod watch;
 
 use std::num::NonZeroUsize;
@@ -328,7 +325,7 @@ fn run(a: &Args) -> Result<bool> {
     let pki = if a.tls {
         let dir = a.pki_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("fleet-bench-pki"));
         let t = Instant::now();
-        let pki = broker::Pki::open(&dir)?;
+        let pki = test_support::pki::Pki::open(&dir)?;
         let mut names = ids.clone();
         names.extend([CONTROLLER.to_owned(), WATCHER.to_owned()]);
         eprintln!("fleet-bench: checking {} client certificates in {}", names.len(), dir.display());
@@ -343,18 +340,19 @@ fn run(a: &Args) -> Result<bool> {
     } else {
         None
     };
-    let tls_of = |name: &str| pki.as_ref().map(|p| p.client(name));
+    let tls_of = |name: &str| pki.as_ref().map(|p| broker::tls(p, name)).transpose();
     let mut broker = broker::start(&run_dir.path, pki.as_ref(), a.broker_max_queued)?;
     let addr = broker.addr();
-    let mosq_pid = broker.guard.pid();
+    let mosq_pid = broker.pid();
+    let queue_conf = broker::queue_conf(a.broker_max_queued);
     out.push_str(&format!(
         "broker: {} pid {} on {addr} (max_connections -1, persistence off, {})\n",
-        broker::version(),
+        test_support::broker::version(),
         mosq_pid.unwrap_or(0),
-        if broker.queue_conf.is_empty() { "max_queued_messages default 1000" } else { &broker.queue_conf }
+        if queue_conf.is_empty() { "max_queued_messages default 1000" } else { &queue_conf }
     ));
     let watcher_id = if a.tls { WATCHER.to_owned() } else { format!("{WATCHER}-{me}") };
-    let mut watcher = Watcher::start(&addr, tls_of(WATCHER).as_ref(), &watcher_id, limit, interrupted.clone())?;
+    let mut watcher = Watcher::start(&addr, tls_of(WATCHER)?.as_ref(), &watcher_id, limit, interrupted.clone())?;
     let mut ectl = if a.no_edgectl {
         None
     } else {
@@ -363,10 +361,10 @@ fn run(a: &Args) -> Result<bool> {
             None => std::env::current_exe()?.with_file_name("edgectl"),
         };
         if !exe.exists() {
-            bail!("{} not found: build it (cargo build --release -p fleet --bins), or pass --edgectl PATH or --no-edgectl", exe.display());
+            bail!("{} not found: build it (cargo build --release -p fleet --bin edgectl), or pass --edgectl PATH or --no-edgectl", exe.display());
         }
         let mut bargs = vec!["--broker".to_owned(), addr.clone()];
-        match tls_of(CONTROLLER) {
+        match tls_of(CONTROLLER)? {
             Some(t) => {
                 for (k, v) in [("--ca", &t.ca), ("--cert", &t.cert), ("--key", &t.key)] {
                     bargs.extend([k.to_owned(), v.display().to_string()]);
@@ -375,10 +373,10 @@ fn run(a: &Args) -> Result<bool> {
             None => bargs.push("--insecure-plaintext".into()),
         }
         let w = EdgectlWatch::start(&exe, &bargs, a.watch_interval, &run_dir.path.join("edgectl.log"))?;
-        out.push_str(&format!("edgectl watch: pid {} (`{} {} watch --interval {}`)\n", w.guard.pid().unwrap_or(0), exe.display(), bargs.join(" "), a.watch_interval));
+        out.push_str(&format!("edgectl watch: pid {} (`{} {} watch --interval {}`)\n", w.guard.pid(), exe.display(), bargs.join(" "), a.watch_interval));
         Some(w)
     };
-    let ectl_pid = ectl.as_ref().and_then(|e| e.guard.pid());
+    let ectl_pid = ectl.as_ref().map(|e| e.guard.pid());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(a.worker_threads)
@@ -417,7 +415,7 @@ fn run(a: &Args) -> Result<bool> {
         if interrupted.load(Ordering::SeqCst) {
             bail!("interrupted");
         }
-        let mut s = FleetSettings::new(&addr, id, run_dir.path.join("dev").join(id), tls_of(id));
+        let mut s = FleetSettings::new(&addr, id, run_dir.path.join("dev").join(id), tls_of(id)?);
         s.telemetry_interval_s = a.telemetry_interval;
         let device: SharedDevice = Arc::new(Mutex::new(FakeDevice::new(id)));
         let ts = Instant::now();
@@ -464,8 +462,8 @@ fn run(a: &Args) -> Result<bool> {
         if interrupted.load(Ordering::SeqCst) {
             bail!("interrupted");
         }
-        if let Some(st) = broker.guard.exited() {
-            early_stop = Some(format!("mosquitto exited ({st}): {}", broker.log_tail()));
+        if let Some(st) = broker.exited() {
+            early_stop = Some(format!("mosquitto exited ({st}): {}", broker.log_tail(20)));
             break;
         }
         if let Some(e) = lock(&watcher.data).error.clone() {
@@ -491,7 +489,7 @@ fn run(a: &Args) -> Result<bool> {
         None => (Vec::new(), String::new()),
     };
     if let Some(e) = ectl.as_mut() {
-        e.guard.stop();
+        e.guard.kill();
     }
 
     // Watcher figures.
@@ -526,8 +524,8 @@ fn run(a: &Args) -> Result<bool> {
     let sd = t_sd.elapsed();
     rt.shutdown_timeout(Duration::from_secs(2));
     watcher.stop();
-    broker.guard.stop();
-    let drop_notices = broker.drop_notices();
+    broker.stop();
+    let drop_notices = broker::drop_notices(&broker);
 
     // --- Report.
     let w_ramp = secs(t_s - t0);
