@@ -2,98 +2,34 @@
 //!
 //! Every child is wrapped in [`ChildGuard`], which kills it by PID when the
 //! test ends (also on panic); every wait has a timeout; every port comes from
-//! binding port 0 on loopback.
+//! binding port 0 on loopback. The guard, ports, waits and the broker come
+//! from the test-support crate, shared with fleet's tests and the benches.
 
 pub mod agent_proc;
-pub mod broker;
 pub mod moto;
 pub mod peers;
 pub mod relay;
 pub mod udp;
 pub mod vm;
 
-use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::time::{Duration, Instant};
+/// test-support's mosquitto and recorder, where these tests look for them.
+pub mod broker {
+    pub use test_support::broker::{record_all, Broker};
+    pub use test_support::ports::free_tcp_port;
+}
+
+use std::path::PathBuf;
 
 pub use agent_proc::AgentProc;
-pub use relay::{free_udp_port, free_udp_port_triple};
 pub use peers::{ffprobe, SrtListenerPeer};
-
-/// Kills the child by PID on drop, then reaps it.
-#[derive(Debug)]
-pub struct ChildGuard {
-    pub child: Child,
-    pub name: String,
-}
-
-impl ChildGuard {
-    pub fn new(name: &str, child: Child) -> Self {
-        ChildGuard { child, name: name.to_owned() }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends a signal by PID (e.g. `libc::SIGTERM` as 15).
-    pub fn signal(&self, sig: &str) {
-        let _ = std::process::Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status();
-    }
-
-    /// Waits up to `timeout` for the child to exit; `None` if it did not.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// The directory that holds the workspace's built binaries: the test binary
-/// lives in `<target>/debug/deps/`, the binaries one level up.
-pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.parent().map(Path::to_path_buf).unwrap_or_default()
-    } else {
-        dir
-    }
-}
+pub use test_support::ports::{free_udp_port, free_udp_port_triple};
+pub use test_support::{bin_dir, wait_for, ChildGuard};
 
 /// Path of the `edge-agent` binary built by `cargo build --workspace`.
 pub fn agent_bin() -> PathBuf {
     let p = bin_dir().join("edge-agent");
     assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first (scripts/test.sh does)", p.display());
     p
-}
-
-/// Polls `cond` every 50 ms until it returns `Some`, or panics after `timeout`
-/// with `what` in the message. For conditions that can only be observed from
-/// outside (a status file, a receiver's output), not as a delay.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = cond() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Records a measured figure for the results table (`docs/results.md`,

@@ -593,7 +593,7 @@ impl Relay {
         };
         let mut last_err = None;
         for _ in 0..TRIPLE_ATTEMPTS {
-            let base = find_triple()?;
+            let base = test_support::ports::try_free_udp_port_triple()?;
             // Binding for real here (not find-then-drop) closes most of the
             // race with other tests grabbing the ports.
             match (|| Ok::<_, io::Error>([start(base, 0)?, start(base, 1)?, start(base, 2)?]))() {
@@ -708,60 +708,10 @@ impl Drop for Relay {
     }
 }
 
-/// A UDP port on 127.0.0.1 that was free a moment ago (bind :0, read, drop).
-/// Inherently racy; prefer binding the real socket to port 0 when possible.
-///
-/// # Panics
-/// If binding an ephemeral loopback port fails (the machine is broken).
-#[must_use]
-pub fn free_udp_port() -> u16 {
-    match UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|s| s.local_addr()) {
-        Ok(a) => a.port(),
-        Err(e) => panic!("cannot bind an ephemeral UDP port on 127.0.0.1: {e}"),
-    }
-}
-
-/// An even base port `P` such that `P`, `P+2` and `P+4` were all bindable
-/// on 127.0.0.1 a moment ago (RTP media + 2022-1 column/row FEC).
-///
-/// # Panics
-/// If no triple is found within a bounded number of attempts.
-#[must_use]
-pub fn free_udp_port_triple() -> u16 {
-    match find_triple() {
-        Ok(p) => p,
-        Err(e) => panic!("no free UDP port triple on 127.0.0.1: {e}"),
-    }
-}
-
-fn find_triple() -> io::Result<u16> {
-    for _ in 0..TRIPLE_ATTEMPTS {
-        // Let the kernel pick a random ephemeral port as the candidate, so
-        // concurrent tests spread out instead of colliding on a scan.
-        let probe = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        let base = probe & !1;
-        let Some(top) = base.checked_add(4) else {
-            continue;
-        };
-        let held: io::Result<Vec<UdpSocket>> = [base, base + 2, top]
-            .iter()
-            .map(|&p| UdpSocket::bind((Ipv4Addr::LOCALHOST, p)))
-            .collect();
-        if held.is_ok() {
-            return Ok(base);
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AddrInUse,
-        format!("no free P, P+2, P+4 after {TRIPLE_ATTEMPTS} attempts"),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use test_support::ports::{free_udp_port, free_udp_port_triple};
     use std::sync::mpsc;
 
     const LOCAL0: (Ipv4Addr, u16) = (Ipv4Addr::LOCALHOST, 0);

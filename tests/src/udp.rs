@@ -32,9 +32,7 @@ pub fn bind_port_triple() -> (u16, [UdpSocket; 3]) {
 
 /// P such that P, P+2 and P+4 were free a moment ago, for a child process
 /// that binds them itself.
-pub fn free_port_triple() -> u16 {
-    bind_port_triple().0
-}
+pub use test_support::ports::free_udp_port_triple as free_port_triple;
 
 /// An `[[outputs]]` entry of kind `rtp`, or `rtp-fec` with an L×D matrix
 /// and mode (`"column"` or `"column-and-row"`).

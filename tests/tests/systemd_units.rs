@@ -218,16 +218,9 @@ mod tests {
         assert!(unit.lines().any(|l| l == "SupplementaryGroups=video render audio dialout"));
     }
 
-    fn running_as_root() -> bool {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("probe");
-        std::fs::write(&p, "").unwrap();
-        std::fs::metadata(&p).unwrap().uid() == 0
-    }
-
     #[test]
     fn tmpfiles_creates_private_state_and_config_dirs() {
-        if !running_as_root() {
+        if !test_support::running_as_root() {
             // Only the ownership part needs root (chown); say so loudly.
             eprintln!("SKIP tmpfiles_creates_private_state_and_config_dirs: needs root to chown in the scratch root");
             return;
