@@ -35,9 +35,7 @@ pub mod notify;
 pub mod output;
 pub mod panel;
 pub mod pipeline;
-pub mod receive;
 pub mod shutdown;
-pub mod ts;
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;

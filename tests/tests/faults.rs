@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agent::ts::TsAnalyzer;
 use edge_tests::relay::{ImpairmentConfig, Loss, Relay};
 use edge_tests::{config_toml, free_udp_port, record, srt_output, wait_for, AgentProc, SrtListenerPeer};
+use ts_tools::TsAnalyzer;
 
 const CONNECT: Duration = Duration::from_secs(20);
 

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use agent::ts::TsAnalyzer;
 use edge_tests::broker::{free_tcp_port, record_all, Broker};
 use edge_tests::{bin_dir, config_toml, free_udp_port, record, srt_output, wait_for, AgentProc, SrtListenerPeer};
+use ts_tools::TsAnalyzer;
 
 const PASS: &str = "correct-horse-battery-staple";
 const DEVICE: &str = "agent-01";

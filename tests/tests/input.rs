@@ -11,9 +11,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use agent::ts::TsAnalyzer;
 use edge_tests::broker::{free_tcp_port, record_all, Broker};
 use edge_tests::{config_toml, free_udp_port, record, srt_output, wait_for, AgentProc, SrtListenerPeer};
+use ts_tools::TsAnalyzer;
 
 const DEVICE: &str = "input-01";
 const CONNECT: Duration = Duration::from_secs(20);

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use agent::ts::TsAnalyzer;
 use edge_tests::{config_toml, free_udp_port, record, srt_output, wait_for, AgentProc, SrtListenerPeer};
 use hal::panel::{Led, LedColor, LedMode, LedState, Press, SimBoard, Tally};
+use ts_tools::TsAnalyzer;
 
 const CONNECT: Duration = Duration::from_secs(20);
 

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agent::ts::TsAnalyzer;
 use edge_tests::{config_toml, ffprobe, free_udp_port, srt_output, wait_for, AgentProc, SrtListenerPeer};
+use ts_tools::TsAnalyzer;
 
 const PASS: &str = "correct-horse-battery-staple";
 const CONNECT: Duration = Duration::from_secs(20);
