@@ -11,8 +11,6 @@ use agent::config::{self, ConfigError};
 use agent::shutdown::Shutdown;
 use clap::{Parser, Subcommand};
 
-mod receive;
-
 /// Configuration unreadable or invalid (sysexits.h `EX_CONFIG`).
 const EXIT_CONFIG: u8 = 78;
 /// Runtime failure (no encoder, cannot start).
@@ -36,6 +34,9 @@ enum Command {
         #[arg(long)]
         status_file: Option<PathBuf>,
     },
+    /// Print this box's device id, derived from DMI or the primary NIC's MAC
+    /// (hal::identity; image provisioning uses it): 1 if nothing usable.
+    DeviceId,
     /// Check a configuration file and exit: 0 if valid, 78 if not.
     CheckConfig {
         file: PathBuf,
@@ -94,13 +95,23 @@ fn main() -> ExitCode {
             }
             Err(e) => config_failure(&e),
         },
+        Command::DeviceId => match hal::identity::derive(std::path::Path::new("/sys")) {
+            Some(id) => {
+                println!("{id}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("error: no usable DMI serial and no NIC to derive a device id from");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        },
         Command::Probe { json } => probe(json),
         Command::Resolve { config, json } => match config::from_file(&config) {
             Ok(cfg) => resolve(&cfg, json),
             Err(e) => config_failure(&e),
         },
         Command::Receive { port, fec, bind, seconds, output, json, hold_ms } => {
-            let opts = receive::ReceiveOptions {
+            let opts = agent::receive::ReceiveOptions {
                 port,
                 bind,
                 fec,
@@ -191,13 +202,13 @@ fn install_signal_handlers(shutdown: &Shutdown) -> std::io::Result<()> {
 }
 
 /// `edge-agent receive`: reports on stdout until SIGINT/SIGTERM or `--seconds`.
-fn receive(opts: &receive::ReceiveOptions) -> ExitCode {
+fn receive(opts: &agent::receive::ReceiveOptions) -> ExitCode {
     let shutdown = Shutdown::new();
     if let Err(e) = install_signal_handlers(&shutdown) {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::from(EXIT_FAILURE);
     }
-    match receive::run(opts, &shutdown, &mut std::io::stdout().lock()) {
+    match agent::receive::run(opts, &shutdown, &mut std::io::stdout().lock()) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
