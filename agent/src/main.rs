@@ -11,6 +11,8 @@ use agent::config::{self, ConfigError};
 use agent::shutdown::Shutdown;
 use clap::{Parser, Subcommand};
 
+mod receive;
+
 /// Configuration unreadable or invalid (sysexits.h `EX_CONFIG`).
 const EXIT_CONFIG: u8 = 78;
 /// Runtime failure (no encoder, cannot start).
@@ -111,7 +113,7 @@ fn main() -> ExitCode {
             Err(e) => config_failure(&e),
         },
         Command::Receive { port, fec, bind, seconds, output, json, hold_ms } => {
-            let opts = agent::receive::ReceiveOptions {
+            let opts = receive::ReceiveOptions {
                 port,
                 bind,
                 fec,
@@ -202,13 +204,13 @@ fn install_signal_handlers(shutdown: &Shutdown) -> std::io::Result<()> {
 }
 
 /// `edge-agent receive`: reports on stdout until SIGINT/SIGTERM or `--seconds`.
-fn receive(opts: &agent::receive::ReceiveOptions) -> ExitCode {
+fn receive(opts: &receive::ReceiveOptions) -> ExitCode {
     let shutdown = Shutdown::new();
     if let Err(e) = install_signal_handlers(&shutdown) {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::from(EXIT_FAILURE);
     }
-    match agent::receive::run(opts, &shutdown, &mut std::io::stdout().lock()) {
+    match receive::run(opts, &shutdown, &mut std::io::stdout().lock()) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
