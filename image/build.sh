@@ -13,6 +13,9 @@
 #   --compress   also write disk.img.zst (zstd -10, ~14 s)
 #   --bundle     also write bundle.raucb, a signed RAUC bundle of the slot
 #   --version V  the bundle's version (default: the agent's git describe)
+#   --slim       leave the media stack (GStreamer, codecs, Mesa) out of the
+#                slot (image/slim.py): for test bundles whose agent never
+#                starts, so they move half a slot under emulation
 #
 # Signing: EDGE_RAUC_KEY / EDGE_RAUC_CERT (PEM files or a PKCS#11 URI for the
 # key) name the release key, kept outside the repository; without them a
@@ -27,7 +30,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 
-binary="" out="$here/build" provision="$here/provision" extra="" compress=0 bundle=0 version=""
+binary="" out="$here/build" provision="$here/provision" extra="" compress=0 bundle=0 version="" slim=0
 while (($#)); do
   case "$1" in
     --binary) binary="$2"; shift 2 ;;
@@ -37,6 +40,7 @@ while (($#)); do
     --compress) compress=1; shift ;;
     --bundle) bundle=1; shift ;;
     --version) version="$2"; shift 2 ;;
+    --slim) slim=1; shift ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -168,6 +172,8 @@ make_stage() {
   # then --extra, which may replace anything above (tests swap the agent).
   cp -a --remove-destination "$here/overlay/." "$stage/"
   [[ -n "$extra" ]] && cp -a --remove-destination "$extra/." "$stage/"
+  # Removing only unlinks the stage's hard links: the cache keeps its files.
+  if ((slim)); then python3 "$here/slim.py" "$stage"; fi
   rm -f "$stage/etc/rauc/keyring.pem"
   install -D -m 0644 "$keyring" "$stage/etc/rauc/keyring.pem"
   # The pinned uid 930 must exist in the slot before first boot so files on
