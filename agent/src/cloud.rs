@@ -17,114 +17,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use edge_cloud::{ApiError, ChannelApi, ChannelHealth, CloudAlarm, FlowApi, FlowHealth, FlowTarget, ResolveError, Resolved};
+use edge_cloud::{ApiError, ChannelApi, ChannelHealth, CloudAlarm, FlowApi, FlowHealth, FlowTarget, Resolved};
 use serde::Serialize;
-use tracing::{info, warn};
 
 use crate::config::{AgentConfig, AwsConfig, OutputConfig};
-use crate::controller::Controller;
-use crate::output::OutputState;
-use crate::shutdown::Shutdown;
-
-/// Consecutive failed connects (SRT) before the output asks AWS again.
-pub const RESOLVE_AFTER_FAILURES: u32 = 5;
-/// Wait after a resolution that needs a person (protocol mismatch).
-pub const PERMANENT_RETRY: Duration = Duration::from_secs(30);
-
-/// The last resolution of one output.
-#[derive(Debug, Clone, Serialize)]
-pub struct LinkState {
-    pub resolved: Option<Resolved>,
-    pub error: Option<String>,
-    /// Whether the error needs a person (wrong protocol, no such source).
-    pub permanent: bool,
-    #[serde(skip)]
-    pub at: Option<Instant>,
-}
-
-/// One flow-named output's destination, shared by its thread and the
-/// monitor.
-#[derive(Debug)]
-pub struct FlowLink {
-    pub output: String,
-    pub target: FlowTarget,
-    /// Built on first use, on the thread that resolves (the output's or the
-    /// monitor's): building a client can wait seconds on the region chain
-    /// (IMDS), and [`Cloud::dest`] runs under the controller lock.
-    api: OnceLock<Result<Arc<dyn FlowApi>, String>>,
-    clients: Arc<Clients>,
-    /// The output's `region`, else the ARN's.
-    target_region: Option<String>,
-    /// Describe only (`edge-agent resolve`): never start or update.
-    dry_run: bool,
-    state: Mutex<LinkState>,
-}
-
-impl FlowLink {
-    /// The flow API client, built the first time it is needed.
-    fn api(&self) -> &Result<Arc<dyn FlowApi>, String> {
-        self.api.get_or_init(|| self.clients.flow_api(self.target_region.as_deref(), self.target.arn.region()))
-    }
-
-    /// Resolves now (blocking, ≤ ~10 s) and records the outcome.
-    pub fn resolve(&self) -> Result<Resolved, String> {
-        let started = Instant::now();
-        let outcome = match self.api() {
-            Ok(api) if self.dry_run => edge_cloud::plan(api.as_ref(), &self.target).map_err(|e| (e.is_permanent(), e)),
-            Ok(api) => edge_cloud::resolve(api.as_ref(), &self.target).map_err(|e| (e.is_permanent(), e)),
-            Err(e) => Err((true, ResolveError::Api(ApiError::NoClient(e.clone())))),
-        };
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.at = Some(Instant::now());
-        match outcome {
-            Ok(r) => {
-                if st.resolved.as_ref().map(|x| x.destination.address) != Some(r.destination.address) || !r.actions.is_empty() {
-                    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    info!(output = %self.output, flow = %self.target.arn, destination = %r.destination.address, actions = ?r.actions, ms, "flow resolved");
-                }
-                st.resolved = Some(r.clone());
-                (st.error, st.permanent) = (None, false);
-                Ok(r)
-            }
-            Err((permanent, e)) => {
-                let msg = e.to_string();
-                if st.error.as_deref() != Some(msg.as_str()) {
-                    warn!(output = %self.output, flow = %self.target.arn, error = %msg, "flow resolution failed");
-                }
-                (st.error, st.permanent) = (Some(msg.clone()), permanent);
-                Err(msg)
-            }
-        }
-    }
-
-    /// The last resolved address, without calling AWS.
-    pub fn current(&self) -> Option<SocketAddr> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).resolved.as_ref().map(|r| r.destination.address)
-    }
-
-    pub fn state(&self) -> LinkState {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// How long to wait after a failed resolution.
-    pub fn retry_delay(&self, backoff: Duration) -> Duration {
-        if self.state().permanent {
-            PERMANENT_RETRY
-        } else {
-            backoff
-        }
-    }
-}
-
-/// Where an output sends.
-#[derive(Debug, Clone)]
-pub enum Dest {
-    Fixed(SocketAddr),
-    Flow(Arc<FlowLink>),
-}
+pub use crate::dest::{Dest, FlowLink, LinkState, RESOLVE_AFTER_FAILURES};
 
 /// What AWS says, for telemetry and alarms.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -150,12 +50,11 @@ impl CloudReport {
     }
 }
 
-/// Clients, links and the report.
+/// Clients and the links of the flow-named outputs.
 #[derive(Debug)]
 pub struct Cloud {
     links: Mutex<BTreeMap<String, Arc<FlowLink>>>,
     clients: Arc<Clients>,
-    report: Mutex<CloudReport>,
 }
 
 /// The SDK clients, one per region, built on first use and shared by the
@@ -194,7 +93,7 @@ impl Cloud {
 
     fn over(cfg: &AgentConfig, injected: Option<(Arc<dyn FlowApi>, Arc<dyn ChannelApi>)>) -> Cloud {
         let clients = Arc::new(Clients { cfg: cfg.aws.clone(), by_region: Mutex::default(), injected });
-        Cloud { links: Mutex::default(), clients, report: Mutex::default() }
+        Cloud { links: Mutex::default(), clients }
     }
 
     pub fn config(&self) -> Option<&AwsConfig> {
@@ -289,15 +188,10 @@ impl Cloud {
             start_if_standby: t.start_flow_if_standby,
             whitelist_cidr: whitelist,
         };
-        let link = Arc::new(FlowLink {
-            output: o.name().as_str().to_owned(),
-            target,
-            api: OnceLock::new(),
-            clients: self.clients.clone(),
-            target_region: t.region.map(|r| r.as_str().to_owned()),
-            dry_run,
-            state: Mutex::new(LinkState { resolved: None, error: None, permanent: false, at: None }),
-        });
+        let clients = self.clients.clone();
+        let factory: crate::dest::FlowApiFactory = Arc::new(move |region, fallback| clients.flow_api(region, fallback));
+        let region = t.region.map(|r| r.as_str().to_owned());
+        let link = Arc::new(FlowLink::new(o.name().as_str(), target, region, dry_run, factory));
         if !dry_run {
             self.links.lock().unwrap_or_else(|p| p.into_inner()).insert(link.output.clone(), link.clone());
         }
@@ -309,10 +203,6 @@ impl Cloud {
         self.links.lock().unwrap_or_else(|p| p.into_inner()).remove(output);
     }
 
-    pub fn report(&self) -> CloudReport {
-        self.report.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
     /// `channel.start` / `channel.stop`.
     pub fn channel_command(&self, start: bool) -> Result<String, String> {
         let id = self.config().and_then(|a| a.channel_id.clone()).ok_or("no [aws] channel_id configured")?;
@@ -322,8 +212,9 @@ impl Cloud {
     }
 
     /// One monitor pass: re-resolve links, poll flow and channel health.
-    /// `sending(output)` says whether the output is connected.
-    pub fn poll(&self, sending: &dyn Fn(&str) -> bool) {
+    /// `sending(output)` says whether the output is connected. Blocks for
+    /// as long as AWS takes: run it off the controller.
+    pub fn poll(&self, sending: &dyn Fn(&str) -> bool) -> CloudReport {
         let links: Vec<Arc<FlowLink>> = self.links.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         let mut report = CloudReport::default();
         for link in &links {
@@ -356,7 +247,7 @@ impl Cloud {
                 Err(e) => report.errors.push(format!("channel {id}: {e}")),
             }
         }
-        *self.report.lock().unwrap_or_else(|p| p.into_inner()) = report;
+        report
     }
 
     /// Whether there is anything to poll.
@@ -459,27 +350,6 @@ pub fn dry_run(cfg: &AgentConfig) -> Vec<DryRunRow> {
         .collect()
 }
 
-/// Runs [`Cloud::poll`] every poll interval until `stop`, on the
-/// controller's current cloud (it changes when `[aws]` does). The first pass
-/// comes a second after start, so telemetry has flow health early.
-pub fn spawn_monitor(ctl: Arc<Mutex<Controller>>, stop: Shutdown) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("aws-monitor".into()).spawn(move || {
-        let mut wait = Duration::from_secs(1);
-        while !stop.wait_timeout(wait) {
-            let (cloud, connected) = {
-                let c = ctl.lock().unwrap_or_else(|p| p.into_inner());
-                let connected: Vec<String> =
-                    c.snapshots().into_iter().filter(|s| s.state == OutputState::Connected).map(|s| s.name).collect();
-                (c.cloud(), connected)
-            };
-            if cloud.has_work() {
-                cloud.poll(&|name| connected.iter().any(|c| c == name));
-            }
-            wait = cloud.poll_interval();
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,8 +414,7 @@ mod tests {
         let Dest::Flow(primary) = &links[0] else { panic!("flow link expected") };
         assert_eq!(primary.resolve().unwrap().destination.address, "198.51.100.4:5000".parse().unwrap());
 
-        cloud.poll(&|name| name == "primary");
-        let report = cloud.report();
+        let report = cloud.poll(&|name| name == "primary");
         assert_eq!(report.flows.len(), 2);
         let codes: Vec<&str> = report.alarms().iter().map(|a| a.code).collect();
         assert!(codes.contains(&"FLOW_SOURCE_PROBLEM"), "{codes:?}");

@@ -1,42 +1,57 @@
 //! The agent as a fleet [`Device`]: inventory, state, telemetry and alarms
-//! from the [`Controller`], and remote commands and configuration applied
-//! through it.
+//! read from the published [`Snapshot`], and remote commands and
+//! configuration handed to the controller's inbox as [`Action`]s.
+//!
+//! Reads never wait for the controller. Changes come back as jobs
+//! ([`Device::execute_job`], [`Device::apply_config_job`]) that the fleet
+//! client runs off its runtime: a slow apply (encoder probe, pipeline
+//! teardown) never delays MQTT keep-alives.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use fleet::wire::{Alarm, ReasonCode, Severity};
-use fleet::{Command, ConfigRejection, Device};
+use fleet::{Command, CommandResult, ConfigRejection, Device, Job};
 use serde_json::{json, Value};
 
+use crate::action::{Action, Inbox};
 use crate::config::{self, AgentConfig};
-use crate::controller::Controller;
+use crate::state::{SharedPanelReadings, Snapshot, SnapshotReader};
 
 /// An output down for longer than this raises OUTPUT_DOWN (a reconnect
 /// after a listener restart takes ~1 s and should not page anyone).
 const OUTPUT_DOWN_AFTER: Duration = Duration::from_secs(5);
 
-/// Wraps the shared controller for the fleet session.
+/// How long a fleet change may wait for the controller: an encoder probe
+/// with trial encodes plus a pipeline rebuild take seconds, not minutes.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The fleet's view of the agent.
 #[derive(Debug)]
 pub struct AgentDevice {
-    ctl: Arc<Mutex<Controller>>,
+    snapshot: SnapshotReader,
+    inbox: Inbox,
     /// Read when alarms are collected (every session tick).
     overheat: Mutex<(hal::sensors::Sensors, hal::sensors::OverheatMonitor)>,
     under_systemd: bool,
     /// `firmware.update`; `None` outside an image (tests, development).
     firmware: Option<crate::firmware::Firmware>,
+    /// The front panel's readings, when a board is configured.
+    panel: Option<SharedPanelReadings>,
 }
 
 impl AgentDevice {
-    pub fn new(ctl: Arc<Mutex<Controller>>) -> Self {
+    pub fn new(snapshot: SnapshotReader, inbox: Inbox) -> Self {
         AgentDevice {
-            ctl,
+            snapshot,
+            inbox,
             overheat: Mutex::new((
                 hal::sensors::Sensors::new(hal::sensors::SensorPaths::default()),
                 hal::sensors::OverheatMonitor::new(85_000, 5_000),
             )),
             under_systemd: std::env::var_os("NOTIFY_SOCKET").is_some(),
             firmware: None,
+            panel: None,
         }
     }
 
@@ -46,8 +61,14 @@ impl AgentDevice {
         self
     }
 
-    fn ctl(&self) -> std::sync::MutexGuard<'_, Controller> {
-        self.ctl.lock().unwrap_or_else(|p| p.into_inner())
+    /// Reports the front panel's readings in telemetry.
+    pub fn with_panel(mut self, readings: SharedPanelReadings) -> Self {
+        self.panel = Some(readings);
+        self
+    }
+
+    fn snap(&self) -> std::sync::Arc<Snapshot> {
+        self.snapshot.load()
     }
 }
 
@@ -69,11 +90,11 @@ pub fn parse_desired(value: &Value, running: &AgentConfig) -> Result<AgentConfig
 
 impl Device for AgentDevice {
     fn info(&self) -> Value {
-        let ctl = self.ctl();
-        let report = ctl.encoder_report();
+        let ctl = self.snap();
+        let report = &ctl.encoder_report;
         let (a, b, c) = srt::libsrt_version();
         json!({
-            "serial": ctl.config().device_id.as_str(),
+            "serial": ctl.device_id(),
             "model": "edge-agent",
             "firmware": env!("CARGO_PKG_VERSION"),
             "versions": {
@@ -81,57 +102,57 @@ impl Device for AgentDevice {
                 "gstreamer": gstreamer::version_string().to_string(),
                 "libsrt": format!("{a}.{b}.{c}"),
             },
-            "encoder": { "chosen": ctl.factory(), "why": report.why(), "candidates": report.candidates },
+            "encoder": { "chosen": ctl.factory, "why": report.why(), "candidates": report.candidates },
             "inputs": crate::pipeline::discover_inputs(),
             "input": ctl.input_status(),
-            "outputs": ctl.config().outputs.iter().map(|o| json!({"name": o.name().as_str(), "kind": kind(o)})).collect::<Vec<_>>(),
+            "outputs": ctl.cfg.outputs.iter().map(|o| json!({"name": o.name().as_str(), "kind": kind(o)})).collect::<Vec<_>>(),
         })
     }
 
     fn state(&self) -> Value {
-        let ctl = self.ctl();
+        let ctl = self.snap();
         let outputs: Vec<Value> = ctl
-            .snapshots()
+            .output_snapshots()
             .iter()
             .map(|s| json!({"name": s.name, "state": s.state, "connects": s.connects, "last_error": s.last_error}))
             .collect();
         json!({
             "stream": if ctl.is_streaming() { "streaming" } else { "stopped" },
-            "encoder": ctl.factory(),
+            "encoder": ctl.factory,
             "outputs": outputs,
         })
     }
 
     fn telemetry(&self) -> Value {
-        let ctl = self.ctl();
-        let stats = ctl.pipeline_stats();
+        let ctl = self.snap();
+        let stats = ctl.pipeline.clone();
         let load = |f: fn(&crate::pipeline::PipelineStats) -> u64| stats.as_ref().map_or(0, |s| f(s));
         let mut sensors = hal::sensors::Sensors::new(hal::sensors::SensorPaths::default());
         json!({
             "encoder": {
-                "factory": ctl.factory(),
-                "bitrate_kbps": ctl.config().video.bitrate_kbps.get(),
+                "factory": ctl.factory,
+                "bitrate_kbps": ctl.cfg.video.bitrate_kbps.get(),
                 "ts_bytes": load(|s| s.ts_bytes.load(std::sync::atomic::Ordering::Relaxed)),
                 "restarts": load(|s| s.restarts.load(std::sync::atomic::Ordering::Relaxed)),
             },
             "input": ctl.input_status(),
-            "outputs": ctl.snapshots(),
-            "panel": ctl.panel_readings(),
+            "outputs": ctl.output_snapshots(),
+            "panel": self.panel.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             "system": sensors.snapshot(std::path::Path::new("/")),
             // Flow destinations and health, MediaLive channel: present when
             // an output is named by flow ARN or a channel is configured.
-            "cloud": ctl.cloud().has_work().then(|| ctl.cloud().report()),
+            "cloud": ctl.cloud.has_work().then(|| ctl.cloud_report.as_ref().clone()),
             "firmware": self.firmware.as_ref().map(crate::firmware::Firmware::report),
         })
     }
 
     fn alarms(&self) -> Vec<Alarm> {
-        let ctl = self.ctl();
+        let ctl = self.snap();
         let mut v = Vec::new();
         if !ctl.is_streaming() {
             v.push(Alarm::raised("STREAM_STOPPED", "encoder", Severity::Warning, "stream stopped by command"));
         }
-        if let Some(s) = ctl.pipeline_stats() {
+        if let Some(s) = &ctl.pipeline {
             if s.since_last_chunk().is_some_and(|d| d > Duration::from_secs(2)) {
                 v.push(Alarm::raised("ENCODER_FAILURE", "encoder", Severity::Critical, "no transport stream from the encoder"));
             }
@@ -145,13 +166,13 @@ impl Device for AgentDevice {
                 v.push(Alarm::raised("NO_SIGNAL", "input", Severity::Critical, &msg));
             }
         }
-        for s in ctl.snapshots() {
+        for s in ctl.output_snapshots() {
             if s.down_for_s > OUTPUT_DOWN_AFTER.as_secs_f64() {
                 let msg = s.last_error.clone().unwrap_or_else(|| format!("output {}", s.state));
                 v.push(Alarm::raised("OUTPUT_DOWN", &format!("output:{}", s.name), Severity::Major, &msg));
             }
         }
-        for a in ctl.cloud().report().alarms() {
+        for a in ctl.cloud_report.alarms() {
             let severity = match a.severity {
                 edge_cloud::Severity::Warning => Severity::Warning,
                 edge_cloud::Severity::Major => Severity::Major,
@@ -177,68 +198,60 @@ impl Device for AgentDevice {
     }
 
     fn running_config(&self) -> Value {
-        self.ctl().raw_config().clone()
+        self.snap().raw.as_ref().clone()
     }
 
-    fn execute(&mut self, cmd: &Command) -> Result<Option<Value>, (ReasonCode, String)> {
+    fn execute(&mut self, cmd: &Command) -> CommandResult {
+        (self.execute_job(cmd))()
+    }
+
+    fn execute_job(&mut self, cmd: &Command) -> Job<CommandResult> {
         match cmd {
-            Command::Identify { duration_s } => {
-                let d = Duration::from_secs(u64::from(*duration_s));
-                let mut ctl = self.ctl();
-                ctl.identify(d);
-                tracing::warn!(duration_s, "IDENTIFY requested: this box");
-                return Ok(Some(json!({"front_panel": ctl.panel_configured()})));
-            }
             Command::Reboot => {
                 if !self.under_systemd {
-                    return Err((ReasonCode::Unsupported, "not running under systemd; refusing to reboot the host".into()));
+                    let why = "not running under systemd; refusing to reboot the host";
+                    return Box::new(move || Err((ReasonCode::Unsupported, why.into())));
                 }
                 std::thread::spawn(|| {
                     std::thread::sleep(Duration::from_secs(3));
                     let _ = std::process::Command::new("systemctl").arg("reboot").status();
                 });
-                return Ok(Some(json!({"reboot_in_s": 3})));
+                Box::new(|| Ok(Some(json!({"reboot_in_s": 3}))))
             }
             Command::ChannelStart | Command::ChannelStop => {
-                // AWS calls take up to ~10 s: not under the controller lock.
-                let cloud = self.ctl().cloud();
-                return cloud
-                    .channel_command(matches!(cmd, Command::ChannelStart))
-                    .map(|state| Some(json!({"state": state})))
-                    .map_err(|e| (ReasonCode::Internal, e));
+                // An AWS call (seconds): in the job, never in the controller.
+                let cloud = self.snap().cloud.clone();
+                let start = matches!(cmd, Command::ChannelStart);
+                Box::new(move || {
+                    cloud.channel_command(start).map(|state| Some(json!({"state": state}))).map_err(|e| (ReasonCode::Internal, e))
+                })
             }
-            _ => {}
-        }
-        let mut ctl = self.ctl();
-        let failed = |e: crate::controller::ControlError| (ReasonCode::Internal, e.to_string());
-        match cmd {
-            Command::StreamStart => ctl.start_pipeline().map_err(failed)?,
-            Command::StreamStop => ctl.stop_pipeline(),
-            Command::OutputEnable { output } | Command::OutputDisable { output } => {
-                let enable = matches!(cmd, Command::OutputEnable { .. });
-                ctl.set_output_enabled(output, enable).map_err(|e| match e {
-                    crate::controller::ControlError::UnknownOutput(_) => (ReasonCode::InvalidArgs, e.to_string()),
-                    other => failed(other),
-                })?;
+            other => {
+                let (inbox, cmd) = (self.inbox.clone(), other.clone());
+                Box::new(move || inbox.ask(Action::Command(cmd), CHANGE_TIMEOUT).map_err(|e| (e.code, e.message)))
             }
-            other => return Err((ReasonCode::Unsupported, format!("{other:?} is handled by the session"))),
         }
-        Ok(None)
     }
 
     fn validate_config(&self, config: &Value) -> Result<(), ConfigRejection> {
-        let ctl = self.ctl();
-        parse_desired(config, ctl.config()).map(|_| ())
+        parse_desired(config, &self.snap().cfg).map(|_| ())
     }
 
     fn apply_config(&mut self, config: &Value) -> Result<(), String> {
-        let mut ctl = self.ctl();
-        let cfg = parse_desired(config, ctl.config()).map_err(|r| r.reason)?;
-        ctl.apply(cfg, config.clone()).map(|_| ()).map_err(|e| e.to_string())
+        (self.apply_config_job(config))()
+    }
+
+    fn apply_config_job(&mut self, config: &Value) -> Job<Result<(), String>> {
+        let parsed = parse_desired(config, &self.snap().cfg);
+        let (inbox, raw) = (self.inbox.clone(), config.clone());
+        Box::new(move || {
+            let cfg = parsed.map_err(|r| r.reason)?;
+            inbox.ask(Action::ApplyConfig { cfg: Box::new(cfg), raw }, CHANGE_TIMEOUT).map(|_| ()).map_err(|e| e.message)
+        })
     }
 
     fn outputs_healthy(&self) -> bool {
-        self.ctl().outputs_healthy()
+        self.snap().outputs_healthy()
     }
 
     fn start(&mut self, id: &str, cmd: &Command) -> Result<(), (ReasonCode, String)> {

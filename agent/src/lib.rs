@@ -7,47 +7,57 @@
 //! on air whatever the network does.
 //!
 //! # Design
-//! - [`config`]: one TOML file, strictly typed; errors name key and line.
-//! - [`pipeline`]: capture and encoding as two GStreamer graphs built in
-//!   code, joined by a frame pump that keeps the TS unbroken (the slate when
-//!   the input has no signal); supervised and restarted.
-//! - [`fanout`]: one TS producer, one bounded queue per output; a slow or
-//!   dead output drops its own chunks and never blocks the encoder.
-//! - [`output`]: one thread per output (SRT through libsrt, paced RTP and
-//!   RTP-FEC), reconnecting forever with capped, jittered backoff.
-//! - [`controller`] and [`fleet_device`]: every change at the least
-//!   disruptive depth; the fleet's view of the box.
-//! - [`panel`]: the front-panel board driven from the agent's state.
-//! - [`run`]: wires these together until shutdown.
+//! Modules depend one way (a test fails on an import cycle):
+//! - leaves: [`config`] (one TOML file, strictly typed; errors name key and
+//!   line), [`shutdown`], [`fanout`] (one TS producer, one bounded queue per
+//!   output), [`dest`] (where an output sends), [`firmware`], [`notify`];
+//! - media: [`pipeline`] (capture and encoding as GStreamer graphs built in
+//!   code, supervised and restarted; the slate when the input has no
+//!   signal) and [`output`] (one thread per output: SRT through libsrt,
+//!   paced RTP and RTP-FEC; each reconnects on its own);
+//! - [`cloud`]: AWS clients and flow links;
+//! - [`state`]: the [`state::Snapshot`] readers see, and [`action`]: the
+//!   one inbox every change goes through;
+//! - [`controller`]: the one owner of pipeline and outputs, on its own
+//!   thread, applying each change at the least disruptive depth;
+//! - adapters, which read snapshots and post actions: [`fleet_device`]
+//!   (MQTT), [`panel`] (front panel), [`aws_monitor`], and [`run`]'s loop
+//!   (signals, status file, status line, systemd watchdog).
 //!
 //! # Limitations
 //! Capture from V4L2 and DeckLink hardware and the hardware encoders'
 //! settings are written from the GStreamer documentation and have not run
 //! on hardware here; the test pattern exercises the same capture path.
 
+pub mod action;
+pub mod aws_monitor;
 pub mod cloud;
 pub mod config;
 pub mod controller;
+pub mod dest;
 pub mod fanout;
-pub mod fleet_device;
 pub mod firmware;
+pub mod fleet_device;
 pub mod notify;
 pub mod output;
 pub mod panel;
 pub mod pipeline;
 pub mod shutdown;
+pub mod state;
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
+use action::{Action, Inbox};
 use config::AgentConfig;
-use hal::encoder::{GstEncoderBackend, ProbeReport};
 use pipeline::PipelineEvent;
 use shutdown::Shutdown;
+use state::{SharedPanelReadings, Snapshot, SnapshotReader};
+
+pub use pipeline::encoder::choose_encoder;
 
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
@@ -63,12 +73,6 @@ pub enum AgentError {
     Start(String),
 }
 
-/// Picks the encoder: the configured one, or the best that works here.
-pub fn choose_encoder(cfg: &AgentConfig) -> Result<ProbeReport, AgentError> {
-    let backend = GstEncoderBackend::new()?;
-    Ok(hal::encoder::choose_codec(&backend, cfg.video.encoder.0, cfg.video.codec.hal())?)
-}
-
 /// Options of a run that are not configuration.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -76,7 +80,8 @@ pub struct RunOptions {
     pub status_file: Option<std::path::PathBuf>,
 }
 
-/// The whole status as written to the status file.
+/// The whole status as written to the status file. Its fields are an
+/// interface (the image's boot check and the tests read them).
 #[derive(Debug, serde::Serialize)]
 pub struct StatusDoc {
     pub device_id: String,
@@ -86,8 +91,9 @@ pub struct StatusDoc {
     pub pipeline_restarts: u64,
     /// The input: what is captured, its signal and format, slate or live.
     pub input: Option<pipeline::pump::InputStatus>,
-    /// Fleet client counters, when fleet management is on.
-    pub fleet: Option<String>,
+    /// The fleet link (`connected`, `connects`, outbox, session counters),
+    /// when fleet management is on.
+    pub fleet: Option<fleet::ClientStats>,
     pub outputs: Vec<output::OutputSnapshot>,
     /// What AWS says (flow destinations and health, MediaLive channel), when
     /// any output is named by flow ARN or a channel is configured.
@@ -102,7 +108,7 @@ pub use fleet::store::write_atomically;
 /// Runs the agent until `shutdown` is triggered. `raw` is the
 /// configuration as a JSON document (secrets included): the fleet's
 /// rollback target. Returns once the pipeline and every output have stopped,
-/// or after a 1.5 s grace period.
+/// or after a 1.2 s grace period.
 pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: RunOptions) -> Result<(), AgentError> {
     let report = choose_encoder(&cfg)?;
     let chosen = report.chosen().ok_or_else(|| hal::HalError::NoEncoder(report.why()))?;
@@ -112,23 +118,27 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     let persist = cfg.fleet.as_ref().map(|f| applied_config_path(&f.state_dir));
     let fleet_settings = cfg.fleet.clone();
     let status_interval = Duration::from_secs(u64::from(cfg.status.interval_s.get()));
-    let device_id = cfg.device_id.as_str().to_owned();
     let panel_port = cfg.panel.as_ref().map(|p| p.port.clone());
-    let ctl = controller::Controller::start(cfg, raw, report, events_tx, shutdown.clone(), persist)
+    let (ctl, snapshot) = controller::Controller::start(cfg, raw, report, events_tx, shutdown.clone(), persist)
         .map_err(|e| AgentError::Start(e.to_string()))?;
-    let ctl = Arc::new(Mutex::new(ctl));
+    let (inbox, inbox_rx) = Inbox::channel();
+    let controller = ctl.spawn(inbox_rx)?;
     let monitor_stop = Shutdown::new();
-    if let Err(e) = cloud::spawn_monitor(ctl.clone(), monitor_stop.clone()) {
+    if let Err(e) = aws_monitor::spawn(snapshot.clone(), inbox.clone(), monitor_stop.clone()) {
         warn!(error = %e, "cannot start the AWS monitor; flow health will not be reported");
     }
+    let panel_readings: Option<SharedPanelReadings> = panel_port.as_ref().map(|_| Arc::default());
 
     // The fleet client runs on its own thread and runtime: the stream never
     // waits for the broker.
     let fleet = match fleet_settings {
         Some(settings) => {
-            let firmware = firmware::Firmware::new(&settings.state_dir);
-            let device: fleet::SharedDevice =
-                Arc::new(Mutex::new(fleet_device::AgentDevice::new(ctl.clone()).with_firmware(firmware)));
+            let mut device = fleet_device::AgentDevice::new(snapshot.clone(), inbox.clone())
+                .with_firmware(firmware::Firmware::new(&settings.state_dir));
+            if let Some(r) = &panel_readings {
+                device = device.with_panel(r.clone());
+            }
+            let device: fleet::SharedDevice = Arc::new(std::sync::Mutex::new(device));
             match fleet::FleetClient::spawn(settings, device) {
                 Ok(h) => Some(h),
                 Err(e) => {
@@ -142,7 +152,7 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
 
     // The front panel, if the box has one: its own thread and runtime; it
     // may be unplugged at any time and the stream never waits for it.
-    let _panel = panel_port.and_then(|port| {
+    let _panel = panel_port.zip(panel_readings).and_then(|(port, readings)| {
         let online: Box<dyn Fn() -> Option<bool> + Send> = match &fleet {
             Some(f) => {
                 let probe = f.connected_probe();
@@ -150,26 +160,19 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
             }
             None => Box::new(|| None),
         };
-        match panel::PanelDriver::start(port, ctl.clone(), online, &shutdown) {
-            Ok(p) => {
-                ctl.lock().unwrap_or_else(|e| e.into_inner()).panel = Some(p.readings.clone());
-                Some(p)
-            }
-            Err(e) => {
-                error!(error = %e, "cannot start the front-panel thread; streaming without it");
-                None
-            }
-        }
+        panel::PanelDriver::start(port, snapshot.clone(), inbox.clone(), readings, online, &shutdown)
+            .inspect_err(|e| error!(error = %e, "cannot start the front-panel thread; streaming without it"))
+            .ok()
     });
 
     // systemd: READY once the pipeline is built and has reported (started or
     // failed); STATUS on every state change; WATCHDOG only while the main loop
     // ticks and TS flows (a stalled pipeline is what a restart can fix).
     let notifier = notify::Notifier::from_env();
-    let health_ctl = ctl.clone();
+    let health = snapshot.clone();
     let watchdog = notify::WatchdogGuard::start(notifier.clone(), move || {
-        let stats = health_ctl.lock().unwrap_or_else(|p| p.into_inner()).pipeline_stats();
-        stats.is_none_or(|s| s.since_last_chunk().is_none_or(|d| d < pipeline::STALL_TIMEOUT))
+        let snap = health.load();
+        snap.pipeline.as_ref().is_none_or(|s| s.since_last_chunk().is_none_or(|d| d < pipeline::STALL_TIMEOUT))
     });
     // SIGUSR1 toggles simulated signal loss: a technician (or a test) sees
     // the slate go on air and the alarm raised without touching a cable.
@@ -192,12 +195,10 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
             w.tick();
         }
         if usr1.swap(false, Ordering::Relaxed) {
-            let on = ctl.lock().unwrap_or_else(|p| p.into_inner()).toggle_simulated_loss();
-            warn!(simulated_signal_loss = ?on, "SIGUSR1: simulated input signal loss toggled");
+            inbox.post(Action::ToggleSimulatedLoss);
         }
         if usr2.swap(false, Ordering::Relaxed) {
-            let on = ctl.lock().unwrap_or_else(|p| p.into_inner()).toggle_alternate_format();
-            warn!(alternate_format = ?on, "SIGUSR2: test-pattern format switched");
+            inbox.post(Action::ToggleAlternateFormat);
         }
         for ev in events_rx.try_iter() {
             match ev {
@@ -210,14 +211,13 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
                 _ => {}
             }
         }
-        let (snapshots, factory, stats, streaming, input, cloud) = {
-            let c = ctl.lock().unwrap_or_else(|p| p.into_inner());
-            (c.snapshots(), c.factory().to_owned(), c.pipeline_stats(), c.is_streaming(), c.input_status(), c.cloud())
-        };
-        let state = if streaming { pipeline_state } else { "stopped" };
+        let snap = snapshot.load();
+        let outputs = snap.output_snapshots();
+        let input = snap.input_status();
+        let state = if snap.is_streaming() { pipeline_state } else { "stopped" };
         let input_line = input.as_ref().map(input_summary).unwrap_or_default();
-        let summary = std::iter::once(format!("{state} ({factory}){input_line}"))
-            .chain(snapshots.iter().map(|s| format!("{} {}", s.name, s.state)))
+        let summary = std::iter::once(format!("{state} ({}){input_line}", snap.factory))
+            .chain(outputs.iter().map(|s| format!("{} {}", s.name, s.state)))
             .collect::<Vec<_>>()
             .join("; ");
         if !ready && (pipeline_state != "starting" || started_at.elapsed() > Duration::from_secs(10)) {
@@ -226,20 +226,10 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
         } else if ready {
             notifier.status(&summary);
         }
-        let ts_bytes = stats.as_ref().map_or(0, |s| s.ts_bytes.load(Ordering::Relaxed));
-        let restarts = stats.as_ref().map_or(0, |s| s.restarts.load(Ordering::Relaxed));
+        let ts_bytes = snap.pipeline.as_ref().map_or(0, |s| s.ts_bytes.load(Ordering::Relaxed));
+        let restarts = snap.pipeline.as_ref().map_or(0, |s| s.restarts.load(Ordering::Relaxed));
         if let Some(path) = &opts.status_file {
-            let doc = StatusDoc {
-                device_id: device_id.clone(),
-                encoder: factory.clone(),
-                streaming,
-                ts_bytes,
-                pipeline_restarts: restarts,
-                input: input.clone(),
-                fleet: fleet.as_ref().map(|f| format!("{:?}", f.stats())),
-                outputs: snapshots.clone(),
-                cloud: cloud.has_work().then(|| cloud.report()),
-            };
+            let doc = status_doc(&snap, outputs.clone(), input, fleet.as_ref().map(fleet::FleetHandle::stats));
             let written = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other).and_then(|b| write_atomically(path, &b));
             if let Err(e) = written {
                 warn!(path = %path.display(), error = %e, "cannot write status file");
@@ -250,8 +240,8 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
         }
         let mbps = ts_bytes.saturating_sub(last_bytes) as f64 * 8.0 / last_line.elapsed().as_secs_f64() / 1e6;
         (last_bytes, last_line) = (ts_bytes, Instant::now());
-        info!(target: "status", "encoder {factory} {state} ts {mbps:.2} Mb/s restarts {restarts}{input_line}");
-        for s in &snapshots {
+        info!(target: "status", "encoder {} {state} ts {mbps:.2} Mb/s restarts {restarts}{input_line}", snap.factory);
+        for s in &outputs {
             info!(target: "status", "{}", s.status_line());
         }
     }
@@ -266,17 +256,38 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     }
     // Outputs and pipeline already saw the shutdown signal; give them a
     // bounded moment to close their sockets cleanly.
-    let (done_tx, done_rx) = mpsc::channel();
-    let stopper = ctl.clone();
-    let _ = std::thread::Builder::new().name("stop".into()).spawn(move || {
-        stopper.lock().unwrap_or_else(|p| p.into_inner()).stop_all();
-        let _ = done_tx.send(());
-    });
-    if done_rx.recv_timeout(Duration::from_millis(1200)).is_err() {
+    if inbox.ask(Action::Shutdown, Duration::from_millis(1200)).is_err() {
         warn!("outputs did not stop within the grace period");
+    } else {
+        let _ = controller.join();
     }
     Ok(())
 }
+
+fn status_doc(
+    snap: &Snapshot,
+    outputs: Vec<output::OutputSnapshot>,
+    input: Option<pipeline::pump::InputStatus>,
+    fleet: Option<fleet::ClientStats>,
+) -> StatusDoc {
+    let load = |f: fn(&pipeline::PipelineStats) -> &std::sync::atomic::AtomicU64| {
+        snap.pipeline.as_ref().map_or(0, |s| f(s).load(Ordering::Relaxed))
+    };
+    StatusDoc {
+        device_id: snap.device_id().to_owned(),
+        encoder: snap.factory.clone(),
+        streaming: snap.is_streaming(),
+        ts_bytes: load(|s| &s.ts_bytes),
+        pipeline_restarts: load(|s| &s.restarts),
+        input,
+        fleet,
+        outputs,
+        cloud: snap.cloud.has_work().then(|| snap.cloud_report.as_ref().clone()),
+    }
+}
+
+/// The reader of a running agent's snapshots, for embedders and tests.
+pub type Reader = SnapshotReader;
 
 /// `; input /dev/video0 1920x1080i50` or `; input test-pattern NO SIGNAL (slate)`.
 fn input_summary(i: &pipeline::pump::InputStatus) -> String {

@@ -22,11 +22,11 @@ const EXIT_FAILURE: u8 = 1;
 #[command(name = "edge-agent", version, about = "Venue encoder agent: capture, encode, push SRT to MediaConnect")]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Verb,
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {
+enum Verb {
     /// Run the agent until SIGTERM or SIGINT.
     Run {
         /// Configuration file.
@@ -35,6 +35,13 @@ enum Command {
         /// Also write the live status as JSON to this file (atomically, every second).
         #[arg(long)]
         status_file: Option<PathBuf>,
+    },
+    /// Read a running agent's status file: exit 0 when it streams and is
+    /// online with the fleet broker (the image's boot check), 1 when not
+    /// (yet), 78 when the file is unreadable or not a status document.
+    Healthy {
+        #[arg(long, default_value = "/run/edge-agent/status.json")]
+        status_file: PathBuf,
     },
     /// Print this box's device id, derived from DMI or the primary NIC's MAC
     /// (hal::identity; image provisioning uses it): 1 if nothing usable.
@@ -90,14 +97,14 @@ fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { file } => match config::from_file(&file) {
+        Verb::CheckConfig { file } => match config::from_file(&file) {
             Ok(_) => {
                 println!("{}: OK", file.display());
                 ExitCode::SUCCESS
             }
             Err(e) => config_failure(&e),
         },
-        Command::DeviceId => match hal::identity::derive(std::path::Path::new("/sys")) {
+        Verb::DeviceId => match hal::identity::derive(std::path::Path::new("/sys")) {
             Some(id) => {
                 println!("{id}");
                 ExitCode::SUCCESS
@@ -107,12 +114,13 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_FAILURE)
             }
         },
-        Command::Probe { json } => probe(json),
-        Command::Resolve { config, json } => match config::from_file(&config) {
+        Verb::Probe { json } => probe(json),
+        Verb::Healthy { status_file } => healthy(&status_file),
+        Verb::Resolve { config, json } => match config::from_file(&config) {
             Ok(cfg) => resolve(&cfg, json),
             Err(e) => config_failure(&e),
         },
-        Command::Receive { port, fec, bind, seconds, output, json, hold_ms } => {
+        Verb::Receive { port, fec, bind, seconds, output, json, hold_ms } => {
             let opts = receive::ReceiveOptions {
                 port,
                 bind,
@@ -124,7 +132,7 @@ fn main() -> ExitCode {
             };
             receive(&opts)
         }
-        Command::Run { config, status_file } => {
+        Verb::Run { config, status_file } => {
             let (cfg, raw) = match load_running_config(&config) {
                 Ok(c) => c,
                 Err(e) => return config_failure(&e),
@@ -303,5 +311,37 @@ fn probe(json: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// `edge-agent healthy`: reads the status file's typed fields.
+fn healthy(path: &std::path::Path) -> ExitCode {
+    let doc = match std::fs::read(path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string())) {
+        Ok(doc) => doc,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let streaming = doc.get("streaming").and_then(serde_json::Value::as_bool);
+    let online = doc.pointer("/fleet/connected").and_then(serde_json::Value::as_bool);
+    match (streaming, online) {
+        (Some(true), Some(true)) => {
+            println!("streaming, online");
+            ExitCode::SUCCESS
+        }
+        (None, _) => {
+            eprintln!("{}: no `streaming` field: not an edge-agent status file", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        }
+        (Some(s), o) => {
+            let fleet = match o {
+                Some(true) => "online",
+                Some(false) => "offline",
+                None => "no fleet management",
+            };
+            println!("{}, {fleet}", if s { "streaming" } else { "not streaming" });
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }

@@ -5,8 +5,8 @@
 //! LEDs and the tally lamp show; [`PanelDriver`] runs the serial link
 //! (`hal::panel::PanelLink`) on its own thread and runtime, pushes that
 //! state four times a second and turns button presses into the same
-//! [`Command`]s the fleet sends (a long press on `front` toggles
-//! streaming). The board may be absent, unplugged or reset at any time:
+//! [`Command`]s the fleet sends, posted to the controller's inbox (a long
+//! press on `front` toggles streaming). The board may be absent, unplugged or reset at any time:
 //! the link reconnects by itself and the stream never waits for it.
 //!
 //! | LED | Shows |
@@ -23,16 +23,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fleet::{Command, Device};
+use fleet::Command;
 use hal::panel::{Led, LedColor, LedMode, LedState, PanelDesired, PanelEvent, PanelLink, PanelLinkConfig, Press, Tally};
-use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::controller::Controller;
+use crate::action::{Action, Inbox};
 use crate::output::{OutputSnapshot, OutputState};
 use crate::shutdown::Shutdown;
+pub use crate::state::PanelReadings;
+use crate::state::{SharedPanelReadings, Snapshot, SnapshotReader};
 
-/// What the panel needs to know, gathered under the controller lock.
+/// What the panel needs to know, from the published snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PanelInputs {
     pub streaming: bool,
@@ -42,17 +43,6 @@ pub struct PanelInputs {
     /// `None` without fleet management.
     pub fleet_online: Option<bool>,
     pub identifying: bool,
-}
-
-/// The board's latest readings, for telemetry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PanelReadings {
-    pub connected: bool,
-    pub firmware: Option<String>,
-    pub temp_millicelsius: Option<i32>,
-    pub fan_rpm: Option<u32>,
-    pub psu_millivolts: Option<u32>,
-    pub psu_milliamps: Option<u32>,
 }
 
 fn led(mode: LedMode, color: LedColor) -> LedState {
@@ -96,12 +86,12 @@ pub fn desired(s: &PanelInputs) -> PanelDesired {
 }
 
 /// Reads the agent's state for [`desired`].
-pub fn inputs(ctl: &Controller, fleet_online: Option<bool>) -> PanelInputs {
+pub fn inputs(ctl: &Snapshot, fleet_online: Option<bool>) -> PanelInputs {
     let input = ctl.input_status();
     PanelInputs {
         streaming: ctl.is_streaming(),
         slate: input.is_some_and(|i| i.slate),
-        outputs: ctl.snapshots().into_iter().map(|s: OutputSnapshot| s.state).collect(),
+        outputs: ctl.output_snapshots().into_iter().map(|s: OutputSnapshot| s.state).collect(),
         fleet_online,
         identifying: ctl.identifying(),
     }
@@ -112,7 +102,7 @@ pub fn inputs(ctl: &Controller, fleet_online: Option<bool>) -> PanelInputs {
 pub struct PanelDriver {
     thread: Option<std::thread::JoinHandle<()>>,
     stop: Shutdown,
-    pub readings: Arc<Mutex<PanelReadings>>,
+    pub readings: SharedPanelReadings,
 }
 
 impl PanelDriver {
@@ -121,21 +111,23 @@ impl PanelDriver {
 
     /// Starts driving the board at `port`. `fleet_online` is polled each
     /// tick (it returns `None` without fleet management).
+    /// `readings` is where the board's figures go (telemetry reads them).
     pub fn start(
         port: PathBuf,
-        ctl: Arc<Mutex<Controller>>,
+        snapshot: SnapshotReader,
+        inbox: Inbox,
+        readings: SharedPanelReadings,
         fleet_online: Box<dyn Fn() -> Option<bool> + Send>,
         shutdown: &Shutdown,
     ) -> std::io::Result<PanelDriver> {
         let stop = Shutdown::new();
-        let readings = Arc::new(Mutex::new(PanelReadings::default()));
         let (stop2, readings2, outer) = (stop.clone(), readings.clone(), shutdown.clone());
         let thread = std::thread::Builder::new().name("panel".into()).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => return warn!(error = %e, "front panel disabled: no runtime"),
             };
-            rt.block_on(drive(port, ctl, fleet_online, readings2, stop2, outer));
+            rt.block_on(drive(port, Agent { snapshot, inbox }, fleet_online, readings2, stop2, outer));
         })?;
         Ok(PanelDriver { thread: Some(thread), stop, readings })
     }
@@ -150,9 +142,15 @@ impl Drop for PanelDriver {
     }
 }
 
+/// The panel's two ways into the agent: what it is, and where changes go.
+struct Agent {
+    snapshot: SnapshotReader,
+    inbox: Inbox,
+}
+
 async fn drive(
     port: PathBuf,
-    ctl: Arc<Mutex<Controller>>,
+    agent: Agent,
     fleet_online: Box<dyn Fn() -> Option<bool> + Send>,
     readings: Arc<Mutex<PanelReadings>>,
     stop: Shutdown,
@@ -163,39 +161,35 @@ async fn drive(
         Err(e) => return warn!(error = %e, "front panel disabled"),
     };
     info!(port = %port.display(), "front panel link started");
-    let mut device = crate::fleet_device::AgentDevice::new(ctl.clone());
     let mut tick = tokio::time::interval(PanelDriver::TICK);
     while !stop.is_triggered() && !shutdown.is_triggered() {
         tokio::select! {
             _ = tick.tick() => {
-                let state = inputs(&ctl.lock().unwrap_or_else(|p| p.into_inner()), fleet_online());
+                let state = inputs(&agent.snapshot.load(), fleet_online());
                 link.set_desired(desired(&state));
                 let mut r = readings.lock().unwrap_or_else(|p| p.into_inner());
                 r.connected = link.status().connected;
             }
             ev = events.recv() => match ev {
-                Some(ev) => on_event(ev, &mut device, &ctl, &readings),
+                Some(ev) => on_event(ev, &agent, &readings),
                 None => break,
             },
         }
     }
 }
 
-fn on_event(
-    ev: PanelEvent,
-    device: &mut crate::fleet_device::AgentDevice,
-    ctl: &Arc<Mutex<Controller>>,
-    readings: &Mutex<PanelReadings>,
-) {
+fn on_event(ev: PanelEvent, agent: &Agent, readings: &Mutex<PanelReadings>) {
     let mut r = readings.lock().unwrap_or_else(|p| p.into_inner());
     match ev {
         PanelEvent::Button { name, press: Press::Long } if name == "front" => {
             drop(r);
-            let streaming = ctl.lock().unwrap_or_else(|p| p.into_inner()).is_streaming();
+            let streaming = agent.snapshot.load().is_streaming();
             let cmd = if streaming { Command::StreamStop } else { Command::StreamStart };
             warn!(?cmd, "front-panel long press");
-            if let Err((code, why)) = device.execute(&cmd) {
-                warn!(?code, %why, "front-panel command failed");
+            // Posted, not awaited: the panel keeps its link serviced while
+            // the controller starts or stops the pipeline.
+            if !agent.inbox.post(Action::Command(cmd)) {
+                warn!("front-panel command dropped: the agent is shutting down");
             }
         }
         PanelEvent::Button { name, press } => info!(%name, ?press, "front-panel button (no action)"),

@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::clock::Now;
-use crate::device::Device;
+use crate::device::{CommandResult, Device, Job};
 use crate::limits::MAX_PACKET;
 use crate::outbox::Outbox;
 use crate::session::{ConfigOutcome, Delivery, Output, Publish, Qos, Session, SessionConfig, SessionStats};
@@ -175,6 +175,9 @@ impl FleetClient {
                             }
                         }
                     });
+                    // A device job still running (a slow apply) must not
+                    // hold the agent's shutdown.
+                    rt.shutdown_timeout(Duration::from_millis(500));
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e));
@@ -206,6 +209,7 @@ impl FleetClient {
         let (go_tx, go_rx) = mpsc::channel(1);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (done_tx, done_rx) = watch::channel(false);
+        let (job_tx, job_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(ClientStats::default()));
         let poller = rt.spawn(poll_loop(eventloop, go_rx, ev_tx));
         let shell = Shell {
@@ -222,9 +226,12 @@ impl FleetClient {
             sent_outbox: HashSet::new(),
             offline_pkid: None,
             stats: stats.clone(),
+            jobs: VecDeque::new(),
+            job_running: false,
+            job_done: job_tx,
         };
         rt.spawn(async move {
-            shell.run(ev_rx, shutdown_rx).await;
+            shell.run(ev_rx, job_rx, shutdown_rx).await;
             poller.abort();
             let _ = done_tx.send(true);
         });
@@ -289,6 +296,25 @@ struct Shell {
     sent_outbox: HashSet<u64>,
     offline_pkid: Option<Option<u16>>,
     stats: Arc<Mutex<ClientStats>>,
+    /// Device work waiting to run, in the order the session asked for it.
+    jobs: VecDeque<(JobKind, Job<JobResult>)>,
+    /// Whether a job is running (at most one at a time).
+    job_running: bool,
+    job_done: mpsc::UnboundedSender<(JobKind, JobResult)>,
+}
+
+/// What a device job was for, so its result reaches the session.
+#[derive(Debug)]
+enum JobKind {
+    Command { id: String },
+    Config { version: u64 },
+    Rollback { version: u64 },
+}
+
+/// What a device job returned.
+enum JobResult {
+    Command(CommandResult),
+    Config(Result<(), String>),
 }
 
 fn qos(q: Qos) -> QoS {
@@ -299,7 +325,12 @@ fn qos(q: Qos) -> QoS {
 }
 
 impl Shell {
-    async fn run(mut self, mut events: mpsc::Receiver<NetEvent>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<NetEvent>,
+        mut jobs_done: mpsc::UnboundedReceiver<(JobKind, JobResult)>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         self.drive();
         self.start_attempt().await;
         // One observation per second and device: cheap enough for thousands
@@ -318,6 +349,11 @@ impl Shell {
                     Some(ev) => self.on_net(ev),
                     None => break,
                 },
+                Some((kind, result)) = jobs_done.recv() => {
+                    self.job_running = false;
+                    self.on_job_done(kind, result);
+                    self.drive();
+                }
                 _ = tick.tick() => self.on_tick(),
                 _ = tokio::time::sleep_until(reconnect_at.unwrap_or_else(tokio::time::Instant::now)), if reconnect_at.is_some() => {
                     self.reconnect_at = None;
@@ -502,26 +538,23 @@ impl Shell {
                     }
                 }
                 Output::Execute { id, command } => {
-                    let r = lock(&self.device).execute(&command);
-                    self.session.command_result(now, &id, r);
+                    let work = lock(&self.device).execute_job(&command);
+                    self.jobs.push_back((JobKind::Command { id }, Box::new(move || JobResult::Command(work()))));
                 }
                 Output::ApplyConfig { version, config, rollback } => {
                     let mut d = lock(&self.device);
-                    if rollback {
-                        if let Err(e) = d.apply_config(&config) {
-                            warn!(version, error = %e, "rollback to the last known good config failed");
-                        }
+                    let kind = if rollback {
+                        JobKind::Rollback { version }
+                    } else if let Err(rej) = d.validate_config(&config) {
+                        drop(d);
+                        self.session.config_outcome(now, version, ConfigOutcome::Invalid(rej));
                         continue;
-                    }
-                    let outcome = match d.validate_config(&config) {
-                        Err(rej) => ConfigOutcome::Invalid(rej),
-                        Ok(()) => match d.apply_config(&config) {
-                            Ok(()) => ConfigOutcome::Applied,
-                            Err(e) => ConfigOutcome::Failed(e),
-                        },
+                    } else {
+                        JobKind::Config { version }
                     };
+                    let work = d.apply_config_job(&config);
                     drop(d);
-                    self.session.config_outcome(now, version, outcome);
+                    self.jobs.push_back((kind, Box::new(move || JobResult::Config(work()))));
                 }
                 Output::NeedBirth => {
                     let (info, state, alarms) = {
@@ -535,6 +568,40 @@ impl Shell {
                     self.session.telemetry(now, t);
                 }
             }
+        }
+        self.start_next_job();
+    }
+
+    /// Runs the next device job on a blocking thread, if none is running:
+    /// the runtime goes on polling the broker (keep-alives, acks) meanwhile.
+    fn start_next_job(&mut self) {
+        if self.job_running {
+            return;
+        }
+        let Some((kind, work)) = self.jobs.pop_front() else { return };
+        self.job_running = true;
+        let done = self.job_done.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = done.send((kind, work()));
+        });
+    }
+
+    fn on_job_done(&mut self, kind: JobKind, result: JobResult) {
+        let now = Now::system();
+        match (kind, result) {
+            (JobKind::Command { id }, JobResult::Command(r)) => self.session.command_result(now, &id, r),
+            (JobKind::Config { version }, JobResult::Config(r)) => {
+                let outcome = match r {
+                    Ok(()) => ConfigOutcome::Applied,
+                    Err(e) => ConfigOutcome::Failed(e),
+                };
+                self.session.config_outcome(now, version, outcome);
+            }
+            (JobKind::Rollback { version }, JobResult::Config(Err(e))) => {
+                warn!(version, error = %e, "rollback to the last known good config failed");
+            }
+            (JobKind::Rollback { .. }, JobResult::Config(Ok(()))) => {}
+            (kind, _) => warn!(?kind, "device job returned the wrong kind of result"),
         }
     }
 

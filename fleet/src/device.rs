@@ -1,8 +1,11 @@
 //! [`Device`]: what the fleet layer needs from the box, and [`FakeDevice`].
 //!
 //! Every method must return quickly (it runs on the fleet runtime, under the
-//! device mutex): start work and report its progress through `state()` and
-//! `alarms()` rather than block.
+//! device mutex). Work that can take long (a configuration applied, a
+//! command carried out) is handed back as a [`Job`] by
+//! [`Device::execute_job`] and [`Device::apply_config_job`]: the client runs
+//! it on a blocking thread, outside the mutex, while the MQTT connection
+//! stays alive; jobs run one at a time, in the order the session asked.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,12 @@ pub struct ConfigRejection {
     pub key: Option<String>,
     pub reason: String,
 }
+
+/// Work handed back by the device, run off the fleet runtime.
+pub type Job<T> = Box<dyn FnOnce() -> T + Send>;
+
+/// A command's result or why it failed.
+pub type CommandResult = Result<Option<Value>, (ReasonCode, String)>;
 
 /// The box as the fleet sees it. Implemented by the agent; [`FakeDevice`]
 /// for tests and the simulator.
@@ -46,6 +55,20 @@ pub trait Device: Send {
     fn apply_config(&mut self, config: &Value) -> Result<(), String>;
     /// Whether every enabled output is up (the commit-confirm health gate).
     fn outputs_healthy(&self) -> bool;
+
+    /// [`Device::execute`] as a job: called under the device mutex, it
+    /// returns at once; the job may take as long as the work does. Devices
+    /// whose commands are quick keep this default.
+    fn execute_job(&mut self, cmd: &Command) -> Job<CommandResult> {
+        let r = self.execute(cmd);
+        Box::new(move || r)
+    }
+
+    /// [`Device::apply_config`] as a job (see [`Device::execute_job`]).
+    fn apply_config_job(&mut self, config: &Value) -> Job<Result<(), String>> {
+        let r = self.apply_config(config);
+        Box::new(move || r)
+    }
 
     /// Starts a long-running command ([`Command::is_long_running`]) in the
     /// background under request `id`; progress and the end come from

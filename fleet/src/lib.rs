@@ -85,9 +85,9 @@ pub mod store;
 pub mod topics;
 pub mod wire;
 
-pub use client::{FleetClient, FleetHandle, SharedDevice};
+pub use client::{ClientStats, FleetClient, FleetHandle, SharedDevice};
 pub use clock::Now;
 pub use command::{Command, CommandError};
-pub use device::{CommandUpdate, ConfigRejection, Device, FakeDevice};
+pub use device::{CommandResult, CommandUpdate, ConfigRejection, Device, FakeDevice, Job};
 pub use settings::{FleetSettings, TlsSettings};
 pub use wire::ReasonCode;

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 
 pub use status::{OutputSnapshot, OutputState, OutputStatus, RtpSnapshot, SrtSnapshot};
 
-use crate::cloud::Cloud;
 use crate::config::OutputConfig;
+use crate::dest::Dest;
 use crate::fanout::{self, FanOut, Payload};
 use crate::shutdown::Shutdown;
 
@@ -32,7 +32,8 @@ pub struct OutputHandle {
 
 impl OutputHandle {
     /// Starts the output's thread and registers its queue with the fan-out.
-    pub fn start(cfg: &OutputConfig, fan: &FanOut, agent_shutdown: &Shutdown, cloud: &Cloud) -> std::io::Result<Self> {
+    /// `dest` is where it sends (`None`: the configuration names nowhere).
+    pub fn start(cfg: &OutputConfig, dest: Option<Dest>, fan: &FanOut, agent_shutdown: &Shutdown) -> std::io::Result<Self> {
         let nominal_bps = fan.nominal_bps();
         let live_edge = fan.live_edge();
         let name = cfg.name().as_str().to_owned();
@@ -43,7 +44,7 @@ impl OutputHandle {
             status.set_state(OutputState::Disabled);
             return Ok(OutputHandle { status, stop, thread: None });
         }
-        let Some(dest) = cloud.dest(cfg, false) else {
+        let Some(dest) = dest else {
             // Unreachable after validation (address or flow_arn is required).
             status.failed("no address and no flow_arn".into());
             return Ok(OutputHandle { status, stop, thread: None });

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use super::backoff::Backoff;
 use super::status::{OutputState, OutputStatus};
-use crate::cloud::Dest;
+use crate::dest::Dest;
 use crate::config::RtpOutputConfig;
 use crate::fanout::{LiveEdge, TsChunk};
 use crate::shutdown::Shutdown;

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::backoff::Backoff;
 use super::status::{OutputState, OutputStatus, SrtSnapshot};
-use crate::cloud::{Dest, RESOLVE_AFTER_FAILURES};
+use crate::dest::{Dest, RESOLVE_AFTER_FAILURES};
 use crate::config::SrtOutputConfig;
 use crate::fanout::{LiveEdge, TsChunk};
 use crate::shutdown::Shutdown;

@@ -10,7 +10,14 @@ use gstreamer::glib::value::ToValue;
 use gstreamer::prelude::*;
 use hal::encoder::EncoderKind;
 
-use crate::config::{RateControl, VideoConfig};
+use crate::config::{AgentConfig, RateControl, VideoConfig};
+
+/// Picks the encoder: the configured one, or the best that works here
+/// (each candidate confirmed by a one-frame trial encode; takes seconds).
+pub fn choose_encoder(cfg: &AgentConfig) -> Result<hal::encoder::ProbeReport, hal::HalError> {
+    let backend = hal::encoder::GstEncoderBackend::new()?;
+    hal::encoder::choose_codec(&backend, cfg.video.encoder.0, cfg.video.codec.hal())
+}
 
 /// Creates and configures the encoder element for `factory` of `kind`.
 pub fn make_encoder(kind: EncoderKind, factory: &str, video: &VideoConfig) -> Result<gst::Element, String> {

@@ -1,0 +1,103 @@
+//! Applying a configuration at the least disruptive depth:
+//! - a video bitrate change goes live into the running encoder (x264's
+//!   `bitrate` is mutable while playing), with no pipeline restart;
+//! - an output that is added, removed or changed is started or stopped on
+//!   its own; the other outputs and the encoder never notice;
+//! - only input, codec, audio or transport-stream changes rebuild the
+//!   pipeline.
+//!
+//! The raw configuration (JSON, secrets included) is kept as the rollback
+//! target and persisted atomically (write, fsync, rename) so a power cut
+//! leaves the old or the new file, both valid.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tracing::{info, warn};
+
+use super::{ControlError, Controller};
+use crate::cloud::Cloud;
+use crate::config::{AgentConfig, VideoConfig};
+use crate::pipeline;
+
+impl Controller {
+    /// Applies a validated configuration and persists it. Returns what was
+    /// done, for logs and the fleet answer.
+    pub(super) fn apply(&mut self, new: AgentConfig, raw: Value) -> Result<Vec<String>, ControlError> {
+        let old = self.cfg.clone();
+        let mut done = Vec::new();
+        let rebuild = old.input != new.input
+            || old.audio != new.audio
+            || old.transport_stream != new.transport_stream
+            || old.device_id != new.device_id
+            || VideoConfig { bitrate_kbps: new.video.bitrate_kbps, ..old.video.clone() } != new.video;
+        if new.video.encoder != old.video.encoder || new.video.codec != old.video.codec {
+            let report = pipeline::encoder::choose_encoder(&new).map_err(|e| ControlError::Encoder(e.to_string()))?;
+            let chosen = report.chosen().ok_or_else(|| ControlError::Encoder(report.why()))?;
+            (self.kind, self.factory) = (chosen.kind, chosen.factory.to_owned());
+            self.report = report;
+        }
+        *self.live_cfg.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
+        if new.aws != old.aws {
+            // New clients and links: every flow-named output restarts below.
+            self.cloud = Arc::new(Cloud::new(&new));
+            done.push("aws settings".to_owned());
+        }
+        self.fan.set_nominal_bps(new.nominal_ts_bps());
+        if new.rtp_ssrc() != old.rtp_ssrc() {
+            self.fan.set_ssrc(new.rtp_ssrc());
+            done.push("rtp ssrc".to_owned());
+        }
+        if rebuild && self.pipeline.is_some() {
+            self.stop_pipeline();
+            self.start_pipeline()?;
+            done.push("pipeline rebuilt".to_owned());
+        } else if new.video.bitrate_kbps != old.video.bitrate_kbps {
+            let live = self.pipeline.as_ref().and_then(|p| p.encoder.lock().unwrap_or_else(|e| e.into_inner()).clone());
+            match live.map(|enc| pipeline::encoder::set_bitrate(&enc, new.video.bitrate_kbps.get())) {
+                Some(Ok(())) | None => done.push(format!("video bitrate {} kbit/s live", new.video.bitrate_kbps.get())),
+                Some(Err(e)) => {
+                    warn!(error = %e, "live bitrate change refused; rebuilding the pipeline");
+                    self.stop_pipeline();
+                    self.start_pipeline()?;
+                    done.push("pipeline rebuilt for bitrate".to_owned());
+                }
+            }
+        }
+        self.cfg = new.clone();
+        let names: BTreeSet<String> = old.outputs.iter().chain(new.outputs.iter()).map(|o| o.name().as_str().to_owned()).collect();
+        for name in names {
+            let before = old.outputs.iter().find(|o| o.name().as_str() == name);
+            let after = new.outputs.iter().find(|o| o.name().as_str() == name);
+            let on_new_cloud = new.aws != old.aws && after.is_some_and(|o| o.target().flow_arn.is_some());
+            if before != after || on_new_cloud {
+                self.replace_output(&name, after)?;
+                done.push(format!("output {name} {}", if after.is_some() { "restarted" } else { "removed" }));
+            }
+        }
+        // Keep the configured order for status and telemetry.
+        let order: Vec<String> = self.cfg.outputs.iter().map(|o| o.name().as_str().to_owned()).collect();
+        self.outputs.sort_by_key(|(n, _)| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
+        self.raw = raw;
+        self.persist_raw();
+        info!(changes = ?done, "configuration applied");
+        Ok(done)
+    }
+
+    /// Writes the raw configuration atomically; a failure (disk full) is
+    /// kept for the alarm and never stops the stream.
+    fn persist_raw(&mut self) {
+        let Some(path) = &self.persist else { return };
+        let written = serde_json::to_vec_pretty(&self.raw)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| fleet::store::write_atomically(path, &bytes));
+        self.persist_error = match written {
+            Ok(()) => None,
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "cannot persist the applied configuration");
+                Some(format!("{}: {e}", path.display()))
+            }
+        };
+    }
+}
