@@ -5,6 +5,7 @@
 #
 #   scripts/setup.sh            install + debug build (tests)
 #   scripts/setup.sh --release  install + release build (demo, benchmarks)
+#   scripts/setup.sh --no-build install only (scripts/test.sh builds itself)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -109,6 +110,11 @@ if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found; install Rust >= 1.92 (https://rustup.rs)" >&2
   exit 1
 fi
+# The gates in scripts/test.sh need rustfmt and clippy.
+if command -v rustup >/dev/null && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+[[ "${1:-}" == "--no-build" ]] && exit 0
 
 # AWS support (outputs by flow ARN) is on unless EDGE_FEATURES is set empty;
 # its SDK crates add minutes to a cold build on two cores.
