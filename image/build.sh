@@ -13,6 +13,8 @@
 #   --compress   also write disk.img.zst (zstd -10, ~14 s)
 #   --bundle     also write bundle.raucb, a signed RAUC bundle of the slot
 #   --version V  the bundle's version (default: the agent's git describe)
+#   --rootfs-only  only fill the rootfs cache (no --binary needed): CI
+#                starts it beside the cargo build so the QEMU tests find it
 #   --slim       leave the media stack (GStreamer, codecs, Mesa) out of the
 #                slot (image/slim.py): for test bundles whose agent never
 #                starts, so they move half a slot under emulation
@@ -30,7 +32,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 
-binary="" out="$here/build" provision="$here/provision" extra="" compress=0 bundle=0 version="" slim=0
+binary="" out="$here/build" provision="$here/provision" extra="" compress=0 bundle=0 version="" slim=0 rootfs_only=0
 while (($#)); do
   case "$1" in
     --binary) binary="$2"; shift 2 ;;
@@ -41,6 +43,7 @@ while (($#)); do
     --bundle) bundle=1; shift ;;
     --version) version="$2"; shift 2 ;;
     --slim) slim=1; shift ;;
+    --rootfs-only) rootfs_only=1; shift ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -50,8 +53,8 @@ if [[ -z "$binary" ]]; then
     [[ -x "$b" ]] && { binary="$b"; break; }
   done
 fi
-[[ -x "$binary" ]] || { echo "build.sh: no edge-agent binary (cargo build -p agent, or --binary)" >&2; exit 1; }
-[[ -f "$provision/agent.toml.in" ]] || { echo "build.sh: $provision/agent.toml.in missing" >&2; exit 1; }
+((rootfs_only)) || [[ -x "$binary" ]] || { echo "build.sh: no edge-agent binary (cargo build -p agent, or --binary)" >&2; exit 1; }
+((rootfs_only)) || [[ -f "$provision/agent.toml.in" ]] || { echo "build.sh: $provision/agent.toml.in missing" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || { echo "build.sh: run as root (mmdebstrap chroots, files owned by uid 930)" >&2; exit 1; }
 
 # Partition sizes: fixed for the life of a box, so slots leave room to grow
@@ -79,7 +82,7 @@ step() {
   local every=15 fmt='      %s: %ds\n'
   if [[ -t 2 ]]; then every=1 fmt='\r%s ... %ds'; else printf '[%d/%d] %s ...\n' "$step_no" "$steps" "$name" >&2; fi
   # The trap ends the pending sleep too, so no orphan keeps stderr open.
-  ( trap 'kill "$s" 2>/dev/null; exit 0' TERM
+  ( trap 'kill "${s:-}" 2>/dev/null; exit 0' TERM
     while :; do sleep "$every" & s=$!; wait "$s"; printf "$fmt" "[$step_no/$steps] $name" $((SECONDS - t0)) >&2; done ) &
   ticker=$!
   # In the background, not under `||`: bash ignores errexit in a function
@@ -136,6 +139,10 @@ if [[ -d "$rootfs" ]]; then
   step "rootfs (cached, key $rootfs_key)" true
 else
   step "rootfs (mmdebstrap, 1-3 min; key $rootfs_key)" make_rootfs
+fi
+if ((rootfs_only)); then
+  printf 'image: rootfs cache %s ready in %ds\n' "$rootfs" $((SECONDS - t_all)) >&2
+  exit 0
 fi
 
 # ---- 2. stage: a copy of the cached rootfs plus the agent and its units.

@@ -26,7 +26,13 @@ print_phases() {
   ((${#phases[@]})) && printf '%s\n' "${phases[@]}"
   printf '%6ds  total\n' $((SECONDS - t_run))
 }
-trap print_phases EXIT
+rootfs_pid=""
+on_exit() {
+  # A failed build leaves no background rootfs build behind.
+  [[ -n "$rootfs_pid" ]] && kill "$rootfs_pid" 2>/dev/null
+  print_phases
+}
+trap on_exit EXIT
 
 scripts/setup.sh --no-build
 phase_end "setup (apt, venvs)"
@@ -66,9 +72,23 @@ if [[ "$gates" != 0 ]]; then
   # clippy-driver's argument list, as cargo clippy passes it.
   export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 fi
+# The image's rootfs (mmdebstrap: downloads, dpkg, 5 min cold) fills its
+# cache beside the cargo build instead of inside the first QEMU test, which
+# runs alone on the machine. Root only, like the QEMU tests themselves.
+if [[ $(id -u) -eq 0 ]] && command -v mmdebstrap >/dev/null; then
+  mkdir -p target
+  image/build.sh --rootfs-only --out target/rootfs-prebuild >target/rootfs-prebuild.log 2>&1 &
+  rootfs_pid=$!
+fi
 echo "test: build${RUSTC_WORKSPACE_WRAPPER:+ + gate: clippy -D warnings}"
 cargo build --locked --workspace --all-targets "${features[@]}"
 phase_end "build --all-targets${RUSTC_WORKSPACE_WRAPPER:+ (with clippy)}"
+if [[ -n "$rootfs_pid" ]]; then
+  # Never two rootfs builds at once: the QEMU tests would start their own.
+  wait "$rootfs_pid" || { echo "test: rootfs prebuild failed (the QEMU tests retry):"; tail -n 20 target/rootfs-prebuild.log; }
+  rootfs_pid=""
+  phase_end "wait for the image rootfs"
+fi
 
 export RUST_BACKTRACE=1
 # The repeated-outage test runs 30 of its 10 s outages here (~6 min); the
