@@ -10,12 +10,17 @@
 //! 1. the agent downloads to `bundle.raucb.part`, hashing as it writes, and
 //!    renames it to `bundle.raucb` only if the SHA-256 matches;
 //! 2. it writes `pending.json` (command id, the slot it runs from) and then
-//!    `request`; `edge-update.path` starts `edge-update.service` (root), which
-//!    runs `rauc install` (RAUC checks the signature against the slot's
-//!    keyring), writing `progress` lines and finally `result`;
+//!    `request` (a fresh random token); `edge-update.path` starts
+//!    `edge-update.service` (root), which takes the bundle as a hard link
+//!    into its own directory and runs `rauc install` (RAUC checks the
+//!    signature against the slot's keyring), writing `progress` lines and
+//!    finally `result`, each prefixed with the token, into the root-owned
+//!    [`STATUS_DIR`]: the helper never writes in the agent's directory,
+//!    where the agent could plant a symlink (issue #15, finding 2);
 //! 3. the agent reports progress as `in_progress` responses and the result
-//!    as `succeeded`/`failed`, then writes `reported`; the helper reboots
-//!    after that (bounded wait) into the new slot as a one-shot trial.
+//!    as `succeeded`/`failed`, removes its request and bundle, then writes
+//!    `reported`; the helper reboots after that (bounded wait) into the new
+//!    slot as a one-shot trial.
 //!
 //! After the reboot [`Firmware::report`] (in telemetry) tells what happened:
 //! the booted slot, whether it is confirmed (`edge-mark-good.service`
@@ -46,6 +51,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(1800);
 /// Where the root helper keeps what RAUC's bootloader backend decided.
 const BOOT_STATE_DIR: &str = "/data/boot";
+/// Where the root helper writes `progress` and `result` (root-owned,
+/// readable by the agent; `update-helper`).
+const STATUS_DIR: &str = "/run/edge-update";
 
 /// Why an update failed (each becomes the `failed` response's detail).
 #[derive(Debug, thiserror::Error)]
@@ -96,13 +104,15 @@ struct Shared {
 #[derive(Debug, Clone)]
 pub struct Firmware {
     dir: PathBuf,
+    /// The helper's answers ([`STATUS_DIR`]; a temporary one in tests).
+    status: PathBuf,
     shared: Arc<Mutex<Shared>>,
 }
 
 impl Firmware {
     /// `state_dir` is the agent's state directory (the data partition).
     pub fn new(state_dir: &Path) -> Firmware {
-        let fw = Firmware { dir: state_dir.join("update"), shared: Arc::default() };
+        let fw = Firmware { dir: state_dir.join("update"), status: PathBuf::from(STATUS_DIR), shared: Arc::default() };
         fw.settle_after_boot();
         fw
     }
@@ -157,7 +167,7 @@ impl Firmware {
 
     fn run(&self, id: &str, url: &str, sha256: &str) -> Result<Option<Value>, FirmwareError> {
         std::fs::create_dir_all(&self.dir)?;
-        for stale in ["request", "progress", "result", "reported", "bundle.raucb"] {
+        for stale in ["request", "reported", "bundle.raucb"] {
             let _ = std::fs::remove_file(self.dir.join(stale));
         }
         let part = self.dir.join("bundle.raucb.part");
@@ -174,23 +184,40 @@ impl Firmware {
         let from = booted_slot().unwrap_or_default();
         let pending = json!({"id": id, "from": from, "sha256": sha256, "boot_id": boot_id()});
         write_file(&self.dir.join("pending.json"), pending.to_string().as_bytes())?;
-        write_file(&self.dir.join("request"), id.as_bytes())?;
+        // A token of this request, so an answer left from an earlier one
+        // (the helper's directory outlives a failed update) is never taken
+        // for this one's.
+        let token = request_token(id);
+        write_file(&self.dir.join("request"), token.as_bytes())?;
         self.progress(id, json!({"phase": "installing"}));
+        let answer = self.await_helper(id, &token);
+        // The helper has its own link to the bundle; the request is done.
+        for done in ["request", "bundle.raucb"] {
+            let _ = std::fs::remove_file(self.dir.join(done));
+        }
+        answer.map(|slot| Some(json!({"installed": slot, "from": from, "rebooting": true})))
+    }
 
+    /// Polls the helper's answer to request `token`: the slot installed.
+    fn await_helper(&self, id: &str, token: &str) -> Result<String, FirmwareError> {
         let deadline = Instant::now() + INSTALL_TIMEOUT;
         let mut last = String::new();
+        let answer = |name: &str| {
+            let text = std::fs::read_to_string(self.status.join(name)).ok()?;
+            text.trim().strip_prefix(token)?.strip_prefix(' ').map(str::to_owned)
+        };
         loop {
-            if let Ok(result) = std::fs::read_to_string(self.dir.join("result")) {
+            if let Some(result) = answer("result") {
                 let result = result.trim();
                 return match result.strip_prefix("installed") {
-                    Some(slot) => Ok(Some(json!({"installed": slot.trim(), "from": from, "rebooting": true}))),
+                    Some(slot) => Ok(slot.trim().to_owned()),
                     None => {
                         let _ = std::fs::remove_file(self.dir.join("pending.json"));
                         Err(FirmwareError::Install(result.trim_start_matches("failed").trim().to_owned()))
                     }
                 };
             }
-            let progress = std::fs::read_to_string(self.dir.join("progress")).unwrap_or_default();
+            let progress = answer("progress").unwrap_or_default();
             let progress = progress.trim();
             if !progress.is_empty() && progress != last {
                 last = progress.to_owned();
@@ -238,6 +265,21 @@ impl Firmware {
         }
         json!({"slot": slot, "confirmed": confirmed, "last_update": last, "busy": self.lock().busy})
     }
+}
+
+/// A fresh token naming one install request (hex; `update-helper` accepts
+/// 16-64 hex digits and nothing else).
+fn request_token(id: &str) -> String {
+    let mut seed = [0u8; 16];
+    let random = openssl::rand::rand_bytes(&mut seed).is_ok();
+    let mut h = openssl::sha::Sha256::new();
+    h.update(&seed);
+    h.update(id.as_bytes());
+    if !random {
+        // No CSPRNG: the time still tells requests apart (the token is not a secret).
+        h.update(format!("{:?}", std::time::SystemTime::now()).as_bytes());
+    }
+    h.finish().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// This boot's id (random per boot, `/proc/sys/kernel/random/boot_id`).

@@ -1,0 +1,165 @@
+//! `image/overlay/usr/lib/edge-agent/update-helper` runs as root on files in
+//! the agent's update directory, which the unprivileged agent can fill with
+//! symlinks. It must never write, rename or delete there, and must refuse a
+//! bundle or request that is not a plain file of the agent's (issue #15,
+//! finding 2). The helper is sourced with its directories pointed at a
+//! temporary tree, and `rauc`, `journalctl` and `systemctl` replaced by stubs
+//! on PATH, so no test here installs or reboots anything.
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use test_support::child::ChildGuard;
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+    struct Tree {
+        _tmp: tempfile::TempDir,
+        agent: PathBuf,
+        work: PathBuf,
+        status: PathBuf,
+        bin: PathBuf,
+        outside: PathBuf,
+    }
+
+    fn tree() -> Tree {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_owned();
+        let (agent, bin, outside) = (root.join("agent"), root.join("bin"), root.join("outside"));
+        for d in [&agent, &bin, &outside] {
+            std::fs::create_dir(d).unwrap();
+        }
+        // The stubs: a RAUC that fails, no journal, no reboot.
+        for (name, body) in [("rauc", "echo 'LastError: stub rauc'; exit 1"), ("journalctl", "exit 0"), ("systemctl", "exit 0")] {
+            let p = bin.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            Command::new("chmod").arg("+x").arg(&p).status().unwrap();
+        }
+        Tree { agent, work: root.join("work"), status: root.join("status"), bin, outside, _tmp: tmp }
+    }
+
+    /// Runs the helper's `main` against `t`; its exit status and stderr.
+    fn run_helper(t: &Tree) -> (bool, String) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../image/overlay/usr/lib/edge-agent/update-helper");
+        let body = r#"source "$1"; agent_dir=$2 work=$3 status=$4 agent_uid=$(id -u); main"#;
+        let path = format!("{}:{}", t.bin.display(), std::env::var("PATH").unwrap_or_default());
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c").arg(body).arg("helper").arg(&script).arg(&t.agent).arg(&t.work).arg(&t.status);
+        let log = t.outside.join("helper.stderr");
+        cmd.env("PATH", path).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+        let mut child = ChildGuard::spawn("update-helper", &mut cmd).unwrap();
+        let status = child.wait_timeout(Duration::from_secs(20)).expect("update-helper finishes within 20 s");
+        (status.success(), std::fs::read_to_string(&log).unwrap_or_default())
+    }
+
+    fn listing(dir: &Path) -> Vec<(String, Option<PathBuf>)> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name().to_string_lossy().into_owned(), std::fs::read_link(e.path()).ok())
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Symlinks for every name the helper ever wrote in the agent's
+    /// directory, each pointing at a file outside it.
+    fn plant_links(t: &Tree) -> Vec<PathBuf> {
+        let mut victims = Vec::new();
+        for name in ["result", "progress", ".result.tmp", ".progress.tmp", "reported", "bundle.raucb.part"] {
+            let victim = t.outside.join(format!("victim-{name}"));
+            std::fs::write(&victim, b"precious").unwrap();
+            std::os::unix::fs::symlink(&victim, t.agent.join(name)).unwrap();
+            victims.push(victim);
+        }
+        victims
+    }
+
+    fn result(t: &Tree) -> String {
+        std::fs::read_to_string(t.status.join("result")).unwrap_or_default()
+    }
+
+    #[test]
+    fn symlinked_bundle_is_refused_and_nothing_outside_is_touched() {
+        let t = tree();
+        let mut victims = plant_links(&t);
+        let target = t.outside.join("esp-stand-in");
+        std::fs::write(&target, b"precious").unwrap();
+        victims.push(target.clone());
+        std::os::unix::fs::symlink(&target, t.agent.join("bundle.raucb")).unwrap();
+        std::fs::write(t.agent.join("request"), TOKEN).unwrap();
+        let before = listing(&t.agent);
+
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok, "{stderr}");
+        assert!(stderr.contains("refusing") && stderr.contains("symbolic link"), "{stderr}");
+        let r = result(&t);
+        assert!(r.starts_with(&format!("{TOKEN} failed")) && r.contains("symbolic link"), "{r}");
+        for v in &victims {
+            assert_eq!(std::fs::read(v).unwrap(), b"precious", "{} changed", v.display());
+        }
+        assert_eq!(listing(&t.agent), before, "the agent's directory is never written");
+    }
+
+    #[test]
+    fn plain_bundle_goes_to_rauc_and_answers_go_to_roots_directory() {
+        let t = tree();
+        let victims = plant_links(&t);
+        std::fs::write(t.agent.join("bundle.raucb"), b"not really a bundle").unwrap();
+        std::fs::write(t.agent.join("request"), TOKEN).unwrap();
+        let before = listing(&t.agent);
+
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok, "{stderr}");
+        let r = result(&t);
+        assert!(r.starts_with(&format!("{TOKEN} failed LastError: stub rauc")), "{r}");
+        for v in &victims {
+            assert_eq!(std::fs::read(v).unwrap(), b"precious", "{} changed", v.display());
+        }
+        assert_eq!(listing(&t.agent), before, "the agent's directory is never written");
+        assert!(!t.work.join("bundle.raucb").exists(), "root's link is gone after the install");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&t.work).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o700);
+
+        // The same request again (edge-update.path fires on any change):
+        // nothing is redone.
+        std::fs::remove_file(t.status.join("result")).unwrap();
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok && result(&t).is_empty(), "{stderr}");
+    }
+
+    #[test]
+    fn request_that_is_not_a_plain_token_is_refused() {
+        let t = tree();
+        std::fs::write(t.agent.join("bundle.raucb"), b"x").unwrap();
+        let secret = t.outside.join("secret");
+        std::fs::write(&secret, TOKEN).unwrap();
+        std::os::unix::fs::symlink(&secret, t.agent.join("request")).unwrap();
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok && stderr.contains("not a regular file"), "{stderr}");
+        assert!(result(&t).is_empty());
+
+        std::fs::remove_file(t.agent.join("request")).unwrap();
+        std::fs::write(t.agent.join("request"), "$(reboot)").unwrap();
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok && stderr.contains("does not hold a request token"), "{stderr}");
+        assert!(result(&t).is_empty());
+    }
+
+    #[test]
+    fn bundle_with_another_hard_link_is_refused() {
+        let t = tree();
+        let other = t.outside.join("other-name");
+        std::fs::write(&other, b"x").unwrap();
+        std::fs::hard_link(&other, t.agent.join("bundle.raucb")).unwrap();
+        std::fs::write(t.agent.join("request"), TOKEN).unwrap();
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok, "{stderr}");
+        assert!(result(&t).contains("other hard links"), "{}", result(&t));
+    }
+}
