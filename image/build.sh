@@ -20,9 +20,11 @@
 #                starts, so they move half a slot under emulation
 #
 # Signing: EDGE_RAUC_KEY / EDGE_RAUC_CERT (PEM files or a PKCS#11 URI for the
-# key) name the release key, kept outside the repository; without them a
-# development key is made once under the cache directory's keys/ and used
-# for both the image's keyring and its bundles (image/README.md).
+# key) name the release key, kept outside the repository. EDGE_RELEASE=1
+# marks a release build: it fails without them. Otherwise a development key
+# is made once under the cache directory's keys/ and used for both the
+# image's keyring and its bundles, with a warning; the bundle's manifest
+# records which (its description). image/lib/signing.sh, image/README.md.
 #
 # Outputs in --out: disk.img (GPT: esp, root-a, root-b, data), vmlinuz +
 # initrd.img (direct QEMU boot); with --bundle also root.ext4 (the slot image)
@@ -100,21 +102,11 @@ step() {
   printf '\r[%d/%d] %s done in %ds\n' "$step_no" "$steps" "$name" $((SECONDS - t0)) >&2
 }
 
-# Signing key: the release key from the environment, else a development key
-# made once (never committed: it lives under the gitignored cache).
-keys="$cache/keys"
-if [[ -n "${EDGE_RAUC_KEY:-}" || -n "${EDGE_RAUC_CERT:-}" ]]; then
-  sign_key="${EDGE_RAUC_KEY:?EDGE_RAUC_KEY}" cert="${EDGE_RAUC_CERT:?EDGE_RAUC_CERT}"
-else
-  sign_key="$keys/dev.key.pem" cert="$keys/dev.cert.pem"
-  if [[ ! -s "$sign_key" ]]; then
-    mkdir -p "$keys" && chmod 0700 "$keys"
-    openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/O=edge-agent/CN=edge-agent development" \
-      -keyout "$sign_key" -out "$cert" 2>>"$log"
-  fi
-fi
-# The image trusts the signing certificate itself (a single-level keyring).
-keyring="${EDGE_RAUC_KEYRING:-$cert}"
+# Signing key (image/lib/signing.sh): the release key from the environment;
+# EDGE_RELEASE=1 without it fails; else a development key, with a warning.
+# shellcheck source=image/lib/signing.sh
+source "$here/lib/signing.sh"
+select_signing_key "$cache" "$log" || exit 1
 
 # ---- 1. rootfs, cached by the hash of everything that goes into it.
 packages=$(grep -v '^\s*#' "$here/packages.list" | xargs | tr ' ' ',')
@@ -267,7 +259,7 @@ make_bundle() {
   mkdir -p "$dir"
   ln "$out/root.ext4" "$dir/root.ext4" 2>/dev/null || cp "$out/root.ext4" "$dir/root.ext4"
   [[ -n "$version" ]] || version=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
-  sed "s|@VERSION@|$version|" "$here/rauc/manifest.raucm.in" >"$dir/manifest.raucm"
+  sed "s|@VERSION@|$version|; s|@SIGNING@|$signing|" "$here/rauc/manifest.raucm.in" >"$dir/manifest.raucm"
   # zstd: several times faster to pack than mksquashfs's default gzip, and
   # the bookworm kernel reads it (CONFIG_SQUASHFS_ZSTD).
   rauc bundle --cert="$cert" --key="$sign_key" --keyring="$keyring" \
