@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Per-test durations from nextest's JUnit report, slowest first.
 
-    scripts/durations.py [JUNIT_XML] [--top N]
+    scripts/durations.py [JUNIT_XML] [--top N] [--summary]
 
 Prints the N slowest tests (default 25) with their outcome, then the count,
 the sum of all test times and the run's wall time as nextest recorded it.
 Reads target/nextest/ci/junit.xml by default (`[profile.ci.junit]` in
 .config/nextest.toml). Exits 0 even when tests failed: scripts/test.sh
 decides the exit status; a missing or unreadable report is reported and
-exits 1.
+exits 1. --summary prints only the closing line, "tests: N passed,
+N failed, N skipped", which scripts/test.sh puts last.
 """
 
 import sys
@@ -18,11 +19,14 @@ import xml.etree.ElementTree as ET
 def main(argv):
     path = "target/nextest/ci/junit.xml"
     top = 25
+    summary = False
     args = list(argv)
     while args:
         a = args.pop(0)
         if a == "--top" and args:
             top = int(args.pop(0))
+        elif a == "--summary":
+            summary = True
         else:
             path = a
     try:
@@ -45,6 +49,10 @@ def main(argv):
                 outcome = "pass"
             # nextest: classname is the binary id (crate or crate::binary).
             rows.append((secs, outcome, f"{case.get('classname', suite.get('name', ''))} {case.get('name', '')}"))
+    if summary:
+        n = {o: sum(1 for r in rows if r[1] == o) for o in ("pass", "FAIL", "skip")}
+        print(f"tests: {n['pass']} passed, {n['FAIL']} failed, {n['skip']} skipped")
+        return 0
     rows.sort(key=lambda r: r[0], reverse=True)
     total = sum(r[0] for r in rows)
     failed = sum(1 for r in rows if r[1] == "FAIL")

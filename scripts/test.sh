@@ -15,6 +15,8 @@ export EDGE_FEATURES="${EDGE_FEATURES-edge-tests/aws}"
 features=()
 [[ -n "$EDGE_FEATURES" ]] && features=(--features "$EDGE_FEATURES")
 
+# A report from an earlier run must not stand in for this one's.
+rm -f target/nextest/ci/junit.xml
 # Wall time per phase, printed at the end (also when something failed).
 phases=()
 t_run=$SECONDS
@@ -31,6 +33,8 @@ on_exit() {
   # A failed build leaves no background rootfs build behind.
   [[ -n "$rootfs_pid" ]] && kill "$rootfs_pid" 2>/dev/null
   print_phases
+  # Last line: the nextest run's counts (JUnit), as "N passed, N failed".
+  if [[ -f target/nextest/ci/junit.xml ]]; then python3 scripts/durations.py target/nextest/ci/junit.xml --summary || true; fi
 }
 trap on_exit EXIT
 
@@ -95,7 +99,7 @@ export RUST_BACKTRACE=1
 # long local run (README, "Measured") sets EDGE_OUTAGE_CYCLES=100 (~20 min).
 # The soak runs EDGE_SOAK_SECONDS=180 unless set (1800 for the local soak).
 export EDGE_OUTAGE_CYCLES="${EDGE_OUTAGE_CYCLES:-30}"
-rm -f target/debug/results.jsonl target/nextest/ci/junit.xml
+rm -f target/debug/results.jsonl
 rc=0
 cargo nextest run --locked --workspace --profile ci "${features[@]}" "$@" || rc=$?
 phase_end "nextest (build tests + run)"
