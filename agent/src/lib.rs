@@ -30,6 +30,7 @@
 //! on hardware here; the test pattern exercises the same capture path.
 
 pub mod action;
+pub mod adapt;
 pub mod aws_monitor;
 pub mod cloud;
 pub mod config;
