@@ -83,6 +83,20 @@ pub fn parse_desired(value: &Value, running: &AgentConfig) -> Result<AgentConfig
         config::ConfigError::Invalid(inv) => ConfigRejection { key: Some(inv.key).filter(|k| !k.is_empty()), reason: inv.message },
         other => ConfigRejection { key: None, reason: other.to_string() },
     })?;
+    // Where signed AWS requests go and which file holds their credentials
+    // are the box's own, like `[fleet]`: from a desired config they would
+    // send signed requests to any host and read any file the agent can.
+    let aws = |c: &AgentConfig| c.aws.as_ref().map(|a| (a.endpoint_url.clone(), a.credentials_file.clone())).unwrap_or_default();
+    let (mine, theirs) = (aws(running), aws(&cfg));
+    if theirs.0 != mine.0 {
+        return Err(ConfigRejection { key: Some("aws.endpoint_url".into()), reason: "aws.endpoint_url is local to the box".into() });
+    }
+    if theirs.1 != mine.1 {
+        return Err(ConfigRejection {
+            key: Some("aws.credentials_file".into()),
+            reason: "aws.credentials_file is local to the box".into(),
+        });
+    }
     cfg.fleet = running.fleet.clone();
     cfg.validate().map_err(|(key, reason)| ConfigRejection { key: Some(key), reason })?;
     Ok(cfg)

@@ -409,6 +409,12 @@ impl OutputConfig {
     }
 }
 
+/// Most outputs one configuration may name (file or desired config). Each
+/// is a live sender with its own thread, socket and share of a venue
+/// uplink that carries a handful at most; without a cap a desired config
+/// could make the box stream to any number of hosts.
+pub const MAX_OUTPUTS: usize = 8;
+
 /// The destination fields every output kind shares (see [`OutputConfig::target`]).
 #[derive(Debug, Clone, Copy)]
 pub struct OutputTarget<'a> {
@@ -683,6 +689,9 @@ impl AgentConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         if self.outputs.is_empty() {
             return Err(("outputs".into(), "at least one output is required".into()));
+        }
+        if self.outputs.len() > MAX_OUTPUTS {
+            return Err(("outputs".into(), format!("at most {MAX_OUTPUTS} outputs, got {}", self.outputs.len())));
         }
         if let Some(f) = &self.fleet {
             if f.device_id != self.device_id.as_str() {
