@@ -174,7 +174,7 @@ impl Cloud {
     pub fn dest(&self, o: &OutputConfig, dry_run: bool) -> Option<Dest> {
         let t = o.target();
         if let Some(addr) = t.address {
-            return Some(Dest::Fixed(addr.addr()));
+            return Some(addr.literal().map_or_else(|| Dest::Name(addr.clone()), Dest::Fixed));
         }
         let arn = t.flow_arn?;
         let whitelist = match (t.manage_whitelist, self.config().and_then(|a| a.public_ip)) {
@@ -325,11 +325,14 @@ pub fn dry_run(cfg: &AgentConfig) -> Vec<DryRunRow> {
                 error: None,
             };
             match cloud.dest(o, true) {
-                Some(Dest::Fixed(a)) => {
-                    row.destination = Some(a);
-                    if kind == "rtp-fec" {
-                        row.fec_ports = Some((a.port().wrapping_add(2), a.port().wrapping_add(4)));
+                Some(Dest::Fixed(a)) => row.destination = Some(a),
+                Some(Dest::Name(h)) => {
+                    let started = Instant::now();
+                    match h.resolve() {
+                        Ok(a) => row.destination = Some(a),
+                        Err(e) => row.error = Some(e),
                     }
+                    row.ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
                 }
                 Some(Dest::Flow(link)) => {
                     let started = Instant::now();
@@ -344,6 +347,9 @@ pub fn dry_run(cfg: &AgentConfig) -> Vec<DryRunRow> {
                     row.ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
                 }
                 None => row.error = Some("no address and no flow_arn".into()),
+            }
+            if let (Some(a), None, "rtp-fec") = (row.destination, &row.flow, kind) {
+                row.fec_ports = Some((a.port().wrapping_add(2), a.port().wrapping_add(4)));
             }
             row
         })

@@ -13,6 +13,8 @@ use edge_cloud::{ApiError, FlowApi, FlowTarget, ResolveError, Resolved};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::config::types::HostPort;
+
 /// Consecutive failed connects (SRT) before the output asks AWS again.
 pub const RESOLVE_AFTER_FAILURES: u32 = 5;
 /// Wait after a resolution that needs a person (protocol mismatch).
@@ -26,7 +28,13 @@ pub type FlowApiFactory = Arc<dyn Fn(Option<&str>, &str) -> Result<Arc<dyn FlowA
 /// Where an output sends.
 #[derive(Debug, Clone)]
 pub enum Dest {
+    /// An IP address from the configuration.
     Fixed(SocketAddr),
+    /// A host name from the configuration, resolved at every connect: DNS
+    /// down is that output's error (retried, alarmed), and a record that
+    /// moves is followed on the next reconnect.
+    Name(HostPort),
+    /// A MediaConnect flow's source, resolved through AWS.
     Flow(Arc<FlowLink>),
 }
 

@@ -98,8 +98,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Verb::CheckConfig { file } => match config::from_file(&file) {
-            Ok(_) => {
+            Ok(cfg) => {
                 println!("{}: OK", file.display());
+                // Names are resolved when an output connects, not here: a
+                // name that does not resolve now is worth a warning to the
+                // technician, not a wrong file.
+                for o in &cfg.outputs {
+                    if let Some(Err(e)) = o.target().address.filter(|a| a.literal().is_none()).map(|a| a.resolve()) {
+                        eprintln!("warning: output `{}`: {e} (the agent retries each time it connects)", o.name());
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => config_failure(&e),

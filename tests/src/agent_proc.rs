@@ -17,6 +17,12 @@ pub struct AgentProc {
 impl AgentProc {
     /// Writes `config` into `dir` and starts `edge-agent run` on it.
     pub fn start(dir: &std::path::Path, config: &str) -> Self {
+        Self::start_with(dir, config, &[])
+    }
+
+    /// As [`AgentProc::start`], run through `wrapper` (e.g. `ip netns exec
+    /// NS`, which execs the agent: the guard's PID is still the agent's).
+    pub fn start_with(dir: &std::path::Path, config: &str, wrapper: &[&str]) -> Self {
         let cfg = dir.join("agent.toml");
         std::fs::write(&cfg, config).unwrap_or_else(|e| panic!("write config: {e}"));
         let status_file = dir.join("status.json");
@@ -24,7 +30,16 @@ impl AgentProc {
         let _ = std::fs::remove_file(&status_file);
         let log_file = dir.join("agent.log");
         let log = std::fs::File::create(&log_file).unwrap_or_else(|e| panic!("create log: {e}"));
-        let child = Command::new(agent_bin())
+        let agent = agent_bin();
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&agent);
+                c
+            }
+            None => Command::new(&agent),
+        };
+        let child = cmd
             .args(["run", "--config"])
             .arg(&cfg)
             .arg("--status-file")

@@ -491,7 +491,7 @@ pub struct SrtOutputConfig {
     pub pbkeylen: Option<PbKeyLen>,
     pub stream_id: Option<StreamId>,
     /// Local address (and optionally port) to send from, e.g. to pin an uplink.
-    pub bind: Option<HostPort>,
+    pub bind: Option<BindAddr>,
 }
 
 /// Plain RTP output settings.
@@ -521,7 +521,7 @@ pub struct RtpOutputConfig {
     #[serde(default)]
     pub manage_whitelist: bool,
     /// Local address to send from (pins the uplink).
-    pub bind: Option<HostPort>,
+    pub bind: Option<BindAddr>,
     /// DiffServ code point for the IP header (e.g. 34 = AF41, 46 = EF), so
     /// networks that honour it prioritise the stream.
     pub dscp: Option<Dscp>,
@@ -553,7 +553,7 @@ pub struct RtpFecOutputConfig {
     /// (`[aws] public_ip`, required). Only with `flow_arn`.
     #[serde(default)]
     pub manage_whitelist: bool,
-    pub bind: Option<HostPort>,
+    pub bind: Option<BindAddr>,
     pub dscp: Option<Dscp>,
     /// L: columns, i.e. packets per row (4..=20).
     pub fec_columns: u8,
@@ -753,7 +753,7 @@ impl AgentConfig {
                     if let Err(e) = fec.matrix() {
                         return Err((format!("outputs[{i}].fec_rows"), e.to_string()));
                     }
-                    if fec.address.as_ref().is_some_and(|a| a.addr().port() > 65535 - 4) {
+                    if fec.address.as_ref().is_some_and(|a| a.port() > 65535 - 4) {
                         return Err((format!("outputs[{i}].address"), "port+4 (row FEC) must be a valid port".into()));
                     }
                 }

@@ -2,7 +2,7 @@
 //! so the rest of the agent never re-checks ("parse, don't validate").
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use serde::{Deserialize, Serialize};
 
@@ -334,19 +334,57 @@ impl From<StreamId> for String {
     }
 }
 
-/// `host:port`, resolved once when the configuration is loaded so a typo in
-/// a host name is a configuration error, not a silent reconnect loop.
+/// `host:port` where an output sends. Only the syntax is checked when the
+/// file is read: a name is resolved each time the output connects, so DNS
+/// that is down at boot is that output's error, retried and alarmed, never
+/// a configuration error (which would stop the agent for good).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct HostPort {
     text: String,
-    addr: SocketAddr,
+    port: u16,
+    /// Set when the host is an IP literal (nothing to resolve).
+    literal: Option<SocketAddr>,
 }
 
 impl HostPort {
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    pub fn port(&self) -> u16 {
+        self.port
     }
+
+    /// The address when the host is an IP literal.
+    pub fn literal(&self) -> Option<SocketAddr> {
+        self.literal
+    }
+
+    /// Resolves the name now (blocking: the system resolver's timeout);
+    /// the first address wins, as `getaddrinfo` orders them.
+    pub fn resolve(&self) -> Result<SocketAddr, String> {
+        if let Some(a) = self.literal {
+            return Ok(a);
+        }
+        self.text
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve `{}`: {e}", self.text))?
+            .next()
+            .ok_or_else(|| format!("`{}` resolves to no address", self.text))
+    }
+}
+
+/// Whether `host` is a syntactically valid DNS name (RFC 1123 §2.1: labels
+/// of letters, digits and hyphens, 1–63 characters, not starting or ending
+/// with a hyphen; 253 characters in all).
+fn is_dns_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 impl TryFrom<String> for HostPort {
@@ -358,15 +396,40 @@ impl TryFrom<String> for HostPort {
         if host.is_empty() {
             return Err(format!("`{s}` has no host"));
         }
-        if port.parse::<u16>().is_err() {
+        let Ok(port) = port.parse::<u16>() else {
             return Err(format!("`{s}` has an invalid port: must be 0..=65535"));
+        };
+        let ip_text = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let literal = ip_text.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port));
+        if literal.is_none() && !is_dns_name(host) {
+            return Err(format!("`{s}`: `{host}` is neither an IP address nor a host name"));
         }
-        let addr = s
-            .to_socket_addrs()
-            .map_err(|e| format!("`{s}` does not resolve: {e}"))?
-            .next()
-            .ok_or_else(|| format!("`{s}` resolves to no address"))?;
-        Ok(HostPort { text: s, addr })
+        Ok(HostPort { text: s, port, literal })
+    }
+}
+
+/// `ip:port` a socket binds to: an address of this box, so an IP literal
+/// (a name here would make the bind depend on DNS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BindAddr(SocketAddr);
+
+impl BindAddr {
+    pub fn addr(&self) -> SocketAddr {
+        self.0
+    }
+}
+
+impl TryFrom<String> for BindAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse::<SocketAddr>().map(BindAddr).map_err(|_| format!("`{s}` is not ip:port (a bind address is an address of this box)"))
+    }
+}
+
+impl From<BindAddr> for String {
+    fn from(b: BindAddr) -> String {
+        b.0.to_string()
     }
 }
 
@@ -527,6 +590,17 @@ mod tests {
         assert!(HostPort::try_from("127.0.0.1:9001".to_owned()).is_ok());
         assert!(HostPort::try_from("127.0.0.1".to_owned()).is_err());
         assert!(HostPort::try_from("127.0.0.1:99999".to_owned()).is_err());
+        // A name is checked for syntax only: resolving waits for the connect.
+        let named = HostPort::try_from("ingest.no-such-host.invalid:5000".to_owned()).unwrap();
+        assert_eq!((named.literal(), named.port()), (None, 5000));
+        // (Its resolution failing is tests/tests/dns.rs, in a namespace
+        // with its own DNS: a unit test must not query the machine's.)
+        assert_eq!(HostPort::try_from("[::1]:9".to_owned()).unwrap().literal(), Some("[::1]:9".parse().unwrap()));
+        for bad in ["bad_host:1", "-x.example:1", "a..b:1", "x y:1"] {
+            assert!(HostPort::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+        assert!(BindAddr::try_from("0.0.0.0:0".to_owned()).is_ok());
+        assert!(BindAddr::try_from("localhost:0".to_owned()).is_err(), "a bind address is an IP literal");
         assert!(HostPort::try_from(":80".to_owned()).is_err());
     }
 

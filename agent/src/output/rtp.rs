@@ -102,6 +102,19 @@ impl RtpOutput {
             self.status.set_state(OutputState::Connecting);
             let dest = match &self.settings.dest {
                 Dest::Fixed(a) => *a,
+                // A name resolves at every (re)open: DNS down is this
+                // output's error, retried with the same backoff.
+                Dest::Name(host) => match host.resolve() {
+                    Ok(a) => a,
+                    Err(reason) => {
+                        self.status.failed(reason);
+                        self.status.set_state(OutputState::Backoff);
+                        if self.stop.wait_timeout(backoff.next_delay()) {
+                            break;
+                        }
+                        continue;
+                    }
+                },
                 Dest::Flow(link) => match link.current().map(Ok).unwrap_or_else(|| link.resolve().map(|r| r.destination.address)) {
                     Ok(a) => a,
                     Err(reason) => {

@@ -83,6 +83,19 @@ impl SrtOutput {
             self.status.set_state(OutputState::Connecting);
             let remote = match (&self.dest, remote) {
                 (Dest::Fixed(a), _) => *a,
+                // A name resolves at every attempt: DNS down is this
+                // output's error, retried with the same backoff.
+                (Dest::Name(host), _) => match host.resolve() {
+                    Ok(a) => a,
+                    Err(reason) => {
+                        self.status.failed(reason);
+                        self.status.set_state(OutputState::Backoff);
+                        if self.stop.wait_timeout(backoff.next_delay()) || self.agent_shutdown.is_triggered() {
+                            break;
+                        }
+                        continue;
+                    }
+                },
                 // The monitor found a new destination: take it.
                 (Dest::Flow(link), Some(r)) if failures < RESOLVE_AFTER_FAILURES && link.current().is_none_or(|c| c == r) => r,
                 (Dest::Flow(link), _) => match link.resolve() {
