@@ -138,9 +138,10 @@ pub fn build_image_with(dir: &Path, out: &Path, args: &[&str], tweak: impl FnOnc
     t0.elapsed()
 }
 
-/// The key and certificate image/build.sh signs with (and the image trusts):
-/// EDGE_RAUC_KEY / EDGE_RAUC_CERT, else the development pair the build made
-/// under its cache (EDGE_IMAGE_CACHE, default image/build/cache).
+/// The key and certificate image/build.sh signs with (and the image trusts;
+/// image/lib/signing.sh): EDGE_RAUC_KEY / EDGE_RAUC_CERT, else the
+/// development pair the build made under its cache (EDGE_IMAGE_CACHE,
+/// default image/build/cache).
 pub fn signing_pair() -> (PathBuf, PathBuf) {
     if let (Ok(k), Ok(c)) = (std::env::var("EDGE_RAUC_KEY"), std::env::var("EDGE_RAUC_CERT")) {
         return (PathBuf::from(k), PathBuf::from(c));
@@ -169,7 +170,8 @@ pub fn small_bundle(dir: &Path, version: &str, mib: u32) -> PathBuf {
     run(Command::new("mkfs.ext4").args(["-q", "-F", "-L", "root", "-d"]).arg(&tree).arg(bdir.join("root.ext4")).arg(format!("{}M", mib + 8)));
     let manifest = std::fs::read_to_string(repo().join("image/rauc/manifest.raucm.in"))
         .unwrap_or_else(|e| panic!("manifest template: {e}"))
-        .replace("@VERSION@", version);
+        .replace("@VERSION@", version)
+        .replace("@SIGNING@", if std::env::var_os("EDGE_RAUC_KEY").is_some() { "release" } else { "development" });
     std::fs::write(bdir.join("manifest.raucm"), manifest).unwrap_or_else(|e| panic!("write manifest: {e}"));
     let (key, cert) = signing_pair();
     let bundle = content.join(format!("{version}.raucb"));
