@@ -10,6 +10,7 @@ use fleet::wire::ReasonCode;
 use fleet::Command;
 use serde_json::Value;
 
+use crate::adapt::AdaptStatus;
 use crate::cloud::CloudReport;
 use crate::config::AgentConfig;
 
@@ -28,6 +29,10 @@ pub enum Action {
     ToggleAlternateFormat,
     /// The AWS monitor's latest pass.
     CloudReport(CloudReport),
+    /// The rate controller's target video bitrate and why: applied live
+    /// to the running encoder (never a pipeline restart) and published.
+    /// `None` status: adaptation is off, back to the configured bitrate.
+    SetVideoTarget { kbps: u32, status: Option<Box<AdaptStatus>> },
     /// Stop the pipeline and every output, then the controller.
     Shutdown,
 }
@@ -41,6 +46,7 @@ impl Action {
             Action::ToggleSimulatedLoss => "toggle-simulated-loss",
             Action::ToggleAlternateFormat => "toggle-alternate-format",
             Action::CloudReport(_) => "cloud-report",
+            Action::SetVideoTarget { .. } => "set-video-target",
             Action::Shutdown => "shutdown",
         }
     }

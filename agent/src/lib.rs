@@ -31,6 +31,7 @@
 
 pub mod action;
 pub mod adapt;
+pub mod adapt_driver;
 pub mod aws_monitor;
 pub mod cloud;
 pub mod config;
@@ -99,6 +100,11 @@ pub struct StatusDoc {
     /// What AWS says (flow destinations and health, MediaLive channel), when
     /// any output is named by flow ARN or a channel is configured.
     pub cloud: Option<cloud::CloudReport>,
+    /// Network-adaptive bitrate: target against ceiling, why, each path;
+    /// absent while adaptation is off.
+    pub adapt: Option<adapt::AdaptStatus>,
+    /// Why the encoder did not take the target, if it refused.
+    pub adapt_error: Option<String>,
 }
 
 /// Writes `bytes` to `path` so that a reader, a kill -9 or a power cut
@@ -127,6 +133,9 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     let monitor_stop = Shutdown::new();
     if let Err(e) = aws_monitor::spawn(snapshot.clone(), inbox.clone(), monitor_stop.clone()) {
         warn!(error = %e, "cannot start the AWS monitor; flow health will not be reported");
+    }
+    if let Err(e) = adapt_driver::spawn(snapshot.clone(), inbox.clone(), monitor_stop.clone()) {
+        warn!(error = %e, "cannot start the adaptive bitrate thread; the bitrate stays as configured");
     }
     let panel_readings: Option<SharedPanelReadings> = panel_port.as_ref().map(|_| Arc::default());
 
@@ -241,7 +250,7 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
         }
         let mbps = ts_bytes.saturating_sub(last_bytes) as f64 * 8.0 / last_line.elapsed().as_secs_f64() / 1e6;
         (last_bytes, last_line) = (ts_bytes, Instant::now());
-        info!(target: "status", "encoder {} {state} ts {mbps:.2} Mb/s restarts {restarts}{input_line}", snap.factory);
+        info!(target: "status", "encoder {} {state} ts {mbps:.2} Mb/s restarts {restarts}{input_line}{}", snap.factory, adapt_summary(&snap));
         for s in &outputs {
             info!(target: "status", "{}", s.status_line());
         }
@@ -284,7 +293,17 @@ fn status_doc(
         fleet,
         outputs,
         cloud: snap.cloud.has_work().then(|| snap.cloud_report.as_ref().clone()),
+        adapt: snap.adapt.as_deref().cloned(),
+        adapt_error: snap.adapt_error.clone(),
     }
+}
+
+/// `; video 1450/2500 kbit/s following primary (congested)`, or nothing
+/// while adaptation is off.
+fn adapt_summary(snap: &Snapshot) -> String {
+    let Some(a) = &snap.adapt else { return String::new() };
+    let refused = snap.adapt_error.as_ref().map(|e| format!(" NOT APPLIED: {e}")).unwrap_or_default();
+    format!("; video {}/{} kbit/s {}{refused}", a.target_kbps, a.ceiling_kbps, a.reason)
 }
 
 /// The reader of a running agent's snapshots, for embedders and tests.

@@ -17,6 +17,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::adapt::AdaptStatus;
 use crate::cloud::{Cloud, CloudReport};
 use crate::config::AgentConfig;
 use crate::output::{OutputSnapshot, OutputState, OutputStatus};
@@ -52,6 +53,12 @@ pub struct Snapshot {
     pub persist_error: Option<String>,
     /// `identify`: until when the front panel flashes.
     pub identify_until: Option<Instant>,
+    /// Network-adaptive bitrate: the target, why, and each path's view;
+    /// `None` while adaptation is off.
+    pub adapt: Option<Arc<AdaptStatus>>,
+    /// Why the encoder did not take the last target (an element that
+    /// cannot change its bitrate while playing).
+    pub adapt_error: Option<String>,
 }
 
 impl Snapshot {
@@ -82,6 +89,12 @@ impl Snapshot {
 
     pub fn identifying(&self) -> bool {
         self.identify_until.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// The video bitrate the encoder is asked for now: the adaptive target
+    /// or the configured bitrate.
+    pub fn video_target_kbps(&self) -> u32 {
+        self.adapt.as_ref().map_or(self.cfg.video.bitrate_kbps.get(), |a| a.target_kbps)
     }
 
     pub fn device_id(&self) -> &str {

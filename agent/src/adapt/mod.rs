@@ -253,7 +253,10 @@ impl RateController {
             let PathInput::Srt(sample) = input else { continue };
             let p = &self.p;
             let st = self.paths.entry(name.clone()).or_insert_with(|| PathState::new(sending, p));
-            let verdict = st.observe(sample, p);
+            let Some(verdict) = st.observe(sample, p) else {
+                statuses.push(path_status(name, st));
+                continue;
+            };
             if p.policy == Policy::Off {
                 statuses.push(path_status(name, st));
                 continue;

@@ -88,8 +88,14 @@ impl PathState {
         }
     }
 
-    /// Reads one sample: updates the base RTT and rates, returns the verdict.
-    pub fn observe(&mut self, s: &SrtSample, p: &Params) -> Verdict {
+    /// Reads one sample: updates the base RTT and rates, returns the
+    /// verdict; `None` for a sample already seen (the output reads libsrt
+    /// less often than the controller looks), so one reading never counts
+    /// twice.
+    pub fn observe(&mut self, s: &SrtSample, p: &Params) -> Option<Verdict> {
+        if self.prev.as_ref() == Some(s) {
+            return None;
+        }
         let latency = f64::from(s.latency_ms.max(20));
         let base = match self.base_rtt_ms {
             // A slow upward drift (0.1 % per tick): after a lasting route
@@ -142,7 +148,7 @@ impl PathState {
         // One Light tick alone is jitter; two in a row is a trend.
         let verdict = if verdict == Verdict::Light && self.light_ticks < 2 { Verdict::Hold } else { verdict };
         self.last_verdict = verdict;
-        verdict
+        Some(verdict)
     }
 
     /// Moves this path's own target for `verdict`: down at once, up only

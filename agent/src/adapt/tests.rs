@@ -308,6 +308,26 @@ fn dark_path_never_holds_the_picture_down() {
 }
 
 #[test]
+fn a_reading_seen_twice_counts_once() {
+    let mut c = RateController::new(Params::new(Policy::FollowAll, 500, 2500));
+    let mut l = Link::new(wire_kbps(1000, AUDIO));
+    let t = Instant::now();
+    let mut first = None;
+    for i in 1..=5u32 {
+        let sample = if i <= 3 { l.carry(2500) } else { first.clone().unwrap_or_default() };
+        if i == 3 {
+            first = Some(sample.clone());
+        }
+        c.tick(t + TICK * i, &[("p".into(), PathInput::Srt(sample))]);
+    }
+    let after = c.target_kbps();
+    for i in 6..=15u32 {
+        c.tick(t + TICK * i, &[("p".into(), PathInput::Srt(first.clone().unwrap_or_default()))]);
+    }
+    assert_eq!(c.target_kbps(), after, "a stale reading kept cutting");
+}
+
+#[test]
 fn down_and_rtp_outputs_do_not_count() {
     let mut c = RateController::new(Params::new(Policy::FollowAll, 500, 2500));
     let t = Instant::now();

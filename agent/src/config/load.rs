@@ -391,6 +391,27 @@ latency_ms = 500
     }
 
     #[test]
+    fn adapt_keys_are_checked_with_positions() {
+        let ok = from_str(&format!("{GOOD}\n[adapt]\nmin_bitrate_kbps = 800\n")).unwrap();
+        let a = ok.adapt.unwrap();
+        assert_eq!((a.mode, a.min_bitrate_kbps.get(), a.srt_overhead_percent.get()), (crate::config::AdaptMode::FollowAll, 800, 25));
+        let e = err(&format!("{GOOD}\n[adapt]\nmin_bitrate_kbps = 50\n"));
+        assert_eq!((e.key.as_str(), e.line), ("adapt.min_bitrate_kbps", Some(14)));
+        assert!(e.message.contains("100..=100000"), "{}", e.message);
+        let e = err(&format!("{GOOD}\n[adapt]\nmin_bitrate_kbps = 800\nmode = \"follow-worst\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("adapt.mode", Some(15)));
+        let e = err(&format!("{GOOD}\n[adapt]\nmin_bitrate_kbps = 800\nsrt_overhead_percent = 200\n"));
+        assert_eq!((e.key.as_str(), e.line), ("adapt.srt_overhead_percent", Some(15)));
+        let e = err(&format!("{GOOD}\n[adapt]\nmin_bitrate_kbps = 800\nmax_bitrate_kbps = 900\n"));
+        assert!(e.message.contains("max_bitrate_kbps"), "{}", e.message);
+        assert_eq!(e.line, Some(15));
+        // The floor above the ceiling (2500 by default): the floor's line.
+        let e = err(&format!("{GOOD}\n[adapt]\nmin_bitrate_kbps = 3000\n"));
+        assert_eq!((e.key.as_str(), e.line, e.column), ("adapt.min_bitrate_kbps", Some(14), Some(20)));
+        assert!(e.message.contains("above video.bitrate_kbps"), "{}", e.message);
+    }
+
+    #[test]
     fn cross_field_rules_have_positions() {
         let e = err(&format!("{GOOD}\n[transport_stream]\nvideo_pid = 256\n"));
         assert_eq!(e.key, "transport_stream.video_pid");

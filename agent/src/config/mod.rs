@@ -7,12 +7,14 @@
 //! key path and the line:column in the file, because a field technician has
 //! one minute to fix it.
 
+mod adapt;
 mod input;
 mod load;
 pub mod types;
 
 use serde::{Deserialize, Serialize};
 
+pub use adapt::{AdaptConfig, AdaptMode, OverheadPercent};
 pub use input::{AudioSource, DeckLinkConnection, InputConfig};
 pub use load::{from_file, from_str, from_str_unvalidated, ConfigError};
 use types::*;
@@ -49,6 +51,8 @@ pub struct AgentConfig {
     pub panel: Option<PanelConfig>,
     /// AWS access for outputs named by flow ARN and for MediaLive health.
     pub aws: Option<AwsConfig>,
+    /// Network-adaptive video bitrate; absent = off.
+    pub adapt: Option<AdaptConfig>,
 }
 
 /// `[panel]`: the front-panel microcontroller (`hal::panel` protocol).
@@ -705,6 +709,9 @@ impl AgentConfig {
             return Err(("video.width".into(), "width and height must be even (4:2:0 chroma)".into()));
         }
         self.validate_input()?;
+        if let Some(a) = &self.adapt {
+            a.validate(self.video.bitrate_kbps)?;
+        }
         let ts = &self.transport_stream;
         let pids = [("pmt_pid", ts.pmt_pid), ("video_pid", ts.video_pid), ("audio_pid", ts.audio_pid)];
         for (i, (name, pid)) in pids.iter().enumerate() {

@@ -54,6 +54,8 @@ impl Controller {
             self.start_pipeline()?;
             done.push("pipeline rebuilt".to_owned());
         } else if new.video.bitrate_kbps != old.video.bitrate_kbps {
+            // The rate controller's next word is applied afresh over this.
+            self.adapt_applied = None;
             let live = self.pipeline.as_ref().and_then(|p| p.encoder.lock().unwrap_or_else(|e| e.into_inner()).clone());
             match live.map(|enc| pipeline::encoder::set_bitrate(&enc, new.video.bitrate_kbps.get())) {
                 Some(Ok(())) | None => done.push(format!("video bitrate {} kbit/s live", new.video.bitrate_kbps.get())),

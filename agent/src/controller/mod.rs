@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
 use crate::action::{Action, ActionError, Envelope, Outcome};
+use crate::adapt::AdaptStatus;
 use crate::cloud::{Cloud, CloudReport};
 use crate::config::{AgentConfig, OutputConfig};
 use crate::fanout::FanOut;
@@ -99,6 +100,11 @@ pub struct Controller {
     cloud: Arc<Cloud>,
     cloud_report: Arc<CloudReport>,
     reader: SnapshotReader,
+    /// The rate controller's last word, and the encoder element it was
+    /// applied to (a pipeline restart brings a new element to set).
+    adapt: Option<Arc<AdaptStatus>>,
+    adapt_applied: Option<(u32, gstreamer::Element)>,
+    adapt_error: Option<String>,
 }
 
 impl Controller {
@@ -128,6 +134,8 @@ impl Controller {
             cloud_report: Arc::default(),
             persist_error: None,
             identify_until: None,
+            adapt: None,
+            adapt_error: None,
         };
         let mut c = Controller {
             live_cfg: Arc::new(RwLock::new(cfg.clone())),
@@ -148,6 +156,9 @@ impl Controller {
             cloud,
             cloud_report: Arc::default(),
             reader: SnapshotReader::new(first),
+            adapt: None,
+            adapt_applied: None,
+            adapt_error: None,
         };
         for o in c.cfg.outputs.clone() {
             let handle = c.start_output(&o)?;
@@ -209,11 +220,40 @@ impl Controller {
                 self.cloud_report = Arc::new(report);
                 Ok(None)
             }
+            Action::SetVideoTarget { kbps, status } => {
+                self.adapt = status.map(|s| Arc::new(*s));
+                self.set_video_target(kbps);
+                Ok(None)
+            }
             Action::Shutdown => {
                 self.stop_all();
                 Ok(None)
             }
         }
+    }
+
+    /// Sets the running encoder's bitrate live, once per value and element;
+    /// never restarts the pipeline: a refused change is reported instead.
+    fn set_video_target(&mut self, kbps: u32) {
+        let Some(enc) = self.pipeline.as_ref().and_then(|p| p.encoder.lock().unwrap_or_else(|e| e.into_inner()).clone()) else {
+            return;
+        };
+        if self.adapt_applied.as_ref().is_some_and(|(k, e)| *k == kbps && *e == enc) {
+            return;
+        }
+        match pipeline::encoder::set_bitrate(&enc, kbps) {
+            Ok(()) => {
+                self.adapt_error = None;
+                debug!(kbps, "video target applied live");
+            }
+            Err(e) => {
+                if self.adapt_error.is_none() {
+                    warn!(error = %e, encoder = %self.factory, "the encoder cannot change its bitrate while playing; adaptation has no effect");
+                }
+                self.adapt_error = Some(format!("{}: {e}", self.factory));
+            }
+        }
+        self.adapt_applied = Some((kbps, enc));
     }
 
     /// The device commands that change the running agent.
@@ -248,6 +288,8 @@ impl Controller {
             cloud_report: self.cloud_report.clone(),
             persist_error: self.persist_error.clone(),
             identify_until: self.identify_until,
+            adapt: self.adapt.clone(),
+            adapt_error: self.adapt_error.clone(),
         });
     }
 

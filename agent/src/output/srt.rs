@@ -33,8 +33,10 @@ const SEND_TIMEOUT_MS: i32 = 500;
 /// found within about a second.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_millis(1000);
-/// How often libsrt statistics and socket state are read.
-const STATS_EVERY: Duration = Duration::from_secs(1);
+/// How often libsrt statistics and socket state are read: four times a
+/// second, so the rate controller (which looks every 200 ms) sees a queue
+/// building within a quarter second; one `srt_bistats` call is cheap.
+const STATS_EVERY: Duration = Duration::from_millis(250);
 
 /// The worker of one SRT output.
 #[derive(Debug)]
