@@ -146,6 +146,10 @@ impl Device for AgentDevice {
             "encoder": {
                 "factory": ctl.factory,
                 "bitrate_kbps": ctl.cfg.video.bitrate_kbps.get(),
+                // The adaptive target (= bitrate_kbps while adaptation is off).
+                "target_kbps": ctl.video_target_kbps(),
+                "adapt": ctl.adapt.as_deref(),
+                "adapt_error": ctl.adapt_error,
                 "ts_bytes": load(|s| s.ts_bytes.load(std::sync::atomic::Ordering::Relaxed)),
                 "restarts": load(|s| s.restarts.load(std::sync::atomic::Ordering::Relaxed)),
             },
@@ -193,6 +197,19 @@ impl Device for AgentDevice {
                 edge_cloud::Severity::Critical => Severity::Critical,
             };
             v.push(Alarm::raised(a.code, &a.component, severity, &a.message));
+        }
+        for p in ctl.adapt.iter().flat_map(|a| a.paths.iter()).filter(|p| p.congested) {
+            let msg = format!(
+                "cannot carry the floor ({} kbit/s): {:?}, base RTT {:.0} ms, {:.1} % retransmitted; no longer sets the video rate",
+                ctl.adapt.as_ref().map_or(0, |a| a.floor_kbps),
+                p.verdict,
+                p.base_rtt_ms,
+                p.retrans_pct
+            );
+            v.push(Alarm::raised("PATH_CONGESTED", &format!("output:{}", p.output), Severity::Major, &msg));
+        }
+        if let Some(e) = &ctl.adapt_error {
+            v.push(Alarm::raised("ADAPT_REFUSED", "encoder", Severity::Warning, e));
         }
         if let Some(e) = &ctl.persist_error {
             v.push(Alarm::raised("STATE_WRITE_FAILED", "state", Severity::Major, e));

@@ -367,3 +367,25 @@ fn wild_samples_do_not_panic() {
         assert!((100..=100_000).contains(&st.target_kbps));
     }
 }
+
+/// Prints the model's figures for docs/adaptive-bitrate.md
+/// (`cargo nextest run -p agent -E 'test(model_figures)' --no-capture`).
+#[test]
+fn model_figures() {
+    for share in [0.6, 0.4] {
+        let (adapt, back, downs) = narrowing(share);
+        eprintln!("model: link {:.0} % of the stream: below the link after {adapt:.1} s, back at the ceiling {back:.1} s after it returns, {downs} down steps in the settled 20 s", share * 100.0);
+    }
+    // BELABOX's range, 6 → 1 Mbit/s: a link that carries 1 Mbit/s of video.
+    let mut s = Sim::new(Policy::FollowAll, 300, 6000, vec![("primary", wide())]);
+    s.run(Duration::from_secs(5));
+    s.link("primary").capacity_kbps = wire_kbps(1000, AUDIO);
+    let t0 = s.now_s();
+    s.run(Duration::from_secs(30));
+    let down = s.time_until(t0, |k| k <= 1000).unwrap_or(f64::NAN);
+    s.link("primary").capacity_kbps = 50_000;
+    let t1 = s.now_s();
+    s.run(Duration::from_secs(60));
+    let up = s.time_until(t1, |k| k == 6000).unwrap_or(f64::NAN);
+    eprintln!("model: 6 -> 1 Mbit/s link: below it after {down:.1} s; back to 6 Mbit/s {up:.1} s after the link returns");
+}
