@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod rtp;
 pub mod srt;
 mod status;
+pub mod udp_batch;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
