@@ -270,9 +270,12 @@ fn probe(json: bool) -> ExitCode {
     let report = hal::encoder::probe(&backend, hal::encoder::EncoderRequest::Auto);
     let hevc = hal::encoder::probe_codec(&backend, hal::encoder::EncoderRequest::Auto, hal::encoder::Codec::H265);
     let inputs = agent::pipeline::discover_inputs();
+    // RTP pacing along the default route (TEST-NET-2: a route lookup only).
+    let pacing = agent::output::udp_batch::egress_pacing(std::net::IpAddr::from([198, 51, 100, 1]), None);
     if json {
         let doc = serde_json::json!({
             "inputs": inputs,
+            "rtp_pacing": pacing,
             "encoders": report.candidates,
             "chosen": report.chosen().map(|c| c.factory),
             "why": report.why(),
@@ -314,6 +317,7 @@ fn probe(json: bool) -> ExitCode {
         }
         println!("{}", report.why());
         println!("HEVC: {}", hevc.why());
+        println!("RTP PACING: {} (default route via {}, root qdisc {})", pacing.pacing, pacing.dev.as_deref().unwrap_or("?"), pacing.qdisc.as_deref().unwrap_or("?"));
     }
     if report.chosen().is_some() {
         ExitCode::SUCCESS

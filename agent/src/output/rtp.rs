@@ -8,20 +8,28 @@
 //! Pacing: the muxer emits a frame's worth of packets at once; sent as a
 //! burst they overflow shallow switch buffers and MediaConnect's smoothing.
 //! [`rtp_fec::Pacer`] spreads them at a rate a little above the nominal
-//! multiplex rate, never letting a packet lag more than [`MAX_LAG`].
+//! multiplex rate, never letting a packet lag more than [`MAX_LAG`]. Where
+//! the egress interface has the fq qdisc, the kernel does the spacing
+//! (SO_MAX_PACING_RATE) and the thread hands over a batch every few ms;
+//! elsewhere the thread sleeps between 1 ms batches (`docs/fec.md`,
+//! *Batched, kernel-paced sending*). Either way a wake-up's packets leave
+//! in one sendmmsg (`udp_batch`).
 
+use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rtp_fec::{BurstMeter, FecEncoder, FecKind, FecMatrix, FecMode, Pacer};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{info, warn};
 
 use super::backoff::Backoff;
 use super::status::{OutputState, OutputStatus};
+use super::udp_batch::{self, BatchSocket, PacingMode};
 use crate::dest::Dest;
 use crate::config::RtpOutputConfig;
 use crate::fanout::{LiveEdge, TsChunk};
@@ -33,8 +41,22 @@ const PACE_HEADROOM_PERCENT: u64 = 30;
 /// A packet is never held back longer than this by pacing.
 const MAX_LAG: Duration = Duration::from_millis(40);
 const STATS_EVERY: Duration = Duration::from_secs(1);
-/// Pacing granularity: packets due within this are sent without sleeping.
+/// Userspace pacing granularity: the thread wakes at most once per tick and
+/// sends what is due within half a tick, so the largest 1 ms burst stays
+/// what it was with one send per packet (1–5 packets at 10–50 Mbit/s).
 const PACING_TICK: Duration = Duration::from_millis(1);
+/// Kernel (fq) pacing: packets are handed over up to this long before their
+/// modelled departure. It bounds the fq flow's backlog to rate × horizon
+/// (≈ 15 packets at 15 Mbit/s, ≈ 60 at 65 Mbit/s), under fq's default
+/// per-flow limit of 100 packets (tc-fq(8) `flow_limit`), so a long I-frame
+/// burst waits here, not in a qdisc that would drop its tail.
+const KERNEL_HORIZON: Duration = Duration::from_millis(10);
+/// Kernel (fq) pacing: least time between wake-ups, and so the most that
+/// batching adds to a packet's latency (fq does the spacing, so a longer
+/// batch costs no burstiness).
+const KERNEL_BATCH_INTERVAL: Duration = Duration::from_millis(4);
+/// Most chunks taken from the queue per wake-up (bounds a batch).
+const MAX_DRAIN: usize = 256;
 
 /// Everything an RTP output needs besides its queue.
 #[derive(Debug, Clone)]
@@ -82,6 +104,9 @@ struct Counters {
     row: u64,
     send_errors: u64,
     stale: u64,
+    /// Send system calls and the datagrams they carried (cumulative).
+    calls: u64,
+    datagrams: u64,
 }
 
 impl RtpOutput {
@@ -129,10 +154,19 @@ impl RtpOutput {
             };
             match open_socket(&self.settings.cfg, dest) {
                 Ok(sock) => {
+                    // fq on the egress interface paces for us; anything else
+                    // (loopback's noqueue, pfifo_fast) needs the userspace pacer.
+                    let egress = udp_batch::egress_pacing(dest.ip(), self.settings.cfg.bind.as_ref().map(|b| b.addr().ip()));
+                    let mut sock = BatchSocket::new(sock);
+                    let pacing = match egress.pacing {
+                        PacingMode::KernelFq if sock.set_max_pacing_rate(self.settings.pace_bps()).is_ok() => PacingMode::KernelFq,
+                        _ => PacingMode::Userspace,
+                    };
                     self.status.connected();
-                    info!(output = %name, %dest, fec = ?self.settings.fec.map(|(m, mode)| (m.l(), m.d(), mode)), "RTP sending");
+                    info!(output = %name, %dest, fec = ?self.settings.fec.map(|(m, mode)| (m.l(), m.d(), mode)),
+                          %pacing, dev = ?egress.dev, qdisc = ?egress.qdisc, "RTP sending");
                     // Returns when stopped or when the flow moved.
-                    if !self.send_loop(&sock, &rx, dest) {
+                    if !self.send_loop(&mut sock, pacing, &rx, dest) {
                         break;
                     }
                     continue;
@@ -152,41 +186,62 @@ impl RtpOutput {
 
     /// Sends until stopped (`false`) or until the flow's destination moved
     /// (`true`: reopen towards the new one).
-    fn send_loop(&self, sock: &UdpSocket, rx: &Receiver<TsChunk>, dest: SocketAddr) -> bool {
+    ///
+    /// One wake-up sends a batch: the thread blocks on the queue only while
+    /// nothing is pending; after a batch it sleeps (at least one
+    /// [`PACING_TICK`] with the userspace pacer, [`KERNEL_BATCH_INTERVAL`]
+    /// with fq) and then takes everything that queued meanwhile, so a chunk
+    /// no longer costs a wake-up of its own. What the wake-up sends goes to
+    /// the kernel in one sendmmsg (or GSO sends, see [`udp_batch`]).
+    fn send_loop(&self, sock: &mut BatchSocket, pacing: PacingMode, rx: &Receiver<TsChunk>, dest: SocketAddr) -> bool {
         let mut moved = false;
-        let column_dest = SocketAddr::new(dest.ip(), dest.port().wrapping_add(2));
-        let row_dest = SocketAddr::new(dest.ip(), dest.port().wrapping_add(4));
-        let mut fec = self.settings.fec.map(|(m, mode)| FecEncoder::new(m, mode));
+        let mut lane = Lane {
+            dest,
+            column_dest: SocketAddr::new(dest.ip(), dest.port().wrapping_add(2)),
+            row_dest: SocketAddr::new(dest.ip(), dest.port().wrapping_add(4)),
+            fec: self.settings.fec.map(|(m, mode)| FecEncoder::new(m, mode)),
+            pacer: Pacer::new(self.settings.pace_bps()).ok().map(|p| p.with_max_lag(MAX_LAG)),
+            pacing,
+            epoch: Instant::now(),
+            meter: BurstMeter::new(),
+            pending: VecDeque::new(),
+            c: Counters::default(),
+        };
         let mut pace_bps = self.settings.pace_bps();
-        let pacer = Pacer::new(pace_bps).ok().map(|p| p.with_max_lag(MAX_LAG));
-        let mut meter = BurstMeter::new();
-        let epoch = Instant::now();
-        let mut c = Counters::default();
+        if pacing == PacingMode::KernelFq {
+            let _ = sock.set_max_pacing_rate(pace_bps);
+        }
+        self.status.update_rtp(|r| r.pacing = pacing.as_str().to_owned());
         let mut last_stats = Instant::now();
-        let mut paced = Paced { sock, epoch, pacer, meter: &mut meter };
-        while !self.stopping() {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(chunk) if self.settings.live_edge.is_stale(&chunk) => c.stale += 1,
-                Ok(chunk) => {
-                    paced.send(&chunk.data, dest, &mut c);
-                    c.media += 1;
-                    if let Some(enc) = fec.as_mut() {
-                        // A refused packet only loses its FEC protection.
-                        if let Ok(out) = enc.push(&chunk.data) {
-                            for pkt in out {
-                                let (to, n) = match pkt.kind() {
-                                    FecKind::Column => (column_dest, &mut c.column),
-                                    FecKind::Row => (row_dest, &mut c.row),
-                                };
-                                *n += 1;
-                                paced.send(pkt.as_bytes(), to, &mut c);
-                            }
-                        }
+        let mut disconnected = false;
+        while !self.stopping() && !disconnected {
+            let mut took = 0usize;
+            if lane.pending.is_empty() {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(chunk) => {
+                        took += 1;
+                        lane.take(chunk, &self.settings.live_edge);
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => disconnected = true,
+                }
+            }
+            // Everything else that queued since the last wake-up.
+            while took < MAX_DRAIN {
+                match rx.try_recv() {
+                    Ok(chunk) => {
+                        took += 1;
+                        lane.take(chunk, &self.settings.live_edge);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
             }
+            let woke = lane.epoch.elapsed();
+            lane.send_due(sock, woke);
             if last_stats.elapsed() >= STATS_EVERY {
                 last_stats = Instant::now();
                 if let Dest::Flow(link) = &self.settings.dest {
@@ -196,72 +251,177 @@ impl RtpOutput {
                         break;
                     }
                 }
-                let burst = paced.meter.report();
                 let now_bps = self.settings.pace_bps();
                 if now_bps != pace_bps {
                     pace_bps = now_bps;
-                    if let Some(p) = paced.pacer.as_mut() {
+                    if let Some(p) = lane.pacer.as_mut() {
                         let _ = p.set_rate(pace_bps);
                     }
+                    if pacing == PacingMode::KernelFq {
+                        let _ = sock.set_max_pacing_rate(pace_bps);
+                    }
                 }
-                self.status.add_sent(c.media, c.stale);
-                (c.media, c.stale) = (0, 0);
-                self.status.update_rtp(|r| {
-                    r.fec_column_sent += c.column;
-                    r.fec_row_sent += c.row;
-                    r.send_errors += c.send_errors;
-                    r.max_burst_packets_1ms = burst.max_packets_in_burst_window as u64;
-                    r.max_rate_10ms_mbps = burst.max_rate_bps as f64 / 1e6;
-                    r.pace_mbps = pace_bps as f64 / 1e6;
-                });
-                (c.column, c.row, c.send_errors) = (0, 0, 0);
+                lane.report(&self.status, pace_bps);
+            }
+            // Sleep until the next pending packet is within reach, but no
+            // sooner than one interval after this wake-up: chunks arriving
+            // meanwhile wait in the queue and leave with the next batch. An
+            // idle wake-up (nothing taken, nothing pending) goes straight
+            // back to blocking on the queue.
+            let next = match lane.pending.front() {
+                Some(q) => q.due.saturating_sub(lane.ahead()).max(woke + lane.interval()),
+                None if took > 0 => woke + lane.interval(),
+                None => continue,
+            };
+            let now = lane.epoch.elapsed();
+            if next > now {
+                std::thread::sleep(next - now);
             }
         }
         // End of stream: the column FEC of the last complete matrix is still
         // queued (it leaves spread over the next matrix); without it that
-        // matrix cannot repair two losses in one row.
-        if let Some(enc) = fec.as_mut() {
-            for pkt in enc.flush() {
-                c.column += 1;
-                paced.send(pkt.as_bytes(), column_dest, &mut c);
+        // matrix cannot repair two losses in one row. Pacing still applies;
+        // the pacer's MAX_LAG bounds how long this takes.
+        lane.flush_fec();
+        while let Some(due) = lane.pending.front().map(|q| q.due) {
+            let now = lane.epoch.elapsed();
+            let reach = due.saturating_sub(lane.ahead());
+            if reach > now {
+                std::thread::sleep(reach - now);
             }
+            lane.send_due(sock, lane.epoch.elapsed());
         }
-        self.status.update_rtp(|r| {
-            r.fec_column_sent += c.column;
-            r.fec_row_sent += c.row;
-            r.send_errors += c.send_errors;
-        });
-        self.status.add_sent(c.media, c.stale);
+        lane.report(&self.status, pace_bps);
         moved
     }
 }
 
-/// The socket with its pacer and burst meter.
-struct Paced<'a> {
-    sock: &'a UdpSocket,
-    epoch: Instant,
-    pacer: Option<Pacer>,
-    meter: &'a mut BurstMeter,
+/// A packet waiting for its departure time.
+#[derive(Debug)]
+struct Queued {
+    /// When the pacer schedules it (running time since the lane's epoch).
+    due: Duration,
+    to: SocketAddr,
+    data: Bytes,
 }
 
-impl Paced<'_> {
-    /// Waits for the packet's slot in the pacing schedule, then sends.
-    fn send(&mut self, bytes: &[u8], to: SocketAddr, c: &mut Counters) {
+/// The sending state of one open socket: FEC, pacer, what is pending.
+struct Lane {
+    dest: SocketAddr,
+    column_dest: SocketAddr,
+    row_dest: SocketAddr,
+    fec: Option<FecEncoder>,
+    pacer: Option<Pacer>,
+    pacing: PacingMode,
+    epoch: Instant,
+    meter: BurstMeter,
+    pending: VecDeque<Queued>,
+    c: Counters,
+}
+
+impl Lane {
+    /// How far ahead of its departure time a packet is handed over.
+    fn ahead(&self) -> Duration {
+        match self.pacing {
+            PacingMode::KernelFq => KERNEL_HORIZON,
+            PacingMode::Userspace => PACING_TICK / 2,
+        }
+    }
+
+    /// Least time between two wake-ups.
+    fn interval(&self) -> Duration {
+        match self.pacing {
+            PacingMode::KernelFq => KERNEL_BATCH_INTERVAL,
+            PacingMode::Userspace => PACING_TICK,
+        }
+    }
+
+    fn schedule(&mut self, to: SocketAddr, data: Bytes) {
         let now = self.epoch.elapsed();
-        if let Some(p) = self.pacer.as_mut() {
-            let at = p.schedule(now, bytes.len());
-            // Sleep only when the slot is more than a tick away: packets due
-            // within the next millisecond go now. Sleeping per packet cost a
-            // thread wake-up per packet (3× ffmpeg's CPU in edge-bench fec)
-            // for no gain: a 1 ms burst at 10–50 Mbit/s is 1–5 packets.
-            if at > now + PACING_TICK {
-                std::thread::sleep(at - now - PACING_TICK / 2);
+        let due = self.pacer.as_mut().map_or(now, |p| p.schedule(now, data.len()));
+        self.pending.push_back(Queued { due, to, data });
+    }
+
+    /// Queues a media packet and the FEC packets it completes.
+    fn take(&mut self, chunk: TsChunk, live_edge: &LiveEdge) {
+        if live_edge.is_stale(&chunk) {
+            self.c.stale += 1;
+            return;
+        }
+        self.c.media += 1;
+        let fec_out = self.fec.as_mut().and_then(|enc| enc.push(&chunk.data).ok());
+        self.schedule(self.dest, chunk.data);
+        // A refused packet only loses its FEC protection.
+        for pkt in fec_out.into_iter().flatten() {
+            let to = match pkt.kind() {
+                FecKind::Column => {
+                    self.c.column += 1;
+                    self.column_dest
+                }
+                FecKind::Row => {
+                    self.c.row += 1;
+                    self.row_dest
+                }
+            };
+            self.schedule(to, Bytes::from(pkt.into_bytes()));
+        }
+    }
+
+    fn flush_fec(&mut self) {
+        let out: Vec<_> = self.fec.as_mut().map(|enc| enc.flush().into_iter().collect()).unwrap_or_default();
+        for pkt in out {
+            self.c.column += 1;
+            self.schedule(self.column_dest, Bytes::from(pkt.into_bytes()));
+        }
+    }
+
+    /// Sends, in one batch, every pending packet due within [`Lane::ahead`]
+    /// of `now`.
+    fn send_due(&mut self, sock: &mut BatchSocket, now: Duration) {
+        let limit = now + self.ahead();
+        let n = self.pending.iter().take_while(|q| q.due <= limit).count();
+        if n == 0 {
+            return;
+        }
+        let batch: Vec<Queued> = self.pending.drain(..n).collect();
+        let at = self.epoch.elapsed();
+        for q in &batch {
+            // Userspace: the hand-off is the departure. fq: the packet
+            // leaves at its pacing slot, which the pacer models at the same
+            // rate (fq's per-flow quantum may pair packets; the netns test
+            // measures the real schedule).
+            let t = match self.pacing {
+                PacingMode::Userspace => at,
+                PacingMode::KernelFq => q.due.max(at),
+            };
+            self.meter.record(t, q.data.len());
+        }
+        let pkts: Vec<(&[u8], SocketAddr)> = batch.iter().map(|q| (&q.data[..], q.to)).collect();
+        // GSO only for the userspace pacer: fq would pace a GSO super-packet
+        // as one unit and release it as a burst.
+        let out = sock.send(&pkts, self.pacing == PacingMode::Userspace);
+        self.c.send_errors += out.errors;
+        self.c.calls += out.calls;
+        self.c.datagrams += out.sent + out.errors;
+    }
+
+    /// Moves the counters into the output's status.
+    fn report(&mut self, status: &OutputStatus, pace_bps: u64) {
+        let c = &mut self.c;
+        let burst = self.meter.report();
+        status.add_sent(c.media, c.stale);
+        status.update_rtp(|r| {
+            r.fec_column_sent += c.column;
+            r.fec_row_sent += c.row;
+            r.send_errors += c.send_errors;
+            r.max_burst_packets_1ms = burst.max_packets_in_burst_window as u64;
+            r.max_rate_10ms_mbps = burst.max_rate_bps as f64 / 1e6;
+            r.pace_mbps = pace_bps as f64 / 1e6;
+            if c.calls > 0 {
+                r.send_batch_mean = c.datagrams as f64 / c.calls as f64;
             }
-        }
-        self.meter.record(self.epoch.elapsed(), bytes.len());
-        if self.sock.send_to(bytes, to).is_err() {
-            c.send_errors += 1;
-        }
+        });
+        (c.media, c.stale, c.column, c.row, c.send_errors) = (0, 0, 0, 0, 0);
     }
 }
 

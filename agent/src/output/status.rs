@@ -64,6 +64,13 @@ pub struct RtpSnapshot {
     pub max_rate_10ms_mbps: f64,
     /// The pacing rate, Mbit/s.
     pub pace_mbps: f64,
+    /// Who paces: `"kernel-fq"` (the fq qdisc at SO_MAX_PACING_RATE; the
+    /// burst figures above are then the modelled departure schedule at that
+    /// rate) or `"userspace"` (the output's pacer; figures measured at hand-
+    /// off). Empty until the socket is open.
+    pub pacing: String,
+    /// Mean datagrams per send system call (sendmmsg or GSO sendmsg).
+    pub send_batch_mean: f64,
 }
 
 /// A consistent copy of one output's status.
@@ -240,13 +247,15 @@ impl OutputSnapshot {
             (OutputState::Connected, None) if self.rtp.is_some() => {
                 let r = self.rtp.clone().unwrap_or_default();
                 line.push_str(&format!(
-                    "  sent {}  fec col {} row {}  burst {} pkt/ms  peak {:.2} Mb/s (pace {:.2})  errors {}  qdrop {}",
+                    "  sent {}  fec col {} row {}  burst {} pkt/ms  peak {:.2} Mb/s (pace {:.2} {}, {:.1}/call)  errors {}  qdrop {}",
                     self.chunks_sent,
                     r.fec_column_sent,
                     r.fec_row_sent,
                     r.max_burst_packets_1ms,
                     r.max_rate_10ms_mbps,
                     r.pace_mbps,
+                    r.pacing,
+                    r.send_batch_mean,
                     r.send_errors,
                     self.dropped_queue_full + self.dropped_stale,
                 ))
