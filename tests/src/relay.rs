@@ -54,8 +54,10 @@
 //! * Timing accuracy is that of the OS scheduler (sub-millisecond on an
 //!   idle machine, worse under load).
 
+mod bottleneck;
 mod impair;
 
+pub use bottleneck::{Bottleneck, Fifo, RateStep};
 pub use impair::{
     Decision, Delivery, DropReason, Impairer, ImpairmentConfig, Loss, MAX_DELAY, REORDER_HOLD,
 };
@@ -109,6 +111,8 @@ pub struct DirectionStats {
     pub dropped_loss: u64,
     /// Dropped because an outage was on (on arrival or at release).
     pub dropped_outage: u64,
+    /// Tail-dropped by the bandwidth bottleneck (queue full).
+    pub dropped_bottleneck: u64,
     /// Reverse only: dropped because no sender has spoken yet.
     pub dropped_no_peer: u64,
     /// `send_to` failed.
@@ -126,7 +130,7 @@ impl DirectionStats {
     /// All drops.
     #[must_use]
     pub fn dropped(&self) -> u64 {
-        self.dropped_loss + self.dropped_outage + self.dropped_no_peer + self.send_errors
+        self.dropped_loss + self.dropped_outage + self.dropped_bottleneck + self.dropped_no_peer + self.send_errors
     }
 
     /// Copies still waiting in the delay queue.
@@ -151,6 +155,7 @@ struct Counters {
     forwarded: AtomicU64,
     dropped_loss: AtomicU64,
     dropped_outage: AtomicU64,
+    dropped_bottleneck: AtomicU64,
     dropped_no_peer: AtomicU64,
     send_errors: AtomicU64,
     duplicated: AtomicU64,
@@ -170,6 +175,7 @@ impl Counters {
             forwarded: g(&self.forwarded),
             dropped_loss: g(&self.dropped_loss),
             dropped_outage: g(&self.dropped_outage),
+            dropped_bottleneck: g(&self.dropped_bottleneck),
             dropped_no_peer: g(&self.dropped_no_peer),
             send_errors: g(&self.send_errors),
             duplicated: g(&self.duplicated),
@@ -182,6 +188,8 @@ impl Counters {
 /// State of one direction.
 struct Path {
     impairer: Mutex<Impairer>,
+    /// The bandwidth bottleneck, ahead of the impairer's delay line.
+    fifo: Mutex<Fifo>,
     counters: Counters,
     /// In-order copies of this direction sitting in the delay queue (or
     /// being sent by the scheduler). While non-zero, new in-order packets
@@ -193,6 +201,7 @@ impl Path {
     fn new(cfg: ImpairmentConfig) -> Self {
         Path {
             impairer: Mutex::new(Impairer::new(cfg)),
+            fifo: Mutex::new(Fifo::default()),
             counters: Counters::default(),
             in_order_pending: AtomicUsize::new(0),
         }
@@ -277,10 +286,15 @@ impl Shared {
     /// it now or queue it.
     fn admit(&self, dir: Direction, data: &[u8], now: Instant) {
         let path = self.path(dir);
+        // The bottleneck first: a packet leaves it at its departure time
+        // and only then meets the delay, loss and the rest.
+        let Some(departs) = lock(&path.fifo).admit(now, data.len()) else {
+            return inc(&path.counters.dropped_bottleneck);
+        };
         let decision = {
             let mut imp = lock(&path.impairer);
             imp.set_outage(self.outage_active(now));
-            imp.decide(now)
+            imp.decide(departs)
         };
         let d = match decision {
             Decision::Drop(DropReason::Loss) => return inc(&path.counters.dropped_loss),
@@ -650,6 +664,17 @@ impl Relay {
     /// If `cfg` fails [`ImpairmentConfig::validate`] (a test bug).
     pub fn set_forward(&self, cfg: ImpairmentConfig) {
         Self::reconfigure(&self.shared.forward, cfg);
+    }
+
+    /// Limits the forward direction to a bandwidth with a bounded queue
+    /// (`None`: no limit), from now on.
+    pub fn set_forward_bottleneck(&self, limit: Option<Bottleneck>) {
+        lock(&self.shared.forward.fifo).set_limit(limit);
+    }
+
+    /// Makes the forward bottleneck follow `steps`, measured from now.
+    pub fn set_forward_schedule(&self, steps: Vec<RateStep>) {
+        lock(&self.shared.forward.fifo).set_schedule(Instant::now(), steps);
     }
 
     /// Replace the reverse impairments at run time.
