@@ -1,6 +1,6 @@
 //! Commands: parse, deduplicate, expire, rate-limit, dispatch, answer.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -14,6 +14,18 @@ use crate::limits::{
 };
 use crate::topics;
 use crate::wire::{self, CommandRequest, CommandState, ReasonCode};
+
+/// A command the device is running.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InFlight {
+    /// When it ends `timed_out`.
+    deadline: Instant,
+    /// For a long-running command, its `timeout_s`: a window of silence, not
+    /// a total, because each progress update pushes the deadline this far
+    /// past it (a firmware install outlasts any fixed timeout; what must
+    /// end it is a device that stopped reporting). `None` for the others.
+    window: Option<Duration>,
+}
 
 /// A final answer computed by the session.
 type Answer = Result<Option<Value>, (ReasonCode, String)>;
@@ -134,7 +146,9 @@ impl Session {
             command => {
                 let accepted = Outcome { state: CommandState::Accepted, reason: None, detail: String::new(), result: None };
                 self.idem.put(&req.id, accepted.clone());
-                self.in_flight.insert(req.id.clone(), now.mono + Duration::from_secs(u64::from(timeout_s)));
+                let window = Duration::from_secs(u64::from(timeout_s));
+                let long = command.is_long_running().then_some(window);
+                self.in_flight.insert(req.id.clone(), InFlight { deadline: now.mono + window, window: long });
                 self.respond(now, &req.id, &accepted, false);
                 self.out.push_back(Output::Execute { id: req.id, command });
             }
@@ -157,9 +171,11 @@ impl Session {
 
     /// A long-running command `id` is still going: an `in_progress` response
     /// carrying `result` (best effort; ignored once it ended or timed out).
+    /// It also moves the command's deadline to a full window from now.
     pub fn command_progress(&mut self, now: Now, id: &str, result: Value) {
-        if !self.in_flight.contains_key(id) {
-            return;
+        let Some(f) = self.in_flight.get_mut(id) else { return };
+        if let Some(window) = f.window {
+            f.deadline = f.deadline.max(now.mono + window);
         }
         let o = Outcome { state: CommandState::InProgress, reason: None, detail: String::new(), result: Some(result) };
         self.respond(now, id, &o, false);
@@ -167,12 +183,16 @@ impl Session {
 
     pub(super) fn expire_commands(&mut self, now: Now) {
         let late: Vec<String> =
-            self.in_flight.iter().filter(|(_, deadline)| now.mono >= **deadline).map(|(id, _)| id.clone()).collect();
+            self.in_flight.iter().filter(|(_, f)| now.mono >= f.deadline).map(|(id, _)| id.clone()).collect();
         for id in late {
             let o = Outcome {
                 state: CommandState::TimedOut,
                 reason: None,
-                detail: "the device did not finish within timeout_s".into(),
+                detail: if self.in_flight.get(&id).is_some_and(|f| f.window.is_some()) {
+                    "the device reported no progress within timeout_s".into()
+                } else {
+                    "the device did not finish within timeout_s".into()
+                },
                 result: None,
             };
             self.finish_outcome(now, &id, o);

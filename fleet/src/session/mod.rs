@@ -138,7 +138,7 @@ pub struct Session {
     // commands
     idem: IdempotencyCache,
     command_bucket: TokenBucket,
-    in_flight: BTreeMap<String, Instant>,
+    in_flight: BTreeMap<String, commands::InFlight>,
     // config
     config: config::ConfigMachine,
     pub stats: SessionStats,

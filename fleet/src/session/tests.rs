@@ -242,6 +242,55 @@ fn long_running_commands_report_progress_then_their_end() {
     assert_eq!(h.last_response().state, CommandState::Rejected);
 }
 
+/// Issue #15, finding 4: a firmware install outlasts the 30 s default, so
+/// for a long-running command `timeout_s` bounds silence, not the total.
+#[test]
+fn progress_keeps_a_long_running_command_alive_and_silence_times_it_out() {
+    let mut h = Harness::new();
+    h.connect();
+    let args = json!({"url": "http://10.0.2.102/b.raucb", "sha256": "ab".repeat(32)});
+    // No timeout_s: the 30 s default window.
+    h.cmd(json!({"id": "fw1", "name": "firmware.update", "args": args}));
+    assert_eq!(h.last_response().state, CommandState::Accepted);
+    for i in 1..=4 {
+        h.advance(20);
+        h.s.command_progress(h.now, "fw1", json!({"phase": "downloading", "bytes": i}));
+        h.drain();
+        assert_eq!(h.last_response().state, CommandState::InProgress, "after {} s", i * 20);
+    }
+    // 80 s since accept, 20 s since the last progress.
+    h.advance(20);
+    assert!(h.responses().iter().all(|r| r.state != CommandState::TimedOut));
+    h.s.command_result(h.now, "fw1", Ok(Some(json!({"installed": "b"}))));
+    h.drain();
+    assert_eq!(h.last_response().state, CommandState::Succeeded);
+
+    h.cmd(json!({"id": "fw2", "name": "firmware.update", "args": args}));
+    assert_eq!(h.last_response().state, CommandState::Accepted);
+    h.advance(20);
+    h.s.command_progress(h.now, "fw2", json!({"phase": "downloading"}));
+    h.drain();
+    h.responses();
+    h.advance(29);
+    assert!(h.responses().is_empty(), "29 s of silence is within the window");
+    h.advance(1);
+    let r = h.last_response();
+    assert_eq!((r.id.as_str(), r.state), ("fw2", CommandState::TimedOut));
+    assert!(r.detail.contains("no progress"), "{}", r.detail);
+    // A short command's deadline stays fixed at accept.
+    h.s.handle_message(h.now, "fleet/v1/enc-0001/cmd/req", br#"{"id":"slow","name":"identify","timeout_s":5}"#);
+    while let Some(o) = h.s.poll_output() {
+        if let Output::Publish(p) = o {
+            h.published.push(p);
+        }
+    }
+    h.advance(3);
+    h.s.command_progress(h.now, "slow", json!({}));
+    h.drain();
+    h.advance(2);
+    assert_eq!(h.last_response().state, CommandState::TimedOut);
+}
+
 #[test]
 fn idempotency_survives_a_restart() {
     let mut h = Harness::new();
