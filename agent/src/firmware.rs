@@ -43,8 +43,21 @@ use std::time::{Duration, Instant};
 use fleet::{CommandUpdate, ReasonCode};
 use serde_json::{json, Value};
 
-/// Largest bundle accepted (a 2 GiB slot compresses to far less).
+/// Largest bundle accepted (a 2 GiB slot compresses to far less); the free
+/// space of the data partition usually bounds it lower ([`space_for_bundle`]).
 const MAX_BUNDLE: u64 = 2 << 30;
+/// Room left on the data partition after the bundle: the agent's state, logs
+/// and the helper's files must still fit while the bundle is there.
+const FREE_SPACE_MARGIN: u64 = 32 << 20;
+/// Every download may take this long, whatever its size...
+const DEADLINE_FLOOR: Duration = Duration::from_secs(600);
+/// ...plus one second per this many bytes announced (1 MB/s): a stalled
+/// uplink that still trickles a byte every few seconds must end some time.
+const DEADLINE_BYTES_PER_S: u64 = 1_000_000;
+/// Longest response header line, and longest response head, accepted: a
+/// server that never sends a newline must not grow a string without end.
+const MAX_HEADER_LINE: u64 = 8 * 1024;
+const MAX_HEADER_BLOCK: usize = 64 * 1024;
 /// No byte from the server for this long ends the download.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// The helper must finish `rauc install` within this.
@@ -73,9 +86,22 @@ pub enum FirmwareError {
     /// TLS setup or handshake failed.
     #[error("TLS: {0}")]
     Tls(String),
-    /// The bundle is larger than [`MAX_BUNDLE`].
-    #[error("bundle larger than {MAX_BUNDLE} bytes")]
-    TooLarge,
+    /// The bundle does not fit: larger than [`MAX_BUNDLE`] or than the free
+    /// space of the data partition less [`FREE_SPACE_MARGIN`].
+    #[error("bundle of {size} bytes or more does not fit: {limit} bytes available for it (free space on the data partition less a margin)")]
+    TooLarge { size: u64, limit: u64 },
+    /// The response head is malformed or oversized.
+    #[error("download failed: bad response: {0}")]
+    BadResponse(String),
+    /// The download went on past its overall deadline.
+    #[error("download did not finish within its deadline of {secs} s ({bytes} bytes received)")]
+    Deadline { secs: u64, bytes: u64 },
+    /// The bundle's version is lower than the running one.
+    #[error("bundle version {bundle} is lower than the running {running}; set allow_downgrade to install it")]
+    Downgrade { bundle: String, running: String },
+    /// The version argument is not dot-separated numbers.
+    #[error("version {0:?} is not dot-separated numbers")]
+    Version(String),
     /// The download is not the file the command named.
     #[error("SHA-256 mismatch: expected {expected}, got {actual}")]
     Digest { expected: String, actual: String },
@@ -87,8 +113,8 @@ pub enum FirmwareError {
 impl FirmwareError {
     fn reason(&self) -> ReasonCode {
         match self {
-            FirmwareError::Busy => ReasonCode::PreconditionFailed,
-            FirmwareError::Url(_) => ReasonCode::InvalidArgs,
+            FirmwareError::Busy | FirmwareError::Downgrade { .. } => ReasonCode::PreconditionFailed,
+            FirmwareError::Url(_) | FirmwareError::Version(_) => ReasonCode::InvalidArgs,
             _ => ReasonCode::Internal,
         }
     }
@@ -107,12 +133,19 @@ pub struct Firmware {
     /// The helper's answers ([`STATUS_DIR`]; a temporary one in tests).
     status: PathBuf,
     shared: Arc<Mutex<Shared>>,
+    /// Bounds of the download ([`Limits::DEFAULT`]; smaller in tests).
+    limits: Limits,
 }
 
 impl Firmware {
     /// `state_dir` is the agent's state directory (the data partition).
     pub fn new(state_dir: &Path) -> Firmware {
-        let fw = Firmware { dir: state_dir.join("update"), status: PathBuf::from(STATUS_DIR), shared: Arc::default() };
+        let fw = Firmware {
+            dir: state_dir.join("update"),
+            status: PathBuf::from(STATUS_DIR),
+            shared: Arc::default(),
+            limits: Limits::DEFAULT,
+        };
         fw.settle_after_boot();
         fw
     }
@@ -121,8 +154,17 @@ impl Firmware {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts `firmware.update` for request `id`.
-    pub fn start(&self, id: &str, url: &str, sha256: &str) -> Result<(), (ReasonCode, String)> {
+    /// Starts `firmware.update` for request `id`. A bundle `version` lower
+    /// than this agent's is refused unless `allow_downgrade`.
+    pub fn start(
+        &self,
+        id: &str,
+        url: &str,
+        sha256: &str,
+        version: Option<&str>,
+        allow_downgrade: bool,
+    ) -> Result<(), (ReasonCode, String)> {
+        check_version(env!("CARGO_PKG_VERSION"), version, allow_downgrade).map_err(|e| (e.reason(), e.to_string()))?;
         {
             let mut s = self.lock();
             if s.busy {
@@ -167,17 +209,23 @@ impl Firmware {
 
     fn run(&self, id: &str, url: &str, sha256: &str) -> Result<Option<Value>, FirmwareError> {
         std::fs::create_dir_all(&self.dir)?;
-        for stale in ["request", "reported", "bundle.raucb"] {
+        // The old `.part` too: the free space measured for this download
+        // must not count a leftover's blocks as taken.
+        for stale in ["request", "reported", "bundle.raucb", "bundle.raucb.part"] {
             let _ = std::fs::remove_file(self.dir.join(stale));
         }
         let part = self.dir.join("bundle.raucb.part");
         let started = Instant::now();
-        let (bytes, actual) = download(url, &part, |n| self.progress(id, json!({"phase": "downloading", "bytes": n})))?;
+        let (bytes, actual) =
+            download(url, &part, &self.limits, |n| self.progress(id, json!({"phase": "downloading", "bytes": n})))?;
         if actual != sha256 {
             let _ = std::fs::remove_file(&part);
             return Err(FirmwareError::Digest { expected: sha256.to_owned(), actual });
         }
-        std::fs::rename(&part, self.dir.join("bundle.raucb"))?;
+        if let Err(e) = std::fs::rename(&part, self.dir.join("bundle.raucb")) {
+            let _ = std::fs::remove_file(&part);
+            return Err(e.into());
+        }
         tracing::info!(id, bytes, secs = started.elapsed().as_secs(), "bundle downloaded and its SHA-256 matches");
         self.progress(id, json!({"phase": "verified", "bytes": bytes}));
 
@@ -267,6 +315,38 @@ impl Firmware {
     }
 }
 
+/// The numbers of a version (`1.4.2-rc1` -> [1, 4, 2]); `None` if it does
+/// not start with dot-separated numbers.
+fn version_numbers(v: &str) -> Option<Vec<u64>> {
+    let numbers = v.split(['-', '+']).next()?;
+    numbers.split('.').map(|n| if n.bytes().all(|b| b.is_ascii_digit()) { n.parse().ok() } else { None }).collect()
+}
+
+/// Refuses a `bundle` version lower than `running` unless `allow_downgrade`
+/// (numbers compared in order, a missing one counting as 0; labels after
+/// `-`/`+` are ignored, so `1.2.0-rc1` is not lower than `1.2.0`). Without a
+/// version there is nothing to compare: RAUC's signature check still applies.
+fn check_version(running: &str, bundle: Option<&str>, allow_downgrade: bool) -> Result<(), FirmwareError> {
+    let Some(bundle) = bundle else { return Ok(()) };
+    let theirs = version_numbers(bundle).ok_or_else(|| FirmwareError::Version(bundle.to_owned()))?;
+    let ours = version_numbers(running).ok_or_else(|| FirmwareError::Version(running.to_owned()))?;
+    let len = theirs.len().max(ours.len());
+    let pad = |v: &[u64]| (0..len).map(|i| v.get(i).copied().unwrap_or(0)).collect::<Vec<u64>>();
+    if pad(&theirs) < pad(&ours) && !allow_downgrade {
+        return Err(FirmwareError::Downgrade { bundle: bundle.to_owned(), running: running.to_owned() });
+    }
+    Ok(())
+}
+
+/// Bytes the bundle may take in `dir`: its filesystem's free space (for an
+/// unprivileged process) less [`FREE_SPACE_MARGIN`], at most [`MAX_BUNDLE`].
+fn space_for_bundle(dir: &Path) -> Result<u64, FirmwareError> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
+    // fsblkcnt_t and c_ulong are at most 64 bits wide on Linux.
+    let free = (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64);
+    Ok(free.saturating_sub(FREE_SPACE_MARGIN).min(MAX_BUNDLE))
+}
+
 /// A fresh token naming one install request (hex; `update-helper` accepts
 /// 16-64 hex digits and nothing else).
 fn request_token(id: &str) -> String {
@@ -336,31 +416,82 @@ fn parse_url(url: &str) -> Result<Url<'_>, FirmwareError> {
 /// Attempts per download: the first plus resumes after a dropped connection.
 const DOWNLOAD_ATTEMPTS: u32 = 5;
 
+/// Bounds of one download.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Bytes the bundle may take; `None`: measured ([`space_for_bundle`]).
+    max_bytes: Option<u64>,
+    /// Overall deadline: this floor plus one second per `bytes_per_s`
+    /// bytes announced.
+    deadline_floor: Duration,
+    bytes_per_s: u64,
+    /// Connections tried, the first included.
+    attempts: u32,
+}
+
+impl Limits {
+    const DEFAULT: Limits = Limits {
+        max_bytes: None,
+        deadline_floor: DEADLINE_FLOOR,
+        bytes_per_s: DEADLINE_BYTES_PER_S,
+        attempts: DOWNLOAD_ATTEMPTS,
+    };
+
+    fn deadline(&self, announced: u64) -> Duration {
+        self.deadline_floor + Duration::from_secs(announced / self.bytes_per_s.max(1))
+    }
+}
+
 /// GETs `url` into `dest`; returns its length and SHA-256 (lower-case hex).
 /// A connection that drops mid-body is resumed with an HTTP `Range`
 /// request (RFC 9110 section 14.2), up to [`DOWNLOAD_ATTEMPTS`] in all, with
 /// a growing pause: a venue uplink that blips must not cost a 400 MB
 /// restart. A server that ignores `Range` (200) is downloaded from the start.
-fn download(url: &str, dest: &Path, mut progress: impl FnMut(u64)) -> Result<(u64, String), FirmwareError> {
+/// Bounded by `limits` (size and overall deadline); on any failure `dest`
+/// is removed: a partial bundle is of no use to the next update (which
+/// starts over) and takes room on a small data partition.
+fn download(url: &str, dest: &Path, limits: &Limits, progress: impl FnMut(u64)) -> Result<(u64, String), FirmwareError> {
+    let result = download_to(url, dest, limits, progress);
+    if result.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    result
+}
+
+fn download_to(url: &str, dest: &Path, limits: &Limits, mut progress: impl FnMut(u64)) -> Result<(u64, String), FirmwareError> {
     let u = parse_url(url)?;
+    let started = Instant::now();
+    let mut deadline = started + limits.deadline_floor;
     let mut file = std::fs::File::create(dest)?;
+    // Measured with the (now empty) part file in place.
+    let limit = match limits.max_bytes {
+        Some(max) => max,
+        None => space_for_bundle(dest.parent().unwrap_or(Path::new(".")))?,
+    };
+    let late = |bytes: u64, deadline: Instant| FirmwareError::Deadline { secs: (deadline - started).as_secs(), bytes };
     let mut hasher = openssl::sha::Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let (mut total, mut reported) = (0u64, Instant::now());
     let mut attempt = 1;
     loop {
         let result = (|| -> Result<Option<u64>, FirmwareError> {
-            let (mut reader, body) = get(&u, total)?;
+            let (mut reader, body) = get(&u, total, deadline)?;
             if body.start != total {
                 // Range ignored: start over.
                 (total, hasher) = (0, openssl::sha::Sha256::new());
                 file.set_len(0)?;
                 std::io::Seek::rewind(&mut file)?;
             }
-            if body.complete.is_some_and(|l| l > MAX_BUNDLE) {
-                return Err(FirmwareError::TooLarge);
+            if let Some(len) = body.complete {
+                if len > limit {
+                    return Err(FirmwareError::TooLarge { size: len, limit });
+                }
+                deadline = started + limits.deadline(len);
             }
             loop {
+                if Instant::now() >= deadline {
+                    return Err(late(total, deadline));
+                }
                 let n = reader.read(&mut buf)?;
                 if n == 0 {
                     return Ok(body.complete);
@@ -369,8 +500,8 @@ fn download(url: &str, dest: &Path, mut progress: impl FnMut(u64)) -> Result<(u6
                 hasher.update(chunk);
                 file.write_all(chunk)?;
                 total += n as u64;
-                if total > MAX_BUNDLE {
-                    return Err(FirmwareError::TooLarge);
+                if total > limit {
+                    return Err(FirmwareError::TooLarge { size: total, limit });
                 }
                 if reported.elapsed() >= Duration::from_secs(2) {
                     reported = Instant::now();
@@ -388,7 +519,11 @@ fn download(url: &str, dest: &Path, mut progress: impl FnMut(u64)) -> Result<(u6
             result?;
             break;
         }
-        if attempt >= DOWNLOAD_ATTEMPTS {
+        if Instant::now() >= deadline {
+            // The read that failed may have been cut short by the deadline.
+            return Err(late(total, deadline));
+        }
+        if attempt >= limits.attempts {
             return match result {
                 Err(e) => Err(e),
                 Ok(_) => Err(FirmwareError::Http(format!("connection closed after {total} bytes ({attempt} attempts)"))),
@@ -412,11 +547,13 @@ struct Body {
 }
 
 /// Sends `GET` (with `Range: bytes=from-` when `from > 0`) and reads the
-/// response head; returns the body reader.
-fn get(u: &Url, from: u64) -> Result<(BufReader<Box<dyn ReadWrite>>, Body), FirmwareError> {
+/// response head; returns the body reader. No read waits past `deadline`
+/// (nor longer than [`IO_TIMEOUT`]).
+fn get(u: &Url, from: u64, deadline: Instant) -> Result<(BufReader<Box<dyn ReadWrite>>, Body), FirmwareError> {
     let tcp = TcpStream::connect((u.host, u.port))?;
-    tcp.set_read_timeout(Some(IO_TIMEOUT))?;
-    tcp.set_write_timeout(Some(IO_TIMEOUT))?;
+    let wait = deadline.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), IO_TIMEOUT);
+    tcp.set_read_timeout(Some(wait))?;
+    tcp.set_write_timeout(Some(wait))?;
     let mut stream: Box<dyn ReadWrite> = if u.tls {
         let connector = native_tls::TlsConnector::new().map_err(|e| FirmwareError::Tls(e.to_string()))?;
         Box::new(connector.connect(u.host, tcp).map_err(|e| FirmwareError::Tls(e.to_string()))?)
@@ -428,16 +565,19 @@ fn get(u: &Url, from: u64) -> Result<(BufReader<Box<dyn ReadWrite>>, Body), Firm
     stream.flush()?;
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
-    reader.read_line(&mut line)?;
+    let mut head = 0;
+    read_head_line(&mut reader, &mut line, &mut head)?;
     let status = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
     if status != "200" && !(status == "206" && from > 0) {
         return Err(FirmwareError::Http(if status.is_empty() { "no status line".into() } else { status }));
     }
     let (mut length, mut range): (Option<u64>, Option<(u64, Option<u64>)>) = (None, None);
     loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+        if read_head_line(&mut reader, &mut line, &mut head)? == 0 || line.trim().is_empty() {
             break;
+        }
+        if Instant::now() >= deadline {
+            return Err(FirmwareError::BadResponse("the response head did not arrive before the deadline".into()));
         }
         if let Some((k, v)) = line.split_once(':') {
             let v = v.trim();
@@ -458,6 +598,22 @@ fn get(u: &Url, from: u64) -> Result<(BufReader<Box<dyn ReadWrite>>, Body), Firm
         _ => Body { start: 0, complete: length },
     };
     Ok((reader, body))
+}
+
+/// Reads one line of the response head into `line`, at most
+/// [`MAX_HEADER_LINE`] bytes, and counts it into `head` (at most
+/// [`MAX_HEADER_BLOCK`] in all).
+fn read_head_line(reader: &mut impl BufRead, line: &mut String, head: &mut usize) -> Result<usize, FirmwareError> {
+    line.clear();
+    let n = reader.by_ref().take(MAX_HEADER_LINE + 1).read_line(line)?;
+    if n as u64 > MAX_HEADER_LINE {
+        return Err(FirmwareError::BadResponse(format!("a header line is longer than {MAX_HEADER_LINE} bytes")));
+    }
+    *head += n;
+    if *head > MAX_HEADER_BLOCK {
+        return Err(FirmwareError::BadResponse(format!("the response head is longer than {MAX_HEADER_BLOCK} bytes")));
+    }
+    Ok(n)
 }
 
 /// `bytes START-END/TOTAL` (TOTAL may be `*`) -> (START, TOTAL).
@@ -534,6 +690,172 @@ mod tests {
         (port, server)
     }
 
+    /// Generous bounds with an explicit size limit (no statvfs in tests).
+    const TEST_LIMITS: Limits =
+        Limits { max_bytes: Some(1 << 30), deadline_floor: Duration::from_secs(30), bytes_per_s: 1_000_000, attempts: DOWNLOAD_ATTEMPTS };
+    const ONE_ATTEMPT: Limits = Limits { attempts: 1, ..TEST_LIMITS };
+
+    /// A one-connection server on 127.0.0.1: reads the request head, then
+    /// `answer` writes whatever it likes (write errors end it: the client
+    /// may have hung up on purpose).
+    fn scripted_server(answer: impl FnOnce(&mut std::net::TcpStream) -> std::io::Result<()> + Send + 'static) -> (u16, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && matches!(s.read(&mut byte), Ok(1)) {
+                head.push(byte[0]);
+            }
+            let _ = answer(&mut s);
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let _ = s.read(&mut byte);
+        });
+        (port, server)
+    }
+
+    #[test]
+    fn failed_download_leaves_no_part_file() {
+        let body = vec![3u8; 50_000];
+        let (port, server) = flaky_server(body, vec![Some(10_000)], true);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("bundle.raucb.part");
+        let err = download(&format!("http://127.0.0.1:{port}/b"), &dest, &ONE_ATTEMPT, |_| {}).unwrap_err();
+        let _ = server.join();
+        assert!(err.to_string().contains("closed after 10000 bytes"), "{err}");
+        assert!(!dest.exists(), "the partial bundle is removed");
+    }
+
+    #[test]
+    fn an_oversize_header_line_fails_clearly() {
+        let (port, server) = scripted_server(|s| write!(s, "HTTP/1.1 200 OK\r\nX-Junk: {}\r\n\r\nbody", "a".repeat(9_000)));
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("b");
+        let err = download(&format!("http://127.0.0.1:{port}/b"), &dest, &TEST_LIMITS, |_| {}).unwrap_err();
+        let _ = server.join();
+        assert!(err.to_string().contains("header line is longer than 8192 bytes"), "{err}");
+        assert!(!dest.exists());
+        // Many short lines: the head as a whole is bounded too.
+        let (port, server) = scripted_server(|s| {
+            s.write_all(b"HTTP/1.1 200 OK\r\n")?;
+            for _ in 0..2_000 {
+                s.write_all(b"X-Junk: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n")?;
+            }
+            s.write_all(b"\r\n")
+        });
+        let err = download(&format!("http://127.0.0.1:{port}/b"), &dest, &TEST_LIMITS, |_| {}).unwrap_err();
+        let _ = server.join();
+        assert!(err.to_string().contains("response head is longer than 65536 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_slow_drip_past_the_deadline_fails_clearly() {
+        let (port, server) = scripted_server(|s| {
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")?;
+            // 20 bytes per 50 ms; bounded so the thread ends whatever happens.
+            for _ in 0..200 {
+                s.write_all(&[9u8; 20])?;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(())
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("b");
+        let limits = Limits { deadline_floor: Duration::from_millis(700), bytes_per_s: u64::MAX, ..TEST_LIMITS };
+        let started = Instant::now();
+        let err = download(&format!("http://127.0.0.1:{port}/b"), &dest, &limits, |_| {}).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(matches!(err, FirmwareError::Deadline { bytes, .. } if bytes > 0), "{err}");
+        assert!(err.to_string().contains("did not finish within its deadline"), "{err}");
+        assert!(!dest.exists());
+        let _ = server.join();
+    }
+
+    #[test]
+    fn the_deadline_grows_with_the_announced_size() {
+        assert_eq!(Limits::DEFAULT.deadline(0), Duration::from_secs(600));
+        assert_eq!(Limits::DEFAULT.deadline(400_000_000), Duration::from_secs(1000));
+    }
+
+    #[test]
+    fn a_bundle_larger_than_the_space_for_it_is_refused_or_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("b");
+        let small = Limits { max_bytes: Some(5_000), ..ONE_ATTEMPT };
+        // Announced too large: refused before the body.
+        let (port, server) = flaky_server(vec![1u8; 10_000], vec![None], true);
+        let err = download(&format!("http://127.0.0.1:{port}/b"), &dest, &small, |_| {}).unwrap_err();
+        let _ = server.join();
+        assert!(matches!(err, FirmwareError::TooLarge { size: 10_000, limit: 5_000 }), "{err}");
+        assert!(!dest.exists());
+        // No length announced: cut off once the body grows past the limit.
+        let (port, server) = scripted_server(|s| {
+            s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")?;
+            s.write_all(&[1u8; 10_000])
+        });
+        let err = download(&format!("http://127.0.0.1:{port}/b"), &dest, &small, |_| {}).unwrap_err();
+        let _ = server.join();
+        assert!(matches!(err, FirmwareError::TooLarge { size, limit: 5_000 } if size > 5_000), "{err}");
+        assert!(err.to_string().contains("free space"), "{err}");
+        assert!(!dest.exists());
+        // The measured limit: some room, never above the cap.
+        let room = space_for_bundle(dir.path()).unwrap();
+        assert!(room <= MAX_BUNDLE);
+    }
+
+    #[test]
+    fn lower_versions_are_refused_unless_downgrades_are_allowed() {
+        assert!(check_version("1.4.2", Some("1.4.2"), false).is_ok());
+        assert!(check_version("1.4.2", Some("1.10.0"), false).is_ok(), "numeric, not text, comparison");
+        assert!(check_version("1.4.2", Some("1.4.2-rc1"), false).is_ok());
+        assert!(check_version("1.4", Some("1.4.0"), false).is_ok());
+        assert!(check_version("1.4.2", None, false).is_ok(), "nothing to compare");
+        let e = check_version("1.4.2", Some("1.4.1"), false).unwrap_err();
+        assert_eq!(e.reason(), ReasonCode::PreconditionFailed);
+        assert!(e.to_string().contains("allow_downgrade"), "{e}");
+        assert!(check_version("1.10.0", Some("1.9.9"), false).is_err());
+        assert!(check_version("1.4.2", Some("1.4.1"), true).is_ok());
+        assert_eq!(check_version("1.4.2", Some("x.y"), true).unwrap_err().reason(), ReasonCode::InvalidArgs);
+    }
+
+    #[test]
+    fn start_refuses_a_downgrade_and_the_flag_lets_it_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let fw = Firmware {
+            dir: dir.path().join("update"),
+            status: dir.path().join("status"),
+            shared: Arc::default(),
+            limits: ONE_ATTEMPT,
+        };
+        // A port nobody listens on: the download fails at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/b");
+        let sha = "ab".repeat(32);
+        let (reason, detail) = fw.start("d1", &url, &sha, Some("0.0.1"), false).unwrap_err();
+        assert_eq!(reason, ReasonCode::PreconditionFailed, "{detail}");
+        assert!(detail.contains("lower than the running"), "{detail}");
+        assert!(!fw.lock().busy && fw.take_updates().is_empty(), "nothing started");
+
+        fw.start("d2", &url, &sha, Some("0.0.1"), true).unwrap();
+        let until = Instant::now() + Duration::from_secs(10);
+        let updates = loop {
+            let u = fw.take_updates();
+            if !u.is_empty() || Instant::now() > until {
+                break u;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        match updates.as_slice() {
+            [CommandUpdate::Done { id, result: Err((_, detail)) }] => {
+                assert_eq!(id, "d2");
+                assert!(detail.contains("download failed"), "{detail}");
+            }
+            other => panic!("expected the download to be tried and fail: {other:?}"),
+        }
+    }
+
     fn sha_hex(body: &[u8]) -> String {
         openssl::sha::sha256(body).iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -544,7 +866,7 @@ mod tests {
         let (port, server) = flaky_server(body.clone(), vec![Some(100_000), Some(50_000), None], true);
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("b");
-        let (n, digest) = download(&format!("http://127.0.0.1:{port}/b"), &dest, |_| {}).unwrap();
+        let (n, digest) = download(&format!("http://127.0.0.1:{port}/b"), &dest, &TEST_LIMITS, |_| {}).unwrap();
         assert_eq!(server.join().unwrap(), ["0", "100000", "150000"]);
         assert_eq!((n, digest), (body.len() as u64, sha_hex(&body)));
         assert_eq!(std::fs::read(dest).unwrap(), body);
@@ -556,7 +878,7 @@ mod tests {
         let (port, server) = flaky_server(body.clone(), vec![Some(70_000), None], false);
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("b");
-        let (n, digest) = download(&format!("http://127.0.0.1:{port}/b"), &dest, |_| {}).unwrap();
+        let (n, digest) = download(&format!("http://127.0.0.1:{port}/b"), &dest, &TEST_LIMITS, |_| {}).unwrap();
         assert_eq!(server.join().unwrap(), ["0", "70000"]);
         assert_eq!((n, digest), (body.len() as u64, sha_hex(&body)));
         assert_eq!(std::fs::read(dest).unwrap(), body);
@@ -568,7 +890,7 @@ mod tests {
         let plan = vec![Some(1_000); DOWNLOAD_ATTEMPTS as usize];
         let (port, server) = flaky_server(body, plan, true);
         let dir = tempfile::tempdir().unwrap();
-        let err = download(&format!("http://127.0.0.1:{port}/b"), &dir.path().join("b"), |_| {}).unwrap_err();
+        let err = download(&format!("http://127.0.0.1:{port}/b"), &dir.path().join("b"), &TEST_LIMITS, |_| {}).unwrap_err();
         assert_eq!(server.join().unwrap().len(), DOWNLOAD_ATTEMPTS as usize);
         assert!(err.to_string().contains("5000 bytes (5 attempts)"), "{err}");
     }
@@ -579,7 +901,7 @@ mod tests {
         let (port, server) = flaky_server(body.clone(), vec![None], true);
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("b");
-        let (n, digest) = download(&format!("http://127.0.0.1:{port}/b"), &dest, |_| {}).unwrap();
+        let (n, digest) = download(&format!("http://127.0.0.1:{port}/b"), &dest, &TEST_LIMITS, |_| {}).unwrap();
         assert_eq!(server.join().unwrap(), ["0"]);
         assert_eq!((n, digest), (body.len() as u64, sha_hex(&body)));
         assert_eq!(std::fs::read(dest).unwrap(), body);

@@ -287,7 +287,9 @@ impl Device for AgentDevice {
 
     fn start(&mut self, id: &str, cmd: &Command) -> Result<(), (ReasonCode, String)> {
         match (cmd, &self.firmware) {
-            (Command::FirmwareUpdate { url, sha256 }, Some(fw)) if self.under_systemd => fw.start(id, url, sha256),
+            (Command::FirmwareUpdate { url, sha256, version, allow_downgrade }, Some(fw)) if self.under_systemd => {
+                fw.start(id, url, sha256, version.as_deref(), *allow_downgrade)
+            }
             (Command::FirmwareUpdate { .. }, _) => {
                 Err((ReasonCode::Unsupported, "firmware.update needs the A/B image (systemd, RAUC)".into()))
             }

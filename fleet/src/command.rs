@@ -41,7 +41,10 @@ pub enum Command {
     /// the other root slot and reboot into it (long-running: progress comes
     /// as `in_progress` responses). The slot is confirmed only once the agent
     /// is back online from it; otherwise the box falls back by itself.
-    FirmwareUpdate { url: String, sha256: String },
+    /// `version` is the bundle's version as the controller knows it; the box
+    /// refuses one lower than its own unless `allow_downgrade` (a downgrade
+    /// is rare and deliberate, a stale URL in a rollout script is not).
+    FirmwareUpdate { url: String, sha256: String, version: Option<String>, allow_downgrade: bool },
 }
 
 /// A request that names no known command or carries bad arguments.
@@ -101,6 +104,10 @@ struct NoArgs {}
 struct FirmwareArgs {
     url: String,
     sha256: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    allow_downgrade: bool,
 }
 
 /// Longest bundle URL accepted.
@@ -150,7 +157,13 @@ impl Command {
                 json!({ "interval_s": interval_s, "duration_s": duration_s })
             }
             Command::Identify { duration_s } => json!({ "duration_s": duration_s }),
-            Command::FirmwareUpdate { url, sha256 } => json!({ "url": url, "sha256": sha256 }),
+            Command::FirmwareUpdate { url, sha256, version, allow_downgrade } => {
+                let mut a = json!({ "url": url, "sha256": sha256, "allow_downgrade": allow_downgrade });
+                if let (Some(v), Some(obj)) = (version, a.as_object_mut()) {
+                    obj.insert("version".into(), json!(v));
+                }
+                a
+            }
             Command::StreamStart
             | Command::StreamStop
             | Command::Rebirth
@@ -211,7 +224,13 @@ impl Command {
             }
             "firmware.update" => {
                 let a = typed::<FirmwareArgs>(args)?;
-                Command::FirmwareUpdate { url: bundle_url(a.url)?, sha256: sha256_hex(&a.sha256)? }
+                let version = a.version.map(bundle_version).transpose()?;
+                Command::FirmwareUpdate {
+                    url: bundle_url(a.url)?,
+                    sha256: sha256_hex(&a.sha256)?,
+                    version,
+                    allow_downgrade: a.allow_downgrade,
+                }
             }
             other => {
                 return Err(CommandError {
@@ -263,6 +282,20 @@ fn bundle_url(url: String) -> Result<String, CommandError> {
     }
 }
 
+/// A release version: dot-separated numbers (`1.4.2`), optionally followed
+/// by `-` or `+` and a label; the numbers are what the box compares.
+fn bundle_version(v: String) -> Result<String, CommandError> {
+    let numbers = v.split(['-', '+']).next().unwrap_or_default();
+    let ok = v.len() <= 64
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
+        && numbers.split('.').all(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(v)
+    } else {
+        Err(invalid("version must be dot-separated numbers such as 1.4.2 (at most 64 characters)"))
+    }
+}
+
 /// 64 hex digits, returned in lower case.
 fn sha256_hex(s: &str) -> Result<String, CommandError> {
     if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -297,7 +330,12 @@ mod tests {
             Command::Reboot,
             Command::ChannelStart,
             Command::ChannelStop,
-            Command::FirmwareUpdate { url: "http://10.0.2.102/b.raucb".into(), sha256: "ab".repeat(32) },
+            Command::FirmwareUpdate {
+                url: "http://10.0.2.102/b.raucb".into(),
+                sha256: "ab".repeat(32),
+                version: Some("1.4.2".into()),
+                allow_downgrade: true,
+            },
         ];
         assert_eq!(all.len(), Command::NAMES.len());
         for c in all {
@@ -328,7 +366,21 @@ mod tests {
     fn firmware_update_checks_url_and_digest() {
         let digest = "AB".repeat(32);
         let c = Command::parse("firmware.update", &json!({"url": "https://x/b.raucb", "sha256": digest})).unwrap();
-        assert_eq!(c, Command::FirmwareUpdate { url: "https://x/b.raucb".into(), sha256: "ab".repeat(32) });
+        let plain = Command::FirmwareUpdate {
+            url: "https://x/b.raucb".into(),
+            sha256: "ab".repeat(32),
+            version: None,
+            allow_downgrade: false,
+        };
+        assert_eq!(c, plain, "no version given, downgrades refused");
+        let args = json!({"url": "https://x/b", "sha256": digest, "version": "2.0.1-rc1", "allow_downgrade": true});
+        let c = Command::parse("firmware.update", &args).unwrap();
+        assert!(matches!(c, Command::FirmwareUpdate { version: Some(v), allow_downgrade: true, .. } if v == "2.0.1-rc1"));
+        for bad in [json!("1..2"), json!(""), json!("v1.2"), json!("1.2 3"), json!(12), json!("1234567890.1")] {
+            let args = json!({"url": "https://x/b", "sha256": digest, "version": bad});
+            let e = Command::parse("firmware.update", &args).unwrap_err();
+            assert_eq!(e.reason, ReasonCode::InvalidArgs, "{bad}");
+        }
         for (url, sha) in [
             ("ftp://x/b", "ab".repeat(32)),
             ("http://", "ab".repeat(32)),
