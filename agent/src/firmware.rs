@@ -32,7 +32,10 @@
 //! Plain HTTP/1.1 `GET` (with TLS for https); a dropped connection is
 //! resumed with `Range` when the server supports it. The transport
 //! needs no integrity of its own: the digest and RAUC's signature are both
-//! checked before anything is written to a slot.
+//! checked before anything is written to a slot. The download is bounded
+//! (header sizes, free space, an overall deadline; see [`Limits`]). The
+//! downgrade check compares the version the command names with this
+//! agent's; the helper does not yet compare the signed manifest's version.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -249,7 +252,7 @@ impl Firmware {
     /// Polls the helper's answer to request `token`: the slot installed.
     fn await_helper(&self, id: &str, token: &str) -> Result<String, FirmwareError> {
         let deadline = Instant::now() + INSTALL_TIMEOUT;
-        let mut last = String::new();
+        let (mut last, mut reported) = (String::new(), Instant::now());
         let answer = |name: &str| {
             let text = std::fs::read_to_string(self.status.join(name)).ok()?;
             text.trim().strip_prefix(token)?.strip_prefix(' ').map(str::to_owned)
@@ -267,8 +270,15 @@ impl Firmware {
             }
             let progress = answer("progress").unwrap_or_default();
             let progress = progress.trim();
-            if !progress.is_empty() && progress != last {
-                last = progress.to_owned();
+            // Unchanged progress is repeated every heartbeat: the session
+            // ends a long-running command after `timeout_s` without any, and
+            // RAUC can stay on one step (checking a large bundle) for longer.
+            let changed = !progress.is_empty() && progress != last;
+            if changed || reported.elapsed() >= self.limits.heartbeat {
+                if changed {
+                    last = progress.to_owned();
+                }
+                reported = Instant::now();
                 self.progress(id, json!({"phase": "installing", "rauc": last}));
             }
             if Instant::now() > deadline {
@@ -427,6 +437,9 @@ struct Limits {
     bytes_per_s: u64,
     /// Connections tried, the first included.
     attempts: u32,
+    /// Longest time without a progress update while the helper installs
+    /// (well inside the 30 s default `timeout_s`).
+    heartbeat: Duration,
 }
 
 impl Limits {
@@ -435,6 +448,7 @@ impl Limits {
         deadline_floor: DEADLINE_FLOOR,
         bytes_per_s: DEADLINE_BYTES_PER_S,
         attempts: DOWNLOAD_ATTEMPTS,
+        heartbeat: Duration::from_secs(10),
     };
 
     fn deadline(&self, announced: u64) -> Duration {
@@ -530,6 +544,8 @@ fn download_to(url: &str, dest: &Path, limits: &Limits, mut progress: impl FnMut
             };
         }
         tracing::warn!(total, attempt, "bundle download interrupted; resuming");
+        // Still alive: the session counts silence against `timeout_s`.
+        progress(total);
         std::thread::sleep(Duration::from_millis(500 << attempt.min(5)));
         attempt += 1;
     }
@@ -691,8 +707,13 @@ mod tests {
     }
 
     /// Generous bounds with an explicit size limit (no statvfs in tests).
-    const TEST_LIMITS: Limits =
-        Limits { max_bytes: Some(1 << 30), deadline_floor: Duration::from_secs(30), bytes_per_s: 1_000_000, attempts: DOWNLOAD_ATTEMPTS };
+    const TEST_LIMITS: Limits = Limits {
+        max_bytes: Some(1 << 30),
+        deadline_floor: Duration::from_secs(30),
+        bytes_per_s: 1_000_000,
+        attempts: DOWNLOAD_ATTEMPTS,
+        heartbeat: Duration::from_millis(100),
+    };
     const ONE_ATTEMPT: Limits = Limits { attempts: 1, ..TEST_LIMITS };
 
     /// A one-connection server on 127.0.0.1: reads the request head, then
@@ -854,6 +875,24 @@ mod tests {
             }
             other => panic!("expected the download to be tried and fail: {other:?}"),
         }
+    }
+
+    /// RAUC may sit on one step longer than the command's `timeout_s`: the
+    /// agent repeats its progress so the session does not time it out.
+    #[test]
+    fn a_quiet_install_still_reports_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = dir.path().join("status");
+        std::fs::create_dir_all(&status).unwrap();
+        let fw = Firmware { dir: dir.path().join("update"), status: status.clone(), shared: Arc::default(), limits: ONE_ATTEMPT };
+        let helper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1_200));
+            std::fs::write(status.join("result"), "0123456789abcdef installed b\n").unwrap();
+        });
+        assert_eq!(fw.await_helper("q1", "0123456789abcdef").unwrap(), "b");
+        helper.join().unwrap();
+        let beats = fw.take_updates().iter().filter(|u| matches!(u, CommandUpdate::Progress { id, .. } if id == "q1")).count();
+        assert!(beats >= 2, "{beats} progress updates in 1.2 s of silence");
     }
 
     fn sha_hex(body: &[u8]) -> String {
