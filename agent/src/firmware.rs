@@ -33,7 +33,7 @@
 //! resumed with `Range` when the server supports it. The transport
 //! needs no integrity of its own: the digest and RAUC's signature are both
 //! checked before anything is written to a slot. The download is bounded
-//! (header sizes, free space, an overall deadline; see [`Limits`]). The
+//! (header sizes, free space, an overall deadline; see `Limits`). The
 //! downgrade check compares the version the command names with this
 //! agent's; the helper does not yet compare the signed manifest's version.
 
@@ -89,8 +89,8 @@ pub enum FirmwareError {
     /// TLS setup or handshake failed.
     #[error("TLS: {0}")]
     Tls(String),
-    /// The bundle does not fit: larger than [`MAX_BUNDLE`] or than the free
-    /// space of the data partition less [`FREE_SPACE_MARGIN`].
+    /// The bundle does not fit: larger than `MAX_BUNDLE` or than the free
+    /// space of the data partition less `FREE_SPACE_MARGIN`.
     #[error("bundle of {size} bytes or more does not fit: {limit} bytes available for it (free space on the data partition less a margin)")]
     TooLarge { size: u64, limit: u64 },
     /// The response head is malformed or oversized.
