@@ -218,7 +218,8 @@ pub struct CommandRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
     /// Seconds the device may take (1–300, default 30; `firmware.update` up
-    /// to 3600) before `timed_out`.
+    /// to 3600) before `timed_out`; for a long-running command, the longest
+    /// silence between its progress updates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<u32>,
 }
