@@ -285,7 +285,12 @@ impl RateController {
                     // A dark path carries nothing: exclude it at once so it
                     // never drags the picture down; a starving one gets
                     // `declare_after` to prove it cannot carry the floor.
-                    if verdict == Verdict::Dark || now.duration_since(since) >= p.declare_after {
+                    // What queued before the cut drains for up to one
+                    // latency and the encoder's one-second VBV: a path at
+                    // the floor is judged only after that has passed.
+                    let latency = Duration::from_millis(u64::from(sample.latency_ms));
+                    let declare = p.declare_after.max(latency * 3 + Duration::from_secs(2));
+                    if verdict == Verdict::Dark || now.duration_since(since) >= declare {
                         st.congested = true;
                         st.healthy_since = None;
                         // Excluded again soon after rejoining: wait longer

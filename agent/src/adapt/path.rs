@@ -125,17 +125,25 @@ impl PathState {
         // behind a bottleneck or for retransmission.
         #[allow(clippy::cast_precision_loss)]
         let sb_excess = (s.send_buffer_ms as f64 - s.rtt_ms - 10.0).max(0.0);
-        let verdict = if sb_excess >= 0.8 * latency {
+        // No acknowledgements at all looks like a send buffer growing with
+        // neither RTT growth nor retransmissions: a path going dark, not a
+        // queue (a queue shows in the RTT, its tail drops as retransmissions).
+        let silent = growth < 10.0 && retrans_share < 0.01 && !new_drops;
+        // Latency-relative thresholds, capped: with a long latency a queue
+        // must still be seen while it is short (a venue router's buffer is
+        // 50-200 ms), not once it has eaten a quarter of a second.
+        let severe_growth = (latency / 4.0).min(120.0).max(60.0);
+        let congested_growth = (latency / 8.0).min(60.0).max(30.0);
+        let congested_sb = (latency / 5.0).min(120.0).max(60.0);
+        let verdict = if silent && sb_excess >= 0.8 * latency {
             Verdict::Dark
-        } else if sb_excess >= latency / 4.0 && growth < 10.0 && retrans_share < 0.01 && !new_drops {
-            // A send buffer that grows with neither RTT growth nor
-            // retransmissions means no acknowledgements at all: a path
-            // going dark, not a queue. Waiting the few ticks until `Dark`
-            // keeps a dying path from cutting the picture for the others.
+        } else if silent && sb_excess >= latency / 4.0 {
+            // Waiting the few ticks until `Dark` keeps a dying path from
+            // cutting the picture for the others.
             Verdict::Hold
-        } else if new_drops || sb_excess >= latency / 2.0 || growth >= latency / 4.0 {
+        } else if new_drops || sb_excess >= latency / 2.0 || growth >= severe_growth || retrans_share > 0.25 {
             Verdict::Severe
-        } else if sb_excess > (latency / 5.0).max(60.0) || growth > (latency / 8.0).max(30.0) || retrans_share > p.retrans_congested {
+        } else if sb_excess > congested_sb || growth > congested_growth || retrans_share > p.retrans_congested {
             Verdict::Congested
         } else if sb_excess > (latency / 20.0).max(25.0) || growth > (0.3 * base).max(10.0) || retrans_share > p.retrans_light {
             Verdict::Light

@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fleet::wire::ReasonCode;
+use gstreamer::prelude::*;
 use fleet::Command;
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
@@ -241,7 +242,21 @@ impl Controller {
         if self.adapt_applied.as_ref().is_some_and(|(k, e)| *k == kbps && *e == enc) {
             return;
         }
-        match pipeline::encoder::set_bitrate(&enc, kbps) {
+        // x264/x265 in CBR pad with filler to the VBV rate fixed at start
+        // (`nal-hrd=cbr`, `strict-cbr`), which a live `bitrate` does not
+        // change: the property is taken, the stream keeps its rate
+        // (measured: 2.7 Mbit/s of TS with the target at 500 kbit/s).
+        let padded = enc
+            .find_property("option-string")
+            .filter(|p| p.value_type() == String::static_type())
+            .map(|_| enc.property::<Option<String>>("option-string").unwrap_or_default())
+            .is_some_and(|o| o.contains("nal-hrd=cbr") || o.contains("strict-cbr"));
+        let result = if padded {
+            Err("CBR filler keeps the start rate; set video.rate_control = \"vbr\" for adaptive bitrate".to_owned())
+        } else {
+            pipeline::encoder::set_bitrate(&enc, kbps)
+        };
+        match result {
             Ok(()) => {
                 self.adapt_error = None;
                 debug!(kbps, "video target applied live");
@@ -298,7 +313,8 @@ impl Controller {
             return Ok(None);
         }
         let dest = self.cloud.dest(o, false);
-        Ok(Some(OutputHandle::start(o, dest, &self.fan, &self.shutdown)?))
+        let cap = self.cfg.adapt.as_ref().map(|a| a.srt_overhead_percent.get());
+        Ok(Some(OutputHandle::start_capped(o, dest, &self.fan, &self.shutdown, cap)?))
     }
 
     /// `stream.start`: builds and plays the pipeline (no-op if running).

@@ -35,6 +35,18 @@ impl OutputHandle {
     /// Starts the output's thread and registers its queue with the fan-out.
     /// `dest` is where it sends (`None`: the configuration names nowhere).
     pub fn start(cfg: &OutputConfig, dest: Option<Dest>, fan: &FanOut, agent_shutdown: &Shutdown) -> std::io::Result<Self> {
+        Self::start_capped(cfg, dest, fan, agent_shutdown, None)
+    }
+
+    /// As [`Self::start`]; an SRT output caps its retransmission overhead
+    /// at `srt_overhead_percent` over its input rate (adaptive bitrate).
+    pub fn start_capped(
+        cfg: &OutputConfig,
+        dest: Option<Dest>,
+        fan: &FanOut,
+        agent_shutdown: &Shutdown,
+        srt_overhead_percent: Option<u32>,
+    ) -> std::io::Result<Self> {
         let nominal_bps = fan.nominal_bps();
         let live_edge = fan.live_edge();
         let name = cfg.name().as_str().to_owned();
@@ -53,7 +65,8 @@ impl OutputHandle {
         let thread = std::thread::Builder::new().name(format!("out-{name}"));
         let (thread, payload) = match cfg {
             OutputConfig::Srt(srt_cfg) => {
-                let worker = srt::SrtOutput::new(srt_cfg.clone(), dest, status.clone(), live_edge, stop.clone(), agent_shutdown.clone());
+                let worker = srt::SrtOutput::new(srt_cfg.clone(), dest, status.clone(), live_edge, stop.clone(), agent_shutdown.clone())
+                    .with_overhead_cap(srt_overhead_percent);
                 (thread.spawn(move || worker.run(rx))?, Payload::Ts)
             }
             OutputConfig::Rtp(_) | OutputConfig::RtpFec(_) => {
