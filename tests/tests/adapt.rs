@@ -203,3 +203,48 @@ fn steady_link_keeps_the_ceiling() {
     assert!(!seen.is_empty(), "no adapt status");
     assert_eq!(lowest, u64::from(VIDEO_KBPS), "the target left the ceiling on a steady link");
 }
+
+/// Both paths narrowed to different rates, then the slower one goes dark:
+/// `follow-all` follows the slower path, and a dark path stops holding the
+/// picture down once it is excluded or disconnected.
+#[test]
+fn two_narrowed_paths_then_one_dark() {
+    let test = "adapt_two_paths";
+    let r = rig(test, "follow-all", &["primary", "backup"]);
+    wait_for("the target at the ceiling", Duration::from_secs(10), || (target(&r.agent) == Some(u64::from(VIDEO_KBPS))).then_some(()));
+    let ts = ts_kbps(&r.agent, Duration::from_secs(3));
+    let (wide, narrow) = (0.8 * ts * SRT_PAYLOAD_FACTOR, 0.5 * ts * SRT_PAYLOAD_FACTOR);
+    r.relays[0].set_forward_bottleneck(Some(Bottleneck { rate_kbps: wide as u32, queue: QUEUE }));
+    r.relays[1].set_forward_bottleneck(Some(Bottleneck { rate_kbps: narrow as u32, queue: QUEUE }));
+    let fits_narrow = video_that_fits(narrow, ts);
+    let t0 = Instant::now();
+    let below = wait_for("the target below the slower path", Duration::from_secs(20), || {
+        target(&r.agent).filter(|t| (*t as f64) <= fits_narrow).map(|_| t0.elapsed())
+    });
+    // Let it settle on the slower path for a while.
+    let settle_until = Instant::now() + Duration::from_secs(10);
+    let mut settled = Vec::new();
+    while Instant::now() < settle_until {
+        // Sampling the target's course, not waiting for an event.
+        std::thread::sleep(Duration::from_millis(500));
+        settled.extend(target(&r.agent));
+    }
+    let reason = r.agent.status().map(|s| s["adapt"]["reason"].clone()).unwrap_or_default();
+    // The backup goes dark.
+    r.relays[1].set_outage(true);
+    let t1 = Instant::now();
+    let held_level = fits_narrow * 1.1;
+    let freed = wait_for("the target above the dark path's level", Duration::from_secs(40), || {
+        target(&r.agent).filter(|t| (*t as f64) > held_level).map(|_| t1.elapsed())
+    });
+    let status = r.agent.status().unwrap_or_default();
+    let mean = settled.iter().sum::<u64>() as f64 / settled.len().max(1) as f64;
+    record(test, "links primary, backup kbit/s", format!("{wide:.0}, {narrow:.0}"));
+    record(test, "s until the target is below the slower path", format!("{:.1}", below.as_secs_f64()));
+    record(test, "mean target settled on the slower path, % of what fits it", format!("{:.0}", 100.0 * mean / fits_narrow));
+    record(test, "s the dark backup held the target down", format!("{:.1}", freed.as_secs_f64()));
+    record(test, "pipeline restarts", status["pipeline_restarts"].as_u64().unwrap_or(u64::MAX));
+    assert_eq!(reason["output"], "backup", "follow-all did not follow the slower path: {reason}");
+    assert!(mean <= fits_narrow * 1.1, "settled above the slower path: {mean}");
+    assert!(freed < Duration::from_secs(15), "a dark path held the picture down for {freed:?}");
+}
