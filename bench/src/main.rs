@@ -77,6 +77,7 @@
 //! Needs `srt-live-transmit` (srt-tools), `ffmpeg`/`ffprobe` and
 //! `gst-launch-1.0` with gst-plugins-good/-bad on `PATH`.
 
+mod adapt_bench;
 mod fec_bench;
 mod procs;
 mod srt_bench;
@@ -112,6 +113,8 @@ enum Cmd {
     /// Prints Mbit/s delivered, CPU s, CPU s per Mbit/s, % of a core, peak
     /// RSS and the agent/reference ratio; exits with status 2 if any output
     /// delivered less than 99 % of its bytes.
+    /// The adaptive-bitrate controller against a fluid bottleneck.
+    Adapt(adapt_bench::AdaptArgs),
     Srt(srt_bench::SrtArgs),
     /// Agent's RTP-FEC output vs ffmpeg prompeg and GStreamer fecenc (goal ≥ 3× cheaper than ffmpeg).
     ///
@@ -142,6 +145,7 @@ fn main() -> Result<ExitCode> {
                 srt_bench::Delivery::ReferenceShort => ExitCode::from(3),
             })
         }
+        Cmd::Adapt(a) => adapt_bench::run(&a).map(|()| ExitCode::SUCCESS),
         Cmd::Fec(a) => fec_bench::run(&a).map(|()| ExitCode::SUCCESS),
         Cmd::SrtAgentChild(a) => srt_bench::agent_child(&a).map(|()| ExitCode::SUCCESS),
         Cmd::FecAgentChild(a) => fec_bench::agent_child(&a).map(|()| ExitCode::SUCCESS),
