@@ -5,6 +5,10 @@
 //! 20 s). It measures the controller, not the network stack: the agent
 //! through a real bottleneck against libsrt is in `tests/tests/adapt.rs`.
 
+// Link rates and packet counts here are small positive figures: the
+// float-to-integer casts cannot truncate.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss, clippy::cast_sign_loss)]
+
 use std::time::{Duration, Instant};
 
 use agent::adapt::{wire_kbps, Params, PathInput, Policy, RateController, SrtSample};

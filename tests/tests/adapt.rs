@@ -8,6 +8,10 @@
 
 #![cfg(test)]
 
+// Link rates and packet counts here are small positive figures: the
+// float-to-integer casts cannot truncate.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss, clippy::cast_sign_loss)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

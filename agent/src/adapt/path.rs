@@ -132,9 +132,9 @@ impl PathState {
         // Latency-relative thresholds, capped: with a long latency a queue
         // must still be seen while it is short (a venue router's buffer is
         // 50-200 ms), not once it has eaten a quarter of a second.
-        let severe_growth = (latency / 4.0).min(120.0).max(60.0);
-        let congested_growth = (latency / 8.0).min(60.0).max(30.0);
-        let congested_sb = (latency / 5.0).min(120.0).max(60.0);
+        let severe_growth = (latency / 4.0).clamp(60.0, 120.0);
+        let congested_growth = (latency / 8.0).clamp(30.0, 60.0);
+        let congested_sb = (latency / 5.0).clamp(60.0, 120.0);
         let verdict = if silent && sb_excess >= 0.8 * latency {
             Verdict::Dark
         } else if silent && sb_excess >= latency / 4.0 {

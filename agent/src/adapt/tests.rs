@@ -1,6 +1,9 @@
 //! The controller against a fluid model of a bottleneck: a FIFO of
 //! bounded depth drained at a set rate, tail drop, RTT = base + queue.
 
+// A test model of small, positive figures: the casts cannot truncate.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss, clippy::cast_sign_loss)]
+
 use super::*;
 
 const TICK: Duration = Duration::from_millis(200);
