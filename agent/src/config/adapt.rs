@@ -67,8 +67,22 @@ fn default_overhead() -> OverheadPercent {
 }
 
 impl AdaptConfig {
-    /// Cross-field rule: the floor must sit below the ceiling.
-    pub(super) fn validate(&self, ceiling: VideoBitrateKbps) -> Result<(), (String, String)> {
+    /// Cross-field rules: the floor must sit below the ceiling, and a
+    /// software encoder in CBR cannot follow (its filler keeps the rate it
+    /// started with, whatever the live bitrate says; `auto` may pick a
+    /// hardware encoder, so that case is reported at run time instead).
+    pub(super) fn validate(&self, video: &super::VideoConfig) -> Result<(), (String, String)> {
+        use hal::encoder::{EncoderKind, EncoderRequest};
+        let ceiling = video.bitrate_kbps;
+        let software = matches!(video.encoder.0, EncoderRequest::Force(EncoderKind::X264 | EncoderKind::X265));
+        if self.mode != AdaptMode::Off && software && video.rate_control == super::RateControl::Cbr {
+            return Err((
+                "adapt".into(),
+                "x264/x265 in CBR pad with filler to their start rate and cannot follow a live target: \
+                 set video.rate_control = \"vbr\" (or adapt mode = \"off\")"
+                    .into(),
+            ));
+        }
         if self.min_bitrate_kbps > ceiling {
             return Err((
                 "adapt.min_bitrate_kbps".into(),

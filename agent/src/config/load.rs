@@ -409,6 +409,11 @@ latency_ms = 500
         let e = err(&format!("{GOOD}\n[adapt]\nmin_bitrate_kbps = 3000\n"));
         assert_eq!((e.key.as_str(), e.line, e.column), ("adapt.min_bitrate_kbps", Some(14), Some(20)));
         assert!(e.message.contains("above video.bitrate_kbps"), "{}", e.message);
+        // x264 forced, CBR by default: it could not follow; named at [adapt].
+        let e = err(&format!("{GOOD}\n[video]\nencoder = \"x264\"\n\n[adapt]\nmin_bitrate_kbps = 800\n"));
+        assert_eq!((e.key.as_str(), e.line), ("adapt", Some(16)), "{e}");
+        assert!(e.message.contains("vbr"), "{}", e.message);
+        assert!(from_str(&format!("{GOOD}\n[video]\nencoder = \"x264\"\nrate_control = \"vbr\"\n\n[adapt]\nmin_bitrate_kbps = 800\n")).is_ok());
     }
 
     #[test]

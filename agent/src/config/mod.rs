@@ -710,7 +710,7 @@ impl AgentConfig {
         }
         self.validate_input()?;
         if let Some(a) = &self.adapt {
-            a.validate(self.video.bitrate_kbps)?;
+            a.validate(&self.video)?;
         }
         let ts = &self.transport_stream;
         let pids = [("pmt_pid", ts.pmt_pid), ("video_pid", ts.video_pid), ("audio_pid", ts.audio_pid)];
