@@ -9,12 +9,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 fn block<'a>(src: &'a str, begin: &str, end: &str) -> impl Iterator<Item = &'a str> {
-    let start = src
-        .find(begin)
-        .unwrap_or_else(|| panic!("{begin} missing in ffi.rs"));
-    let stop = src
-        .find(end)
-        .unwrap_or_else(|| panic!("{end} missing in ffi.rs"));
+    let start = src.find(begin).unwrap_or_else(|| panic!("{begin} missing in ffi.rs"));
+    let stop = src.find(end).unwrap_or_else(|| panic!("{end} missing in ffi.rs"));
     src[start..stop].lines().skip(1).filter_map(|l| {
         let (name, _) = l.trim().split_once(':')?;
         let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -30,14 +26,11 @@ fn main() {
         .atleast_version("1.4")
         .cargo_metadata(false)
         .probe("srt")
-        .unwrap_or_else(|e| {
-            panic!("libsrt not found via pkg-config (install libsrt-openssl-dev): {e}")
-        });
+        .unwrap_or_else(|e| panic!("libsrt not found via pkg-config (install libsrt-openssl-dev): {e}"));
 
     link_libsrt(&lib);
 
-    let src =
-        std::fs::read_to_string("src/ffi.rs").unwrap_or_else(|e| panic!("read src/ffi.rs: {e}"));
+    let src = std::fs::read_to_string("src/ffi.rs").unwrap_or_else(|e| panic!("read src/ffi.rs: {e}"));
     let mut c = String::from(
         "#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n#include <srt/srt.h>\n\
          #define KIND(x) _Generic((x), int: 1, int64_t: 2, uint64_t: 3, double: 4, default: 0)\n\
@@ -45,10 +38,7 @@ fn main() {
          int edge_srt_const(const char *n, int64_t *out) {\n",
     );
     for name in block(&src, "// @c-consts-begin", "// @c-consts-end") {
-        let _ = writeln!(
-            c,
-            "  if (!strcmp(n, \"{name}\")) {{ *out = (int64_t)({name}); return 1; }}"
-        );
+        let _ = writeln!(c, "  if (!strcmp(n, \"{name}\")) {{ *out = (int64_t)({name}); return 1; }}");
     }
     c.push_str("  return 0;\n}\nint edge_srt_field(const char *n, size_t *off, size_t *size, int *kind) {\n");
     for f in block(&src, "// @c-struct-begin", "// @c-struct-end") {
@@ -67,11 +57,7 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_else(|| panic!("OUT_DIR unset")));
     let path = out.join("edge_srt_check.c");
     std::fs::write(&path, c).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    cc::Build::new()
-        .file(&path)
-        .includes(&lib.include_paths)
-        .warnings(false)
-        .compile("edge_srt_check");
+    cc::Build::new().file(&path).includes(&lib.include_paths).warnings(false).compile("edge_srt_check");
 }
 
 /// Links Debian's GnuTLS build of libsrt when it is installed (srt-tools and

@@ -103,9 +103,10 @@ impl Inbox {
         }
         match rx.recv_timeout(timeout) {
             Ok(outcome) => outcome,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                Err(ActionError::new(ReasonCode::Internal, format!("{name}: no answer from the controller within {} s", timeout.as_secs())))
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ActionError::new(
+                ReasonCode::Internal,
+                format!("{name}: no answer from the controller within {} s", timeout.as_secs()),
+            )),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(ActionError::new(ReasonCode::Internal, "the agent is shutting down")),
         }
     }

@@ -43,7 +43,12 @@ impl CloudReport {
         v.extend(self.channel.iter().flat_map(|c| c.alarms.iter().cloned()));
         for (name, st) in &self.destinations {
             if let (true, Some(e)) = (st.permanent, &st.error) {
-                v.push(CloudAlarm { code: "FLOW_MISMATCH", component: format!("output:{name}"), severity: edge_cloud::Severity::Major, message: e.clone() });
+                v.push(CloudAlarm {
+                    code: "FLOW_MISMATCH",
+                    component: format!("output:{name}"),
+                    severity: edge_cloud::Severity::Major,
+                    message: e.clone(),
+                });
             }
         }
         v
@@ -232,7 +237,13 @@ impl Cloud {
                         }
                     };
                     let source = link.state().resolved.map(|r| r.destination.source_name);
-                    report.flows.push(edge_cloud::flow_health(&link.output, &flow, source.as_deref(), meta.as_ref(), sending(&link.output)));
+                    report.flows.push(edge_cloud::flow_health(
+                        &link.output,
+                        &flow,
+                        source.as_deref(),
+                        meta.as_ref(),
+                        sending(&link.output),
+                    ));
                 }
                 Err(e) => report.errors.push(format!("{}: DescribeFlow: {e}", link.output)),
             }
@@ -240,7 +251,12 @@ impl Cloud {
         if let Some(id) = self.config().and_then(|a| a.channel_id.clone()) {
             match self.clients.channel_api().and_then(|api| Ok((api.describe_channel(&id).map_err(|e| e.to_string())?, api))) {
                 Ok((ch, api)) => {
-                    let inputs: Vec<_> = ch.input_attachments.iter().filter_map(|a| a.input_id.as_deref()).filter_map(|i| api.describe_input(i).ok()).collect();
+                    let inputs: Vec<_> = ch
+                        .input_attachments
+                        .iter()
+                        .filter_map(|a| a.input_id.as_deref())
+                        .filter_map(|i| api.describe_input(i).ok())
+                        .collect();
                     let flows: Vec<String> = links.iter().map(|l| l.target.arn.to_string()).collect();
                     report.channel = Some(edge_cloud::channel_health(&ch, &inputs, &flows));
                 }

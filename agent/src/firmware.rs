@@ -91,7 +91,9 @@ pub enum FirmwareError {
     Tls(String),
     /// The bundle does not fit: larger than `MAX_BUNDLE` or than the free
     /// space of the data partition less `FREE_SPACE_MARGIN`.
-    #[error("bundle of {size} bytes or more does not fit: {limit} bytes available for it (free space on the data partition less a margin)")]
+    #[error(
+        "bundle of {size} bytes or more does not fit: {limit} bytes available for it (free space on the data partition less a margin)"
+    )]
     TooLarge { size: u64, limit: u64 },
     /// The response head is malformed or oversized.
     #[error("download failed: bad response: {0}")]
@@ -219,8 +221,7 @@ impl Firmware {
         }
         let part = self.dir.join("bundle.raucb.part");
         let started = Instant::now();
-        let (bytes, actual) =
-            download(url, &part, &self.limits, |n| self.progress(id, json!({"phase": "downloading", "bytes": n})))?;
+        let (bytes, actual) = download(url, &part, &self.limits, |n| self.progress(id, json!({"phase": "downloading", "bytes": n})))?;
         if actual != sha256 {
             let _ = std::fs::remove_file(&part);
             return Err(FirmwareError::Digest { expected: sha256.to_owned(), actual });
@@ -311,11 +312,13 @@ impl Firmware {
     /// For telemetry: booted slot, whether it is confirmed, last update.
     pub fn report(&self) -> Value {
         let slot = booted_slot();
-        let confirmed = slot.as_ref().map(|s| {
-            std::fs::read_to_string(Path::new(BOOT_STATE_DIR).join(format!("state-{s}"))).is_ok_and(|t| t.trim() == "good")
-        });
-        let mut last: Value =
-            std::fs::read_to_string(self.dir.join("last-update.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+        let confirmed = slot
+            .as_ref()
+            .map(|s| std::fs::read_to_string(Path::new(BOOT_STATE_DIR).join(format!("state-{s}"))).is_ok_and(|t| t.trim() == "good"));
+        let mut last: Value = std::fs::read_to_string(self.dir.join("last-update.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
         if let Some(obj) = last.as_object_mut() {
             if obj.get("outcome").and_then(Value::as_str) == Some("trial") && confirmed == Some(true) {
                 obj.insert("outcome".into(), json!("confirmed"));
@@ -693,7 +696,14 @@ mod tests {
                 ranges.push(from.to_string());
                 let rest = if honour_range { &body[from..] } else { &body[..] };
                 if honour_range && from > 0 {
-                    write!(s, "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{}\r\n\r\n", rest.len(), body.len() - 1, body.len()).unwrap();
+                    write!(
+                        s,
+                        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{}\r\n\r\n",
+                        rest.len(),
+                        body.len() - 1,
+                        body.len()
+                    )
+                    .unwrap();
                 } else {
                     write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", rest.len()).unwrap();
                 }
@@ -719,7 +729,9 @@ mod tests {
     /// A one-connection server on 127.0.0.1: reads the request head, then
     /// `answer` writes whatever it likes (write errors end it: the client
     /// may have hung up on purpose).
-    fn scripted_server(answer: impl FnOnce(&mut std::net::TcpStream) -> std::io::Result<()> + Send + 'static) -> (u16, std::thread::JoinHandle<()>) {
+    fn scripted_server(
+        answer: impl FnOnce(&mut std::net::TcpStream) -> std::io::Result<()> + Send + 'static,
+    ) -> (u16, std::thread::JoinHandle<()>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {

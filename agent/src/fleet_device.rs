@@ -78,7 +78,8 @@ pub fn parse_desired(value: &Value, running: &AgentConfig) -> Result<AgentConfig
     if value.get("fleet").is_some() {
         return Err(ConfigRejection { key: Some("fleet".into()), reason: "fleet settings are local to the box".into() });
     }
-    let text = toml::to_string(value).map_err(|e| ConfigRejection { key: None, reason: format!("not a configuration document: {e}") })?;
+    let text =
+        toml::to_string(value).map_err(|e| ConfigRejection { key: None, reason: format!("not a configuration document: {e}") })?;
     let mut cfg = config::from_str_unvalidated(&text).map_err(|e| match e {
         config::ConfigError::Invalid(inv) => ConfigRejection { key: Some(inv.key).filter(|k| !k.is_empty()), reason: inv.message },
         other => ConfigRejection { key: None, reason: other.to_string() },

@@ -47,9 +47,7 @@ enum Verb {
     /// (hal::identity; image provisioning uses it): 1 if nothing usable.
     DeviceId,
     /// Check a configuration file and exit: 0 if valid, 78 if not.
-    CheckConfig {
-        file: PathBuf,
-    },
+    CheckConfig { file: PathBuf },
     /// Print where each output would send, resolving outputs named by flow
     /// ARN with DescribeFlow only (no flow started, no whitelist changed,
     /// nothing sent): 0 if every output resolves, 1 if not, 78 for a bad file.
@@ -199,8 +197,7 @@ fn config_failure(e: &ConfigError) -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // journald adds its own timestamps; a terminal user still wants them.
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
@@ -317,7 +314,12 @@ fn probe(json: bool) -> ExitCode {
         }
         println!("{}", report.why());
         println!("HEVC: {}", hevc.why());
-        println!("RTP PACING: {} (default route via {}, root qdisc {})", pacing.pacing, pacing.dev.as_deref().unwrap_or("?"), pacing.qdisc.as_deref().unwrap_or("?"));
+        println!(
+            "RTP PACING: {} (default route via {}, root qdisc {})",
+            pacing.pacing,
+            pacing.dev.as_deref().unwrap_or("?"),
+            pacing.qdisc.as_deref().unwrap_or("?")
+        );
     }
     if report.chosen().is_some() {
         ExitCode::SUCCESS
@@ -328,7 +330,10 @@ fn probe(json: bool) -> ExitCode {
 
 /// `edge-agent healthy`: reads the status file's typed fields.
 fn healthy(path: &std::path::Path) -> ExitCode {
-    let doc = match std::fs::read(path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string())) {
+    let doc = match std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string()))
+    {
         Ok(doc) => doc,
         Err(e) => {
             eprintln!("{}: {e}", path.display());

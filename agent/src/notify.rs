@@ -259,9 +259,8 @@ impl WatchdogGuard {
         let interval = notifier.watchdog_interval()?;
         let shared = Arc::new(Shared::default());
         let thread_shared = shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("watchdog".into())
-            .spawn(move || pinger(&thread_shared, &notifier, interval, &healthy));
+        let spawned =
+            std::thread::Builder::new().name("watchdog".into()).spawn(move || pinger(&thread_shared, &notifier, interval, &healthy));
         match spawned {
             Ok(handle) => Some(WatchdogGuard { shared, thread: Some(handle) }),
             Err(e) => {
@@ -282,11 +281,8 @@ impl Drop for WatchdogGuard {
         let mut state = self.shared.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.stop = true;
         self.shared.changed.notify_all();
-        let (state, _) = self
-            .shared
-            .changed
-            .wait_timeout_while(state, STOP_WAIT, |s| !s.exited)
-            .unwrap_or_else(PoisonError::into_inner);
+        let (state, _) =
+            self.shared.changed.wait_timeout_while(state, STOP_WAIT, |s| !s.exited).unwrap_or_else(PoisonError::into_inner);
         let exited = state.exited;
         drop(state);
         match self.thread.take() {
@@ -317,10 +313,7 @@ fn pinger(shared: &Shared, notifier: &Notifier, interval: Duration, healthy: &dy
     loop {
         {
             let state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
-            let (state, _) = shared
-                .changed
-                .wait_timeout_while(state, poll, |s| !s.stop)
-                .unwrap_or_else(PoisonError::into_inner);
+            let (state, _) = shared.changed.wait_timeout_while(state, poll, |s| !s.stop).unwrap_or_else(PoisonError::into_inner);
             if state.stop {
                 return;
             }

@@ -69,16 +69,22 @@ pub fn desired(s: &PanelInputs) -> PanelDesired {
         return d;
     }
     let any_connected = s.outputs.contains(&OutputState::Connected);
-    d.set_led(Led::Power, match (s.streaming, s.slate) {
-        (false, _) => led(LedMode::Blink, LedColor::Red),
-        (true, true) => led(LedMode::Blink, LedColor::Amber),
-        (true, false) => led(LedMode::On, LedColor::Green),
-    });
-    d.set_led(Led::Network, match (s.fleet_online, any_connected) {
-        (Some(true), _) | (None, true) => led(LedMode::On, LedColor::Green),
-        (Some(false), true) => led(LedMode::Blink, LedColor::Amber),
-        (_, false) => led(LedMode::Fast, LedColor::Red),
-    });
+    d.set_led(
+        Led::Power,
+        match (s.streaming, s.slate) {
+            (false, _) => led(LedMode::Blink, LedColor::Red),
+            (true, true) => led(LedMode::Blink, LedColor::Amber),
+            (true, false) => led(LedMode::On, LedColor::Green),
+        },
+    );
+    d.set_led(
+        Led::Network,
+        match (s.fleet_online, any_connected) {
+            (Some(true), _) | (None, true) => led(LedMode::On, LedColor::Green),
+            (Some(false), true) => led(LedMode::Blink, LedColor::Amber),
+            (_, false) => led(LedMode::Fast, LedColor::Red),
+        },
+    );
     d.set_led(Led::Primary, output_led(s.outputs.first()));
     d.set_led(Led::Backup, output_led(s.outputs.get(1)));
     d.tally = if s.streaming && !s.slate && any_connected { Tally::Red } else { Tally::Off };

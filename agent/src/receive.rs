@@ -18,7 +18,6 @@ use ts_tools::receive::{ReceiveStats, ReceiverConfig, RtpReceiver};
 /// Largest UDP payload read.
 const MAX_DATAGRAM: usize = 65536;
 
-
 /// Options of `edge-agent receive`.
 #[derive(Debug, Clone)]
 pub struct ReceiveOptions {

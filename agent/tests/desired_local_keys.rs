@@ -16,8 +16,9 @@ mod tests {
     }
 
     fn desired(aws: Value, outputs: usize) -> Value {
-        let outputs: Vec<Value> =
-            (0..outputs).map(|i| json!({"name": format!("o{i}"), "kind": "srt", "address": format!("127.0.0.1:{}", 9001 + i)})).collect();
+        let outputs: Vec<Value> = (0..outputs)
+            .map(|i| json!({"name": format!("o{i}"), "kind": "srt", "address": format!("127.0.0.1:{}", 9001 + i)}))
+            .collect();
         json!({"device_id": "local-01", "aws": aws, "outputs": outputs})
     }
 
@@ -40,8 +41,12 @@ mod tests {
             assert_eq!(e.key.as_deref(), Some("aws.endpoint_url"), "{aws}: {}", e.reason);
         }
         // A box without an [aws] section gets none from the fleet either.
-        let bare = config::from_str("device_id = \"local-01\"\n\n[[outputs]]\nname = \"primary\"\nkind = \"srt\"\naddress = \"127.0.0.1:9001\"\n").unwrap();
-        let e = parse_desired(&desired(json!({"region": "eu-west-1", "endpoint_url": "https://attacker.example"}), 1), &bare).unwrap_err();
+        let bare = config::from_str(
+            "device_id = \"local-01\"\n\n[[outputs]]\nname = \"primary\"\nkind = \"srt\"\naddress = \"127.0.0.1:9001\"\n",
+        )
+        .unwrap();
+        let e =
+            parse_desired(&desired(json!({"region": "eu-west-1", "endpoint_url": "https://attacker.example"}), 1), &bare).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("aws.endpoint_url"));
         parse_desired(&desired(json!({"region": "eu-west-1"}), 1), &bare).unwrap();
     }

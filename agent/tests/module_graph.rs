@@ -125,7 +125,8 @@ fn agent_modules_form_no_cycle() {
     let g = graph(&src);
     assert!(g.len() > 10, "found only {} modules under {}", g.len(), src.display());
     if let Some(cycle) = find_cycle(&g) {
-        let edges: Vec<String> = g.iter().map(|(m, d)| format!("  {m} -> {}", d.iter().cloned().collect::<Vec<_>>().join(", "))).collect();
+        let edges: Vec<String> =
+            g.iter().map(|(m, d)| format!("  {m} -> {}", d.iter().cloned().collect::<Vec<_>>().join(", "))).collect();
         panic!("import cycle among agent/src modules: {}\nall edges:\n{}", cycle.join(" -> "), edges.join("\n"));
     }
 }

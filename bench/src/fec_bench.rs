@@ -90,7 +90,10 @@ pub fn agent_child(a: &FecChildArgs) -> Result<()> {
     let outputs = cfg
         .outputs
         .iter()
-        .map(|o| { fan.set_nominal_bps(a.rate_bps); OutputHandle::start(o, cloud.dest(o, false), &fan, &shutdown) })
+        .map(|o| {
+            fan.set_nominal_bps(a.rate_bps);
+            OutputHandle::start(o, cloud.dest(o, false), &fan, &shutdown)
+        })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start the output")?;
     if !test_support::wait_until(Duration::from_secs(5), || {
@@ -215,12 +218,8 @@ impl SenderRun {
     }
     fn threads_note(&self) -> String {
         let per = |sw: u64| sw as f64 / self.media_packets.max(1) as f64;
-        let parts: Vec<String> = self
-            .threads
-            .iter()
-            .filter(|(_, s, _)| *s > 0.0)
-            .map(|(n, s, sw)| format!("{n} {s:.2} s/{:.2}", per(*sw)))
-            .collect();
+        let parts: Vec<String> =
+            self.threads.iter().filter(|(_, s, _)| *s > 0.0).map(|(n, s, sw)| format!("{n} {s:.2} s/{:.2}", per(*sw))).collect();
         let total: u64 = self.threads.iter().map(|t| t.2).sum();
         format!(
             "{}: {:.2} context switches per media packet; by thread (CPU s/switches per media packet): {}",
@@ -232,13 +231,7 @@ impl SenderRun {
 }
 
 /// Runs one sender (spawned by `make`, given the media port) to completion.
-fn run_sender(
-    label: &'static str,
-    scratch: &Path,
-    tck: f64,
-    limit: Duration,
-    make: impl FnOnce(u16) -> Command,
-) -> Result<SenderRun> {
+fn run_sender(label: &'static str, scratch: &Path, tck: f64, limit: Duration, make: impl FnOnce(u16) -> Command) -> Result<SenderRun> {
     // P, P+1 (ffmpeg's RTCP), P+2, P+3, P+4, P+5: all bound so that nothing
     // a sender emits meets a closed port.
     let (port, socks) = procs::bind_port_block(6)?;
@@ -282,14 +275,12 @@ fn run_sender(
         bail!("{label} failed ({status}): {}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
     }
     let media = &counts[0];
-    let (Some(first), Some(last)) = (
-        *media.first.lock().unwrap_or_else(|p| p.into_inner()),
-        *media.last.lock().unwrap_or_else(|p| p.into_inner()),
-    ) else {
+    let (Some(first), Some(last)) =
+        (*media.first.lock().unwrap_or_else(|p| p.into_inner()), *media.last.lock().unwrap_or_else(|p| p.into_inner()))
+    else {
         bail!("{label}: no media packet arrived");
     };
-    let (base_at, base_ticks) =
-        samples.iter().rev().find(|(t, _)| *t <= first).copied().unwrap_or((started, 0));
+    let (base_at, base_ticks) = samples.iter().rev().find(|(t, _)| *t <= first).copied().unwrap_or((started, 0));
     let media_packets = media.packets.load(Ordering::Relaxed);
     let threads = match (thread_samples.iter().rev().find(|(t, _)| *t <= first), thread_samples.last()) {
         (Some((_, before)), Some((_, after))) => procs::thread_delta(before, after, tck),
@@ -519,10 +510,7 @@ pub fn run(a: &FecArgs) -> Result<()> {
         cheaper(vs_ffmpeg),
         if vs_ffmpeg <= 1.0 / 3.0 { "met" } else { "NOT met" }
     );
-    println!(
-        "ratio agent/gst    (CPU s per Mbit/s): {vs_gst:.2}×  (agent {}; per Mbit sent {vs_gst_mbit:.2}×)",
-        cheaper(vs_gst)
-    );
+    println!("ratio agent/gst    (CPU s per Mbit/s): {vs_gst:.2}×  (agent {}; per Mbit sent {vs_gst_mbit:.2}×)", cheaper(vs_gst));
     let most = runs.iter().map(|r| r.media_packets).max().unwrap_or(0);
     let least = runs.iter().map(|r| r.media_packets).min().unwrap_or(0);
     println!(

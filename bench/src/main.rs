@@ -138,13 +138,11 @@ enum Cmd {
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Srt(a) => {
-            Ok(match srt_bench::run(&a)? {
-                srt_bench::Delivery::Ok => ExitCode::SUCCESS,
-                srt_bench::Delivery::AgentShort => ExitCode::from(2),
-                srt_bench::Delivery::ReferenceShort => ExitCode::from(3),
-            })
-        }
+        Cmd::Srt(a) => Ok(match srt_bench::run(&a)? {
+            srt_bench::Delivery::Ok => ExitCode::SUCCESS,
+            srt_bench::Delivery::AgentShort => ExitCode::from(2),
+            srt_bench::Delivery::ReferenceShort => ExitCode::from(3),
+        }),
         Cmd::Adapt(a) => adapt_bench::run(&a).map(|()| ExitCode::SUCCESS),
         Cmd::Fec(a) => fec_bench::run(&a).map(|()| ExitCode::SUCCESS),
         Cmd::SrtAgentChild(a) => srt_bench::agent_child(&a).map(|()| ExitCode::SUCCESS),

@@ -99,7 +99,10 @@ pub fn agent_child(a: &SrtChildArgs) -> Result<()> {
     let outputs = cfg
         .outputs
         .iter()
-        .map(|o| { fan.set_nominal_bps(round_u64(rate_bps)); OutputHandle::start(o, cloud.dest(o, false), &fan, &shutdown) })
+        .map(|o| {
+            fan.set_nominal_bps(round_u64(rate_bps));
+            OutputHandle::start(o, cloud.dest(o, false), &fan, &shutdown)
+        })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start the outputs")?;
     let connected = test_support::wait_until(Duration::from_secs(10), || {
@@ -183,9 +186,7 @@ fn settle(receivers: &[Receiver], expected: u64, latency_ms: u32) -> Vec<u64> {
         }
         if now != last {
             (last, still_since) = (now, Instant::now());
-        } else if start.elapsed() > latency + Duration::from_millis(300)
-            && still_since.elapsed() > Duration::from_millis(500)
-        {
+        } else if start.elapsed() > latency + Duration::from_millis(300) && still_since.elapsed() > Duration::from_millis(500) {
             break;
         }
     }
@@ -371,8 +372,7 @@ fn reference_side(a: &SrtArgs, tck: f64) -> Result<Side> {
     let rss_kb = pids.iter().filter_map(|&p| procs::vm_hwm_kb(p)).sum();
     let expected = chunks * CHUNK as u64;
     let received = settle(&receivers, expected, a.latency_ms);
-    let mut notes =
-        vec![threads_note("reference relays (both)", &procs::thread_delta(&threads0, &threads1, tck), chunks)];
+    let mut notes = vec![threads_note("reference relays (both)", &procs::thread_delta(&threads0, &threads1, tck), chunks)];
     if send_errors > 0 {
         notes.push(format!("reference feed: {send_errors} UDP send errors"));
     }
@@ -393,11 +393,8 @@ fn reference_side(a: &SrtArgs, tck: f64) -> Result<Side> {
 /// that used any CPU.
 fn threads_note(who: &str, delta: &[(String, f64, u64)], chunks: u64) -> String {
     let per = |sw: u64| sw as f64 / chunks.max(1) as f64;
-    let parts: Vec<String> = delta
-        .iter()
-        .filter(|(_, s, _)| *s > 0.0)
-        .map(|(n, s, sw)| format!("{n} {s:.2} s/{:.2}", per(*sw)))
-        .collect();
+    let parts: Vec<String> =
+        delta.iter().filter(|(_, s, _)| *s > 0.0).map(|(n, s, sw)| format!("{n} {s:.2} s/{:.2}", per(*sw))).collect();
     let total: u64 = delta.iter().map(|d| d.2).sum();
     format!(
         "{who}: {:.2} context switches per chunk; by thread (CPU s/switches per chunk): {}",
@@ -469,10 +466,7 @@ pub fn run(a: &SrtArgs) -> Result<Delivery> {
     );
     let ratio = agent.cpu_per_mbps(agent.cpu_s) / reference.cpu_per_mbps(reference.cpu_s);
     println!();
-    println!(
-        "ratio agent/reference (CPU s per Mbit/s): {ratio:.2}×  (goal ≤ 1.5×: {})",
-        if ratio <= 1.5 { "met" } else { "NOT met" }
-    );
+    println!("ratio agent/reference (CPU s per Mbit/s): {ratio:.2}×  (goal ≤ 1.5×: {})", if ratio <= 1.5 { "met" } else { "NOT met" });
     if let Some(o) = outputs_only {
         let r = agent.cpu_per_mbps(o) / reference.cpu_per_mbps(reference.cpu_s);
         println!("ratio agent outputs only/reference: {r:.2}×");

@@ -103,9 +103,9 @@ async fn load_config(s: &AwsSettings, fallback_region: Option<&str>) -> SdkConfi
     let chain = RegionProviderChain::first_try(s.region.clone().map(Region::new))
         .or_default_provider()
         .or_else(fallback_region.map(|r| Region::new(r.to_owned())));
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(chain)
-        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_timeout(Duration::from_secs(10)).build());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(chain).timeout_config(
+        TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_timeout(Duration::from_secs(10)).build(),
+    );
     if let Some(file) = &s.credentials_file {
         // The named file is authoritative: a profile provider over it alone,
         // not the whole chain (where environment variables would win).
@@ -242,7 +242,8 @@ impl FlowApi for AwsCloud {
             )
             .map_err(|e| api_error("DescribeFlow", e))?;
         let raw: Option<Value> = raw.0.lock().unwrap_or_else(|p| p.into_inner()).take().and_then(|b| serde_json::from_slice(&b).ok());
-        let f = out.flow().ok_or_else(|| ApiError::Service { code: "Malformed".into(), message: "DescribeFlow without a flow".into() })?;
+        let f =
+            out.flow().ok_or_else(|| ApiError::Service { code: "Malformed".into(), message: "DescribeFlow without a flow".into() })?;
         let mut sources: Vec<FlowSource> = f.sources().iter().map(|s| source(s, raw.as_ref())).collect();
         if sources.is_empty() {
             sources.extend(f.source().map(|s| source(s, raw.as_ref())));
@@ -353,7 +354,10 @@ impl ChannelApi for AwsCloud {
             input_attachments: out
                 .input_attachments()
                 .iter()
-                .map(|a| InputAttachment { name: a.input_attachment_name().map(str::to_owned), input_id: a.input_id().map(str::to_owned) })
+                .map(|a| InputAttachment {
+                    name: a.input_attachment_name().map(str::to_owned),
+                    input_id: a.input_id().map(str::to_owned),
+                })
                 .collect(),
         })
     }

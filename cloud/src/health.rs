@@ -92,7 +92,13 @@ pub fn summarise(meta: &SourceMetadata) -> MetadataSummary {
 /// Health of the flow behind output `output`. `box_sending` is whether the
 /// output is connected and sending: only then is a flow that sees nothing
 /// an alarm (a stopped box explains an empty flow).
-pub fn flow_health(output: &str, flow: &Flow, source_name: Option<&str>, meta: Option<&SourceMetadata>, box_sending: bool) -> FlowHealth {
+pub fn flow_health(
+    output: &str,
+    flow: &Flow,
+    source_name: Option<&str>,
+    meta: Option<&SourceMetadata>,
+    box_sending: bool,
+) -> FlowHealth {
     let component = format!("flow:{output}");
     let mut alarms = Vec::new();
     let source = source_name.and_then(|n| flow.sources.iter().find(|s| s.name == n)).or_else(|| flow.sources.first());
@@ -173,7 +179,11 @@ pub fn channel_health(channel: &Channel, inputs: &[Input], box_flows: &[String])
                 .and_then(|name| channel.input_attachments.iter().find(|a| a.name.as_deref() == Some(name)));
             let input = attachment.and_then(|a| a.input_id.as_deref()).and_then(|id| inputs.iter().find(|i| i.id == id));
             let box_flow_active = input.map(|i| i.flow_arns.iter().any(|f| box_flows.contains(f)));
-            PipelineHealth { pipeline_id: p.pipeline_id.clone(), active_input: p.active_input_attachment_name.clone(), box_flow_active }
+            PipelineHealth {
+                pipeline_id: p.pipeline_id.clone(),
+                active_input: p.active_input_attachment_name.clone(),
+                box_flow_active,
+            }
         })
         .collect();
     if running {
@@ -229,8 +239,23 @@ mod tests {
                 pid: 480,
                 pcr_pid: 481,
                 streams: vec![
-                    ElementaryStream { pid: 481, stream_type: "27".into(), codec: Some("h264".into()), frame_rate: Some("30".into()), width: Some(1280), height: Some(720), ..Default::default() },
-                    ElementaryStream { pid: 256, stream_type: "15".into(), codec: Some("aac".into()), channels: Some(2), sample_rate: Some(48000), ..Default::default() },
+                    ElementaryStream {
+                        pid: 481,
+                        stream_type: "27".into(),
+                        codec: Some("h264".into()),
+                        frame_rate: Some("30".into()),
+                        width: Some(1280),
+                        height: Some(720),
+                        ..Default::default()
+                    },
+                    ElementaryStream {
+                        pid: 256,
+                        stream_type: "15".into(),
+                        codec: Some("aac".into()),
+                        channels: Some(2),
+                        sample_rate: Some(48000),
+                        ..Default::default()
+                    },
                 ],
             }],
         }
@@ -287,7 +312,11 @@ mod tests {
             ],
         };
         let inputs = vec![
-            Input { id: "in-box".into(), kind: Some("MEDIACONNECT".into()), flow_arns: vec!["arn:flow:a".into(), "arn:flow:b".into()] },
+            Input {
+                id: "in-box".into(),
+                kind: Some("MEDIACONNECT".into()),
+                flow_arns: vec!["arn:flow:a".into(), "arn:flow:b".into()],
+            },
             Input { id: "in-slate".into(), kind: Some("MP4_FILE".into()), flow_arns: vec![] },
         ];
         (ch, inputs)

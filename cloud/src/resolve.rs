@@ -159,11 +159,8 @@ pub fn pick_source<'f>(flow: &'f Flow, target: &FlowTarget) -> Result<&'f FlowSo
 /// The destination for `target` in `flow` (no I/O).
 pub fn destination(flow: &Flow, target: &FlowTarget) -> Result<Destination, ResolveError> {
     let source = pick_source(flow, target)?;
-    let no_addr = |detail: String| ResolveError::NoIngestAddress {
-        flow: flow.arn.to_string(),
-        source_name: source.name.clone(),
-        detail,
-    };
+    let no_addr =
+        |detail: String| ResolveError::NoIngestAddress { flow: flow.arn.to_string(), source_name: source.name.clone(), detail };
     let ip: IpAddr = source
         .ingest_ip
         .as_deref()
@@ -173,7 +170,10 @@ pub fn destination(flow: &Flow, target: &FlowTarget) -> Result<Destination, Reso
     let port = source.ingest_port.filter(|p| *p != 0).ok_or_else(|| no_addr("no IngestPort".into()))?;
     let protocol = source.transport.protocol.clone().unwrap_or(Protocol::Other(String::new()));
     let fec_ports = if protocol == Protocol::RtpFec && target.kind == OutputKind::RtpFec {
-        Some((port.checked_add(2).ok_or_else(|| no_addr("P+2 overflows".into()))?, port.checked_add(4).ok_or_else(|| no_addr("P+4 overflows".into()))?))
+        Some((
+            port.checked_add(2).ok_or_else(|| no_addr("P+2 overflows".into()))?,
+            port.checked_add(4).ok_or_else(|| no_addr("P+4 overflows".into()))?,
+        ))
     } else {
         None
     };
@@ -310,7 +310,8 @@ mod tests {
 
     #[test]
     fn srt_listener_source_gives_the_ingest_address_and_latency() {
-        let d = destination(&flow(FlowStatus::Active, vec![source("a", Protocol::SrtListener, 5000)]), &target(OutputKind::Srt)).unwrap();
+        let d =
+            destination(&flow(FlowStatus::Active, vec![source("a", Protocol::SrtListener, 5000)]), &target(OutputKind::Srt)).unwrap();
         assert_eq!(d.address, "203.0.113.10:5000".parse().unwrap());
         assert_eq!(d.min_latency_ms, Some(1500));
         assert_eq!(d.fec_ports, None);
@@ -319,17 +320,20 @@ mod tests {
 
     #[test]
     fn rtp_fec_source_gives_fec_on_plus_two_and_four() {
-        let d = destination(&flow(FlowStatus::Active, vec![source("a", Protocol::RtpFec, 5000)]), &target(OutputKind::RtpFec)).unwrap();
+        let d =
+            destination(&flow(FlowStatus::Active, vec![source("a", Protocol::RtpFec, 5000)]), &target(OutputKind::RtpFec)).unwrap();
         assert_eq!(d.fec_ports, Some((5002, 5004)));
     }
 
     #[test]
     fn protocol_mismatch_names_both_sides() {
-        let e = destination(&flow(FlowStatus::Active, vec![source("a", Protocol::RtpFec, 5000)]), &target(OutputKind::Srt)).unwrap_err();
+        let e =
+            destination(&flow(FlowStatus::Active, vec![source("a", Protocol::RtpFec, 5000)]), &target(OutputKind::Srt)).unwrap_err();
         assert!(e.is_permanent());
         let msg = e.to_string();
         assert!(msg.contains("srt-listener") && msg.contains("rtp-fec"), "{msg}");
-        let e = destination(&flow(FlowStatus::Active, vec![source("a", Protocol::SrtCaller, 5000)]), &target(OutputKind::Srt)).unwrap_err();
+        let e = destination(&flow(FlowStatus::Active, vec![source("a", Protocol::SrtCaller, 5000)]), &target(OutputKind::Srt))
+            .unwrap_err();
         assert!(matches!(e, ResolveError::ProtocolMismatch { .. }), "{e}");
     }
 

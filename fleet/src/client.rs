@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use rumqttc::tokio_native_tls::native_tls::{Certificate, Identity, Protocol, TlsConnector};
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
-    Transport,
+    AsyncClient, ConnectReturnCode, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -190,11 +189,7 @@ impl FleetClient {
     }
 
     /// Runs the client as tasks on `rt`.
-    pub fn spawn_on(
-        rt: &tokio::runtime::Handle,
-        settings: FleetSettings,
-        device: SharedDevice,
-    ) -> Result<FleetHandle, FleetError> {
+    pub fn spawn_on(rt: &tokio::runtime::Handle, settings: FleetSettings, device: SharedDevice) -> Result<FleetHandle, FleetError> {
         settings.validate().map_err(FleetError::Settings)?;
         let opts = mqtt_options(&settings.device_id, &settings.broker, settings.tls.as_ref(), settings.keep_alive_s)?;
         let store = FileStore::new(settings.state_dir.join("state"))?;
@@ -618,7 +613,8 @@ impl Shell {
         }
         let acked = tokio::time::timeout(Duration::from_secs(2), async {
             while let Some(ev) = events.recv().await {
-                let is_ack = matches!(&ev, NetEvent::Event(Event::Incoming(Packet::PubAck(a))) if self.offline_pkid == Some(Some(a.pkid)));
+                let is_ack =
+                    matches!(&ev, NetEvent::Event(Event::Incoming(Packet::PubAck(a))) if self.offline_pkid == Some(Some(a.pkid)));
                 let is_err = matches!(ev, NetEvent::Error(_));
                 self.on_net(ev);
                 if is_ack || is_err {

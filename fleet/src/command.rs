@@ -169,9 +169,7 @@ impl Command {
             | Command::Rebirth
             | Command::Reboot
             | Command::ChannelStart
-            | Command::ChannelStop => {
-                Value::Object(Map::new())
-            }
+            | Command::ChannelStop => Value::Object(Map::new()),
         }
     }
 
@@ -259,9 +257,8 @@ fn no_args(args: Value) -> Result<(), CommandError> {
 }
 
 fn output_name(s: String) -> Result<String, CommandError> {
-    let ok = !s.is_empty()
-        && s.len() <= 32
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    let ok =
+        !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if ok {
         Ok(s)
     } else {

@@ -37,7 +37,8 @@ impl Outbox {
         let mut found = Vec::new();
         for e in std::fs::read_dir(&dir)? {
             let path = e?.path();
-            let Some(id) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".msg")).and_then(|n| n.parse::<u64>().ok())
+            let Some(id) =
+                path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".msg")).and_then(|n| n.parse::<u64>().ok())
             else {
                 continue;
             };

@@ -133,9 +133,10 @@ mod tests {
 
     #[test]
     fn defaults_fill_in_and_unknown_keys_fail() {
-        let s: FleetSettings =
-            toml::from_str("broker = \"localhost:8883\"\ndevice_id = \"enc-1\"\nstate_dir = \"/var/lib/x\"\ninsecure_plaintext = true\n")
-                .unwrap();
+        let s: FleetSettings = toml::from_str(
+            "broker = \"localhost:8883\"\ndevice_id = \"enc-1\"\nstate_dir = \"/var/lib/x\"\ninsecure_plaintext = true\n",
+        )
+        .unwrap();
         assert_eq!(s.telemetry_interval_s, 10);
         s.validate().unwrap();
         let e = toml::from_str::<FleetSettings>("broker = \"a:1\"\ndevice_id = \"e\"\nstate_dir = \"/\"\nbrokr = 1\n").unwrap_err();

@@ -49,14 +49,8 @@ pub enum Codec {
 
 impl EncoderKind {
     /// Every family, most preferred first.
-    pub const PREFERENCE: [EncoderKind; 6] = [
-        EncoderKind::Va,
-        EncoderKind::Nvenc,
-        EncoderKind::Qsv,
-        EncoderKind::V4l2M2m,
-        EncoderKind::X264,
-        EncoderKind::X265,
-    ];
+    pub const PREFERENCE: [EncoderKind; 6] =
+        [EncoderKind::Va, EncoderKind::Nvenc, EncoderKind::Qsv, EncoderKind::V4l2M2m, EncoderKind::X264, EncoderKind::X265];
 
     /// GStreamer factories that implement this family for H.264, preferred
     /// first.
@@ -105,9 +99,9 @@ impl EncoderKind {
 
     /// The family a factory belongs to.
     pub fn of_factory(factory: &str) -> Option<EncoderKind> {
-        Self::PREFERENCE.into_iter().find(|k| {
-            k.factories_for(Codec::H264).contains(&factory) || k.factories_for(Codec::H265).contains(&factory)
-        })
+        Self::PREFERENCE
+            .into_iter()
+            .find(|k| k.factories_for(Codec::H264).contains(&factory) || k.factories_for(Codec::H265).contains(&factory))
     }
 
     /// Parses a configuration name; `None` for unknown names.
@@ -297,10 +291,7 @@ impl EncoderBackend for GstEncoderBackend {
 fn trial_encode(factory: &str, timeout: Duration) -> Result<(), String> {
     let pipeline = gst::Pipeline::new();
     let make = |name: &str| gst::ElementFactory::make(name).build().map_err(|e| e.to_string());
-    let src = gst::ElementFactory::make("videotestsrc")
-        .property("num-buffers", 1i32)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 1i32).build().map_err(|e| e.to_string())?;
     let convert = make("videoconvert")?;
     let caps = gst::Caps::builder("video/x-raw")
         .field("format", EncoderKind::of_factory(factory).map_or("NV12", EncoderKind::raw_format))
@@ -308,26 +299,18 @@ fn trial_encode(factory: &str, timeout: Duration) -> Result<(), String> {
         .field("height", 240i32)
         .field("framerate", gst::Fraction::new(30, 1))
         .build();
-    let filter = gst::ElementFactory::make("capsfilter")
-        .property("caps", &caps)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let filter = gst::ElementFactory::make("capsfilter").property("caps", &caps).build().map_err(|e| e.to_string())?;
     let enc = make(factory)?;
     let sink = gst_app::AppSink::builder().sync(false).build();
-    pipeline
-        .add_many([&src, &convert, &filter, &enc, sink.upcast_ref()])
-        .map_err(|e| e.to_string())?;
-    gst::Element::link_many([&src, &convert, &filter, &enc, sink.upcast_ref()])
-        .map_err(|e| format!("cannot link: {e}"))?;
+    pipeline.add_many([&src, &convert, &filter, &enc, sink.upcast_ref()]).map_err(|e| e.to_string())?;
+    gst::Element::link_many([&src, &convert, &filter, &enc, sink.upcast_ref()]).map_err(|e| format!("cannot link: {e}"))?;
     let result = run_trial(&pipeline, &sink, timeout);
     let _ = pipeline.set_state(gst::State::Null);
     result
 }
 
 fn run_trial(pipeline: &gst::Pipeline, sink: &gst_app::AppSink, timeout: Duration) -> Result<(), String> {
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| first_bus_error(pipeline).unwrap_or_else(|| "refused to start".to_owned()))?;
+    pipeline.set_state(gst::State::Playing).map_err(|_| first_bus_error(pipeline).unwrap_or_else(|| "refused to start".to_owned()))?;
     let timeout_ct = gst::ClockTime::from_nseconds(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
     match sink.try_pull_sample(timeout_ct) {
         Some(_) => Ok(()),
@@ -364,11 +347,8 @@ mod tests {
 
     #[test]
     fn prefers_hardware_that_passes_its_trial() {
-        let fake = FakeBackend(HashMap::from([
-            ("vah264enc", Err("no VA display".to_owned())),
-            ("nvh264enc", Ok(())),
-            ("x264enc", Ok(())),
-        ]));
+        let fake =
+            FakeBackend(HashMap::from([("vah264enc", Err("no VA display".to_owned())), ("nvh264enc", Ok(())), ("x264enc", Ok(()))]));
         let report = probe(&fake, EncoderRequest::Auto);
         let chosen = report.chosen().map(|c| c.factory);
         assert_eq!(chosen, Some("nvh264enc"));

@@ -135,7 +135,10 @@ mod tests {
         ] {
             assert_eq!(from_serial(p), None, "{p:?}");
         }
-        assert_eq!(device_id(Some("Default string"), Some("To Be Filled By O.E.M."), Some("00:11:22:33:44:55\n")).as_deref(), Some("edge-001122334455"));
+        assert_eq!(
+            device_id(Some("Default string"), Some("To Be Filled By O.E.M."), Some("00:11:22:33:44:55\n")).as_deref(),
+            Some("edge-001122334455")
+        );
     }
 
     #[test]
@@ -180,7 +183,12 @@ mod tests {
         let sys = dir.path();
         std::fs::create_dir_all(sys.join("class/dmi/id")).unwrap();
         std::fs::write(sys.join("class/dmi/id/product_serial"), "To Be Filled By O.E.M.\n").unwrap();
-        for (nic, mac, physical) in [("lo", "00:00:00:00:00:00", false), ("br0", "02:00:00:00:00:01", false), ("eth1", "00:11:22:33:44:66", true), ("eth0", "00:11:22:33:44:55", true)] {
+        for (nic, mac, physical) in [
+            ("lo", "00:00:00:00:00:00", false),
+            ("br0", "02:00:00:00:00:01", false),
+            ("eth1", "00:11:22:33:44:66", true),
+            ("eth0", "00:11:22:33:44:55", true),
+        ] {
             let d = sys.join("class/net").join(nic);
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join("address"), format!("{mac}\n")).unwrap();

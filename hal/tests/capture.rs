@@ -8,8 +8,8 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use hal::capture::{
-    select_auto, BtTimings, Bus, CaptureDevice, CaptureEvent, CaptureKind, Discovery, DvQuery, DvTimings,
-    FakeDeckLinkProbe, FakeSysfsTree, FakeV4l2Probe, Signal, SysfsOnlyProbe, SysfsScanner, VideoFormat,
+    select_auto, BtTimings, Bus, CaptureDevice, CaptureEvent, CaptureKind, Discovery, DvQuery, DvTimings, FakeDeckLinkProbe,
+    FakeSysfsTree, FakeV4l2Probe, Signal, SysfsOnlyProbe, SysfsScanner, VideoFormat,
 };
 
 const P1080_50: BtTimings = BtTimings {
@@ -181,10 +181,7 @@ fn uvc_dongle_signal_comes_from_the_frame_watchdog() {
     wd.start(t0);
     wd.frame(t0 + ms(40));
     let events = d.rescan(t0 + ms(50)).unwrap();
-    assert_eq!(
-        events,
-        [CaptureEvent::SignalChanged { id: id.clone(), from: Signal::Unknown, to: Signal::Locked(fmt) }]
-    );
+    assert_eq!(events, [CaptureEvent::SignalChanged { id: id.clone(), from: Signal::Unknown, to: Signal::Locked(fmt) }]);
     assert_eq!(select_auto(d.devices()).map(|c| c.kind), Some(CaptureKind::V4l2Uvc));
 
     // The HDMI source behind the dongle is switched off: frames stop.

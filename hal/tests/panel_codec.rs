@@ -5,8 +5,7 @@
 
 use hal::panel::codec::{encode_board, parse_host_line};
 use hal::panel::{
-    encode, parse_board_line, BoardMessage, HostCommand, Led, LedColor, LedMode, LedState, LineBuffer, Press, Tally,
-    MAX_LINE,
+    encode, parse_board_line, BoardMessage, HostCommand, Led, LedColor, LedMode, LedState, LineBuffer, Press, Tally, MAX_LINE,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -30,8 +29,7 @@ fn host_command() -> impl Strategy<Value = HostCommand> {
 fn board_message() -> impl Strategy<Value = BoardMessage> {
     prop_oneof![
         any::<u16>().prop_map(|seq| BoardMessage::Ok { seq }),
-        (any::<u16>(), "[ -~]{0,40}[!-~]")
-            .prop_map(|(seq, reason)| BoardMessage::Err { seq, reason: reason.trim().to_owned() }),
+        (any::<u16>(), "[ -~]{0,40}[!-~]").prop_map(|(seq, reason)| BoardMessage::Err { seq, reason: reason.trim().to_owned() }),
         ("[a-z0-9_-]{1,16}", pick(Press::ALL)).prop_map(|(name, press)| BoardMessage::Button { name, press }),
         any::<i32>().prop_map(|millicelsius| BoardMessage::Temp { millicelsius }),
         any::<u32>().prop_map(|rpm| BoardMessage::Fan { rpm }),

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hal::panel::{
-    HostCommand, Led, LedColor, LedMode, LedState, PanelEvent, PanelLink, PanelLinkConfig, PanelStatus, Press,
-    SimBoard, Tally,
+    HostCommand, Led, LedColor, LedMode, LedState, PanelEvent, PanelLink, PanelLinkConfig, PanelStatus, Press, SimBoard, Tally,
 };
 use tokio::sync::mpsc;
 
@@ -88,9 +87,7 @@ async fn led_commands_reach_the_board_and_are_acknowledged() {
     rig.link.set_led(Led::Backup, LedState::new(LedMode::Blink, Some(LedColor::Amber)));
     rig.link.set_tally(Tally::Red);
     rig.board_until("LEDs shown", |b| {
-        b.leds[Led::Primary.index()] == green_on()
-            && b.leds[Led::Backup.index()].mode == LedMode::Blink
-            && b.tally == Tally::Red
+        b.leds[Led::Primary.index()] == green_on() && b.leds[Led::Backup.index()].mode == LedMode::Blink && b.tally == Tally::Red
     })
     .await;
     rig.status_until("acknowledged", |s| s.in_sync).await;

@@ -44,15 +44,9 @@ fn fake_host() -> (tempfile::TempDir, SensorPaths) {
     write(&sys.join("class/thermal/cooling_device0/type"), "Processor\n");
 
     let proc = dir.path().join("proc");
-    write(
-        &proc.join("stat"),
-        "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\ncpu1 50 0 25 400 25 0 0 0 0 0\n",
-    );
+    write(&proc.join("stat"), "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\ncpu1 50 0 25 400 25 0 0 0 0 0\n");
     write(&proc.join("loadavg"), "0.52 0.58 0.59 2/467 12345\n");
-    write(
-        &proc.join("meminfo"),
-        "MemTotal:        4000000 kB\nMemFree:          500000 kB\nMemAvailable:    3000000 kB\n",
-    );
+    write(&proc.join("meminfo"), "MemTotal:        4000000 kB\nMemFree:          500000 kB\nMemAvailable:    3000000 kB\n");
     let run = dir.path().join("run");
     write(&run.join("systemd/timesync/synchronized"), "");
     let paths = SensorPaths { sys_root: sys, proc_root: proc, run_root: run };
@@ -63,10 +57,8 @@ fn fake_host() -> (tempfile::TempDir, SensorPaths) {
 fn temperatures_from_hwmon_and_thermal_zones() {
     let (_dir, paths) = fake_host();
     let temps = Sensors::new(paths).temperatures();
-    let got: Vec<_> = temps
-        .iter()
-        .map(|t| (t.source, t.sensor.as_str(), t.chip.as_str(), t.label.as_deref(), t.millicelsius))
-        .collect();
+    let got: Vec<_> =
+        temps.iter().map(|t| (t.source, t.sensor.as_str(), t.chip.as_str(), t.label.as_deref(), t.millicelsius)).collect();
     assert_eq!(
         got,
         [

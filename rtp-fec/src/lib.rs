@@ -79,11 +79,8 @@ pub mod pacing;
 pub mod rtp;
 
 pub use fec::{
-    DecodeError, DecoderConfig, DecoderStats, EncodeError, EncoderStats, FecDecoder, FecEncoder,
-    FecError, FecKind, FecMatrix, FecMode, FecOutcome, FecOutput, FecPacket, LearnedMatrix,
-    MediaOutcome, RecoveredPacket,
+    DecodeError, DecoderConfig, DecoderStats, EncodeError, EncoderStats, FecDecoder, FecEncoder, FecError, FecKind, FecMatrix,
+    FecMode, FecOutcome, FecOutput, FecPacket, LearnedMatrix, MediaOutcome, RecoveredPacket,
 };
 pub use pacing::{BurstMeter, BurstReport, Pacer, PacingError};
-pub use rtp::{
-    timestamp_90k, timestamp_90k_from_nanos, RtpError, RtpHeader, RtpPacket, RtpPacketizer,
-};
+pub use rtp::{timestamp_90k, timestamp_90k_from_nanos, RtpError, RtpHeader, RtpPacket, RtpPacketizer};

@@ -44,11 +44,7 @@ impl Pacer {
         if rate_bps == 0 {
             return Err(PacingError::ZeroRate);
         }
-        Ok(Pacer {
-            rate_bps,
-            max_lag: DEFAULT_MAX_LAG,
-            next_free: None,
-        })
+        Ok(Pacer { rate_bps, max_lag: DEFAULT_MAX_LAG, next_free: None })
     }
 
     /// Bounds the delay pacing may add to a packet.
@@ -151,37 +147,25 @@ impl BurstMeter {
         self.report.bytes = self.report.bytes.saturating_add(bytes_u64);
 
         // A window is (at - w, at]: packets exactly w apart are not together.
-        while self
-            .in_burst_window
-            .front()
-            .is_some_and(|&t| t + self.burst_window <= at)
+        while self.in_burst_window.front().is_some_and(|&t| t + self.burst_window <= at)
             || self.in_burst_window.len() >= MAX_WINDOW_SAMPLES
         {
             self.in_burst_window.pop_front();
         }
         self.in_burst_window.push_back(at);
-        self.report.max_packets_in_burst_window = self
-            .report
-            .max_packets_in_burst_window
-            .max(self.in_burst_window.len());
+        self.report.max_packets_in_burst_window = self.report.max_packets_in_burst_window.max(self.in_burst_window.len());
 
         while let Some(&(t, b)) = self.in_rate_window.front() {
             if t + self.rate_window > at && self.in_rate_window.len() < MAX_WINDOW_SAMPLES {
                 break;
             }
             self.in_rate_window.pop_front();
-            self.rate_window_bytes -= u64::try_from(b)
-                .unwrap_or(u64::MAX)
-                .min(self.rate_window_bytes);
+            self.rate_window_bytes -= u64::try_from(b).unwrap_or(u64::MAX).min(self.rate_window_bytes);
         }
         self.in_rate_window.push_back((at, bytes));
         self.rate_window_bytes = self.rate_window_bytes.saturating_add(bytes_u64);
-        let rate =
-            u128::from(self.rate_window_bytes) * 8 * NANOS_PER_SEC / self.rate_window.as_nanos();
-        self.report.max_rate_bps = self
-            .report
-            .max_rate_bps
-            .max(u64::try_from(rate).unwrap_or(u64::MAX));
+        let rate = u128::from(self.rate_window_bytes) * 8 * NANOS_PER_SEC / self.rate_window.as_nanos();
+        self.report.max_rate_bps = self.report.max_rate_bps.max(u64::try_from(rate).unwrap_or(u64::MAX));
     }
 
     /// The worst bursts so far.
@@ -218,11 +202,7 @@ mod tests {
         let mut p = pacer(10_000_000).with_max_lag(2 * MS);
         assert_eq!(p.schedule(5 * MS, 1250), 5 * MS);
         assert_eq!(p.schedule(5 * MS, 12_500), 6 * MS); // 10 ms long
-        assert_eq!(
-            p.schedule(6 * MS, 1250),
-            8 * MS,
-            "capped at ready + max_lag"
-        );
+        assert_eq!(p.schedule(6 * MS, 1250), 8 * MS, "capped at ready + max_lag");
         assert_eq!(Pacer::new(0).err(), Some(PacingError::ZeroRate));
         assert_eq!(p.set_rate(0), Err(PacingError::ZeroRate));
         assert_eq!(p.set_rate(5_000_000).map(|()| p.rate_bps()), Ok(5_000_000));
@@ -241,19 +221,12 @@ mod tests {
             }
         }
         let (b, s) = (burst.report(), paced.report());
-        assert_eq!(
-            (b.packets, b.bytes, b.max_packets_in_burst_window),
-            (300, 300 * 1328, 30)
-        );
+        assert_eq!((b.packets, b.bytes, b.max_packets_in_burst_window), (300, 300 * 1328, 30));
         assert_eq!(b.max_rate_bps, 30 * 1328 * 8 * 100);
         // 1328 B at 20 Mbit/s = 531.2 µs apart: 2 per millisecond.
         assert_eq!(s.max_packets_in_burst_window, 2);
         // Counting by start time, a 10 ms window may hold one packet more than 10 ms of data.
-        assert!(
-            s.max_rate_bps <= 20_000_000 + 1328 * 8 * 100,
-            "{}",
-            s.max_rate_bps
-        );
+        assert!(s.max_rate_bps <= 20_000_000 + 1328 * 8 * 100, "{}", s.max_rate_bps);
     }
 
     #[test]

@@ -108,12 +108,7 @@ impl RtpHeader {
         let csrc_count = fixed[0] & 0x0f;
         let mut offset = RTP_HEADER_LEN + 4 * usize::from(csrc_count);
         let needed = offset;
-        let csrc_bytes = packet
-            .get(RTP_HEADER_LEN..offset)
-            .ok_or(RtpError::TooShort {
-                len: packet.len(),
-                needed,
-            })?;
+        let csrc_bytes = packet.get(RTP_HEADER_LEN..offset).ok_or(RtpError::TooShort { len: packet.len(), needed })?;
         let mut csrcs = [0u32; 15];
         for (slot, chunk) in csrcs.iter_mut().zip(csrc_bytes.as_chunks::<4>().0) {
             *slot = u32::from_be_bytes(*chunk);
@@ -121,20 +116,14 @@ impl RtpHeader {
 
         let (extension_profile, extension_len) = if has_extension {
             let needed = offset + 4;
-            let preamble = packet.get(offset..needed).ok_or(RtpError::TooShort {
-                len: packet.len(),
-                needed,
-            })?;
+            let preamble = packet.get(offset..needed).ok_or(RtpError::TooShort { len: packet.len(), needed })?;
             let profile = u16::from_be_bytes([preamble[0], preamble[1]]);
             // The length counts 32-bit words after the preamble (RFC 3550 §5.3.1).
             let words = u16::from_be_bytes([preamble[2], preamble[3]]);
             let len = 4 * usize::from(words);
             offset = needed + len;
             if packet.len() < offset {
-                return Err(RtpError::TooShort {
-                    len: packet.len(),
-                    needed: offset,
-                });
+                return Err(RtpError::TooShort { len: packet.len(), needed: offset });
             }
             (Some(profile), len)
         } else {
@@ -146,10 +135,7 @@ impl RtpHeader {
             // The last byte counts the padding including itself, so 0 is invalid.
             let count = packet.last().copied().unwrap_or(0);
             if count == 0 || usize::from(count) > available {
-                return Err(RtpError::BadPadding {
-                    padding: count,
-                    available,
-                });
+                return Err(RtpError::BadPadding { padding: count, available });
             }
             count
         } else {
@@ -175,28 +161,19 @@ impl RtpHeader {
 
     /// The contributing sources (0 to 15).
     pub fn csrcs(&self) -> &[u32] {
-        self.csrcs
-            .get(..usize::from(self.csrc_count))
-            .unwrap_or(&[])
+        self.csrcs.get(..usize::from(self.csrc_count)).unwrap_or(&[])
     }
 
     /// The payload of `packet`, the same bytes this header was parsed from
     /// (empty if `packet` is a different, shorter buffer).
     pub fn payload<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
-        packet
-            .get(self.payload_offset..self.payload_offset + self.payload_len)
-            .unwrap_or(&[])
+        packet.get(self.payload_offset..self.payload_offset + self.payload_len).unwrap_or(&[])
     }
 }
 
 /// The fixed 12-byte header, or `TooShort`.
 pub(crate) fn fixed_header(packet: &[u8]) -> Result<&[u8; RTP_HEADER_LEN], RtpError> {
-    packet
-        .first_chunk::<RTP_HEADER_LEN>()
-        .ok_or(RtpError::TooShort {
-            len: packet.len(),
-            needed: RTP_HEADER_LEN,
-        })
+    packet.first_chunk::<RTP_HEADER_LEN>().ok_or(RtpError::TooShort { len: packet.len(), needed: RTP_HEADER_LEN })
 }
 
 /// An RTP packet built by [`RtpPacketizer`]: a 12-byte header (no CSRC,
@@ -213,11 +190,7 @@ impl RtpPacket {
     fn field<const N: usize>(&self, at: usize) -> [u8; N] {
         // The packetiser always writes the full 12-byte header, so `at + N <= 12`
         // is in bounds; the fallback only keeps this panic-free by construction.
-        self.bytes
-            .get(at..at + N)
-            .and_then(|s| s.first_chunk::<N>())
-            .copied()
-            .unwrap_or([0; N])
+        self.bytes.get(at..at + N).and_then(|s| s.first_chunk::<N>()).copied().unwrap_or([0; N])
     }
 
     /// Sequence number.
@@ -275,10 +248,7 @@ impl RtpPacketizer {
     /// asks for a random initial sequence number and SSRC; the caller picks
     /// them (GStreamer's FEC encoder needs SSRC 0, ffmpeg refuses 0).
     pub fn new(ssrc: u32, initial_seq: u16) -> Self {
-        RtpPacketizer {
-            ssrc,
-            next_seq: initial_seq,
-        }
+        RtpPacketizer { ssrc, next_seq: initial_seq }
     }
 
     /// The sequence number the next packet will carry.
@@ -290,16 +260,12 @@ impl RtpPacketizer {
     /// header with payload type 33, marker 0 and `timestamp_90k`.
     pub fn packetize(&mut self, ts: &[u8], timestamp_90k: u32) -> Result<RtpPacket, RtpError> {
         let count = ts.len() / TS_PACKET_LEN;
-        if !ts.len().is_multiple_of(TS_PACKET_LEN) || !(1..=MAX_TS_PACKETS_PER_RTP).contains(&count)
-        {
+        if !ts.len().is_multiple_of(TS_PACKET_LEN) || !(1..=MAX_TS_PACKETS_PER_RTP).contains(&count) {
             return Err(RtpError::NotWholeTsPackets { len: ts.len() });
         }
         for (index, packet) in ts.chunks_exact(TS_PACKET_LEN).enumerate() {
             if packet[0] != TS_SYNC_BYTE {
-                return Err(RtpError::MissingSyncByte {
-                    index,
-                    byte: packet[0],
-                });
+                return Err(RtpError::MissingSyncByte { index, byte: packet[0] });
             }
         }
 
@@ -350,16 +316,10 @@ mod tests {
         let pkt = p.packetize(&ts, 1234).unwrap();
         assert_eq!(pkt.as_bytes().len(), 1328);
         assert_eq!(&pkt.as_bytes()[..2], &[0x80, 33]);
-        assert_eq!(
-            (pkt.seq(), pkt.timestamp(), pkt.ssrc()),
-            (100, 1234, 0xdead_beef)
-        );
+        assert_eq!((pkt.seq(), pkt.timestamp(), pkt.ssrc()), (100, 1234, 0xdead_beef));
         assert_eq!(pkt.payload(), &ts[..]);
         let h = RtpHeader::parse(pkt.as_bytes()).unwrap();
-        assert_eq!(
-            (h.payload_type, h.sequence, h.marker, h.padding),
-            (33, 100, false, false)
-        );
+        assert_eq!((h.payload_type, h.sequence, h.marker, h.padding), (33, 100, false, false));
         assert_eq!((h.payload_offset, h.payload_len), (12, 1316));
         let shared: Arc<[u8]> = pkt.clone().into();
         assert_eq!(&shared[..], pkt.as_bytes());
@@ -369,10 +329,7 @@ mod tests {
     fn sequence_wraps_at_65535() {
         let mut p = RtpPacketizer::new(1, 65534);
         let ts = ts_packets(1);
-        let seqs: Vec<u16> = (0..4)
-            .filter_map(|_| p.packetize(&ts, 0).ok())
-            .map(|pkt| pkt.seq())
-            .collect();
+        let seqs: Vec<u16> = (0..4).filter_map(|_| p.packetize(&ts, 0).ok()).map(|pkt| pkt.seq()).collect();
         assert_eq!(seqs, [65534, 65535, 0, 1]);
     }
 
@@ -380,25 +337,12 @@ mod tests {
     fn rejects_payloads_that_are_not_whole_ts_packets() {
         let mut p = RtpPacketizer::new(1, 0);
         for len in [0, 1, 187, 189, 8 * 188] {
-            assert_eq!(
-                p.packetize(&vec![TS_SYNC_BYTE; len], 0),
-                Err(RtpError::NotWholeTsPackets { len })
-            );
+            assert_eq!(p.packetize(&vec![TS_SYNC_BYTE; len], 0), Err(RtpError::NotWholeTsPackets { len }));
         }
         let mut ts = ts_packets(3);
         ts[2 * 188] = 0x48;
-        assert_eq!(
-            p.packetize(&ts, 0),
-            Err(RtpError::MissingSyncByte {
-                index: 2,
-                byte: 0x48
-            })
-        );
-        assert_eq!(
-            p.next_seq(),
-            0,
-            "a rejected payload must not consume a sequence number"
-        );
+        assert_eq!(p.packetize(&ts, 0), Err(RtpError::MissingSyncByte { index: 2, byte: 0x48 }));
+        assert_eq!(p.next_seq(), 0, "a rejected payload must not consume a sequence number");
     }
 
     #[test]
@@ -422,10 +366,7 @@ mod tests {
         pkt.extend_from_slice(&[0, 0, 3]); // 3 bytes of padding
         let h = RtpHeader::parse(&pkt).unwrap();
         assert!(h.marker && h.padding);
-        assert_eq!(
-            (h.payload_type, h.sequence, h.timestamp, h.ssrc),
-            (96, 0x1234, 7, 9)
-        );
+        assert_eq!((h.payload_type, h.sequence, h.timestamp, h.ssrc), (96, 0x1234, 7, 9));
         assert_eq!(h.csrcs(), &[1, 2]);
         assert_eq!((h.extension_profile, h.extension_len), (Some(0xbede), 4));
         assert_eq!(h.padding_len, 3);
@@ -434,52 +375,20 @@ mod tests {
 
     #[test]
     fn rejects_malformed_headers() {
-        assert_eq!(
-            RtpHeader::parse(&[0x80; 11]),
-            Err(RtpError::TooShort {
-                len: 11,
-                needed: 12
-            })
-        );
+        assert_eq!(RtpHeader::parse(&[0x80; 11]), Err(RtpError::TooShort { len: 11, needed: 12 }));
         assert_eq!(RtpHeader::parse(&[0x40; 12]), Err(RtpError::BadVersion(1)));
         // CC = 1 but no CSRC.
-        assert_eq!(
-            RtpHeader::parse(&[0x81; 12]),
-            Err(RtpError::TooShort {
-                len: 12,
-                needed: 16
-            })
-        );
+        assert_eq!(RtpHeader::parse(&[0x81; 12]), Err(RtpError::TooShort { len: 12, needed: 16 }));
         // X set, extension claims 2 words, only 1 present.
-        let mut ext = vec![
-            0x90, 33, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 2, 3, 4,
-        ];
-        assert_eq!(
-            RtpHeader::parse(&ext),
-            Err(RtpError::TooShort {
-                len: 20,
-                needed: 24
-            })
-        );
+        let mut ext = vec![0x90, 33, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 2, 3, 4];
+        assert_eq!(RtpHeader::parse(&ext), Err(RtpError::TooShort { len: 20, needed: 24 }));
         ext.extend_from_slice(&[5, 6, 7, 8]);
         assert!(RtpHeader::parse(&ext).is_ok());
         // P set with a zero count, and with a count larger than the payload.
         let mut pad = vec![0xa0, 33, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
-        assert_eq!(
-            RtpHeader::parse(&pad),
-            Err(RtpError::BadPadding {
-                padding: 0,
-                available: 2
-            })
-        );
+        assert_eq!(RtpHeader::parse(&pad), Err(RtpError::BadPadding { padding: 0, available: 2 }));
         pad[13] = 3;
-        assert_eq!(
-            RtpHeader::parse(&pad),
-            Err(RtpError::BadPadding {
-                padding: 3,
-                available: 2
-            })
-        );
+        assert_eq!(RtpHeader::parse(&pad), Err(RtpError::BadPadding { padding: 3, available: 2 }));
         pad[13] = 2;
         assert_eq!(RtpHeader::parse(&pad).map(|h| h.payload_len), Ok(0));
     }

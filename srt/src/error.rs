@@ -62,9 +62,7 @@ pub(crate) fn last_error() -> (i32, String) {
     } else {
         // SAFETY: non-NULL, NUL-terminated, valid until the next libsrt call on
         // this thread; we copy it before making one.
-        unsafe { CStr::from_ptr(ptr) }
-            .to_string_lossy()
-            .into_owned()
+        unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
     };
     (code, message)
 }
@@ -83,9 +81,7 @@ pub(crate) fn io_error() -> SrtError {
     let (code, message) = last_error();
     match code {
         ffi::SRT_EASYNCSND | ffi::SRT_EASYNCRCV | ffi::SRT_ETIMEOUT => SrtError::Timeout,
-        ffi::SRT_ECONNFAIL | ffi::SRT_ECONNLOST | ffi::SRT_ENOCONN | ffi::SRT_EINVSOCK => {
-            SrtError::ConnectionLost(message)
-        }
+        ffi::SRT_ECONNFAIL | ffi::SRT_ECONNLOST | ffi::SRT_ENOCONN | ffi::SRT_EINVSOCK => SrtError::ConnectionLost(message),
         code => SrtError::Other { code, message },
     }
 }
@@ -120,47 +116,19 @@ const REASONS: [(i32, RejectReason, &str); 17] = {
     use RejectReason::*;
     [
         (ffi::SRT_REJ_UNKNOWN, Unknown, "unknown reason"),
-        (
-            ffi::SRT_REJ_SYSTEM,
-            System,
-            "system error on the local host",
-        ),
+        (ffi::SRT_REJ_SYSTEM, System, "system error on the local host"),
         (ffi::SRT_REJ_PEER, Peer, "rejected by the peer"),
         (ffi::SRT_REJ_RESOURCE, Resource, "out of resources"),
         (ffi::SRT_REJ_ROGUE, Rogue, "malformed handshake"),
         (ffi::SRT_REJ_BACKLOG, Backlog, "listener backlog full"),
         (ffi::SRT_REJ_IPE, Ipe, "internal error in libsrt"),
-        (
-            ffi::SRT_REJ_CLOSE,
-            Close,
-            "socket closed during the handshake",
-        ),
+        (ffi::SRT_REJ_CLOSE, Close, "socket closed during the handshake"),
         (ffi::SRT_REJ_VERSION, Version, "peer SRT version too old"),
-        (
-            ffi::SRT_REJ_RDVCOOKIE,
-            RdvCookie,
-            "rendezvous cookie collision",
-        ),
-        (
-            ffi::SRT_REJ_BADSECRET,
-            BadSecret,
-            "wrong or missing passphrase",
-        ),
-        (
-            ffi::SRT_REJ_UNSECURE,
-            Unsecure,
-            "encryption configured on one side only",
-        ),
-        (
-            ffi::SRT_REJ_MESSAGEAPI,
-            MessageApi,
-            "stream/message API mismatch",
-        ),
-        (
-            ffi::SRT_REJ_CONGESTION,
-            Congestion,
-            "incompatible congestion control",
-        ),
+        (ffi::SRT_REJ_RDVCOOKIE, RdvCookie, "rendezvous cookie collision"),
+        (ffi::SRT_REJ_BADSECRET, BadSecret, "wrong or missing passphrase"),
+        (ffi::SRT_REJ_UNSECURE, Unsecure, "encryption configured on one side only"),
+        (ffi::SRT_REJ_MESSAGEAPI, MessageApi, "stream/message API mismatch"),
+        (ffi::SRT_REJ_CONGESTION, Congestion, "incompatible congestion control"),
         (ffi::SRT_REJ_FILTER, Filter, "incompatible packet filter"),
         (ffi::SRT_REJ_GROUP, Group, "incompatible socket group"),
         (ffi::SRT_REJ_TIMEOUT, Timeout, "peer did not answer in time"),
@@ -170,10 +138,7 @@ const REASONS: [(i32, RejectReason, &str); 17] = {
 impl RejectReason {
     /// Maps an `srt_getrejectreason()` value.
     pub fn from_code(code: i32) -> Self {
-        REASONS
-            .iter()
-            .find(|e| e.0 == code)
-            .map_or(RejectReason::Other(code), |e| e.1)
+        REASONS.iter().find(|e| e.0 == code).map_or(RejectReason::Other(code), |e| e.1)
     }
 
     /// The numeric `SRT_REJ_*` (or predefined/user) code.

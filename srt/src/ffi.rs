@@ -237,38 +237,13 @@ extern "C" {
     pub fn srt_connect(u: SRTSOCKET, name: *const sockaddr, namelen: c_int) -> c_int;
     pub fn srt_close(u: SRTSOCKET) -> c_int;
     pub fn srt_getsockname(u: SRTSOCKET, name: *mut sockaddr, namelen: *mut c_int) -> c_int;
-    pub fn srt_getsockflag(
-        u: SRTSOCKET,
-        opt: SRT_SOCKOPT,
-        optval: *mut libc::c_void,
-        optlen: *mut c_int,
-    ) -> c_int;
-    pub fn srt_setsockflag(
-        u: SRTSOCKET,
-        opt: SRT_SOCKOPT,
-        optval: *const libc::c_void,
-        optlen: c_int,
-    ) -> c_int;
-    pub fn srt_sendmsg2(
-        u: SRTSOCKET,
-        buf: *const c_char,
-        len: c_int,
-        mctrl: *mut SRT_MSGCTRL,
-    ) -> c_int;
-    pub fn srt_recvmsg2(
-        u: SRTSOCKET,
-        buf: *mut c_char,
-        len: c_int,
-        mctrl: *mut SRT_MSGCTRL,
-    ) -> c_int;
+    pub fn srt_getsockflag(u: SRTSOCKET, opt: SRT_SOCKOPT, optval: *mut libc::c_void, optlen: *mut c_int) -> c_int;
+    pub fn srt_setsockflag(u: SRTSOCKET, opt: SRT_SOCKOPT, optval: *const libc::c_void, optlen: c_int) -> c_int;
+    pub fn srt_sendmsg2(u: SRTSOCKET, buf: *const c_char, len: c_int, mctrl: *mut SRT_MSGCTRL) -> c_int;
+    pub fn srt_recvmsg2(u: SRTSOCKET, buf: *mut c_char, len: c_int, mctrl: *mut SRT_MSGCTRL) -> c_int;
     pub fn srt_getlasterror_str() -> *const c_char;
     pub fn srt_getlasterror(errno_loc: *mut c_int) -> c_int;
-    pub fn srt_bistats(
-        u: SRTSOCKET,
-        perf: *mut CBytePerfMon,
-        clear: c_int,
-        instantaneous: c_int,
-    ) -> c_int;
+    pub fn srt_bistats(u: SRTSOCKET, perf: *mut CBytePerfMon, clear: c_int, instantaneous: c_int) -> c_int;
     pub fn srt_getsockstate(u: SRTSOCKET) -> SRT_SOCKSTATUS;
     pub fn srt_epoll_create() -> c_int;
     pub fn srt_epoll_add_usock(eid: c_int, u: SRTSOCKET, events: *const c_int) -> c_int;
@@ -294,11 +269,6 @@ extern "C" {
 #[cfg(test)]
 extern "C" {
     pub fn edge_srt_const(name: *const c_char, out: *mut i64) -> c_int;
-    pub fn edge_srt_field(
-        name: *const c_char,
-        off: *mut usize,
-        size: *mut usize,
-        kind: *mut c_int,
-    ) -> c_int;
+    pub fn edge_srt_field(name: *const c_char, off: *mut usize, size: *mut usize, kind: *mut c_int) -> c_int;
     pub fn edge_srt_sizeof(which: c_int) -> usize;
 }

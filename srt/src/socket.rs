@@ -50,10 +50,7 @@ impl fmt::Debug for SocketOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SocketOptions")
             .field("latency_ms", &self.latency_ms)
-            .field(
-                "passphrase",
-                &self.passphrase.as_ref().map(|_| "<redacted>"),
-            )
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "<redacted>"))
             .field("pbkeylen", &self.pbkeylen)
             .field("stream_id", &self.stream_id)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
@@ -106,10 +103,7 @@ impl SocketState {
 
     /// Broken, closing, closed or gone: this socket will not carry data again.
     pub fn is_dead(self) -> bool {
-        matches!(
-            self,
-            Self::Broken | Self::Closing | Self::Closed | Self::NonExist
-        )
+        matches!(self, Self::Broken | Self::Closing | Self::Closed | Self::NonExist)
     }
 }
 
@@ -134,35 +128,25 @@ impl Handle {
 
     fn check_opt(rc: c_int, option: &'static str) -> Result<(), SrtError> {
         if rc == ffi::SRT_ERROR {
-            return Err(SrtError::InvalidOption {
-                option,
-                message: last_error().1,
-            });
+            return Err(SrtError::InvalidOption { option, message: last_error().1 });
         }
         Ok(())
     }
 
     fn set_i32(&self, opt: SRT_SOCKOPT, name: &'static str, v: i32) -> Result<(), SrtError> {
         // SAFETY: `v` is a live, aligned int and we pass its exact size; libsrt copies it.
-        let rc = unsafe {
-            ffi::srt_setsockflag(self.0, opt, (&raw const v).cast::<c_void>(), c_len::<i32>())
-        };
+        let rc = unsafe { ffi::srt_setsockflag(self.0, opt, (&raw const v).cast::<c_void>(), c_len::<i32>()) };
         Self::check_opt(rc, name)
     }
 
     fn set_i64(&self, opt: SRT_SOCKOPT, name: &'static str, v: i64) -> Result<(), SrtError> {
         // SAFETY: `v` is a live, aligned int64_t and we pass its exact size; libsrt copies it.
-        let rc = unsafe {
-            ffi::srt_setsockflag(self.0, opt, (&raw const v).cast::<c_void>(), c_len::<i64>())
-        };
+        let rc = unsafe { ffi::srt_setsockflag(self.0, opt, (&raw const v).cast::<c_void>(), c_len::<i64>()) };
         Self::check_opt(rc, name)
     }
 
     fn set_str(&self, opt: SRT_SOCKOPT, name: &'static str, v: &str) -> Result<(), SrtError> {
-        let len = c_int::try_from(v.len()).map_err(|_| SrtError::InvalidOption {
-            option: name,
-            message: "value too long".into(),
-        })?;
+        let len = c_int::try_from(v.len()).map_err(|_| SrtError::InvalidOption { option: name, message: "value too long".into() })?;
         // SAFETY: string options take (pointer, length) and need no NUL; `v` is
         // valid for `len` bytes and libsrt copies them before returning.
         let rc = unsafe { ffi::srt_setsockflag(self.0, opt, v.as_ptr().cast::<c_void>(), len) };
@@ -173,8 +157,7 @@ impl Handle {
         let mut v: c_int = 0;
         let mut len = c_len::<c_int>();
         // SAFETY: `v` and `len` are live locals; libsrt writes at most `len` bytes into `v`.
-        let rc =
-            unsafe { ffi::srt_getsockflag(self.0, opt, (&raw mut v).cast::<c_void>(), &mut len) };
+        let rc = unsafe { ffi::srt_getsockflag(self.0, opt, (&raw mut v).cast::<c_void>(), &mut len) };
         check(rc)?;
         Ok(v)
     }
@@ -194,63 +177,21 @@ impl Handle {
         }
         // All int options; KMREFRESHRATE before KMPREANNOUNCE, which libsrt checks against it.
         let ints = [
-            (
-                ffi::SRTO_SNDBUF,
-                "SRTO_SNDBUF",
-                o.send_buffer_bytes.map(i64::from),
-            ),
-            (
-                ffi::SRTO_LATENCY,
-                "SRTO_LATENCY",
-                o.latency_ms.map(i64::from),
-            ),
-            (
-                ffi::SRTO_PBKEYLEN,
-                "SRTO_PBKEYLEN",
-                o.pbkeylen.map(i64::from),
-            ),
-            (
-                ffi::SRTO_KMREFRESHRATE,
-                "SRTO_KMREFRESHRATE",
-                o.km_refresh_rate.map(i64::from),
-            ),
-            (
-                ffi::SRTO_KMPREANNOUNCE,
-                "SRTO_KMPREANNOUNCE",
-                o.km_pre_announce.map(i64::from),
-            ),
-            (
-                ffi::SRTO_CONNTIMEO,
-                "SRTO_CONNTIMEO",
-                o.connect_timeout_ms.map(i64::from),
-            ),
-            (
-                ffi::SRTO_PEERIDLETIMEO,
-                "SRTO_PEERIDLETIMEO",
-                o.peer_idle_timeout_ms.map(i64::from),
-            ),
-            (
-                ffi::SRTO_SNDTIMEO,
-                "SRTO_SNDTIMEO",
-                o.send_timeout_ms.map(i64::from),
-            ),
-            (
-                ffi::SRTO_RCVTIMEO,
-                "SRTO_RCVTIMEO",
-                o.recv_timeout_ms.map(i64::from),
-            ),
-            (
-                ffi::SRTO_OHEADBW,
-                "SRTO_OHEADBW",
-                o.overhead_bw_percent.map(i64::from),
-            ),
+            (ffi::SRTO_SNDBUF, "SRTO_SNDBUF", o.send_buffer_bytes.map(i64::from)),
+            (ffi::SRTO_LATENCY, "SRTO_LATENCY", o.latency_ms.map(i64::from)),
+            (ffi::SRTO_PBKEYLEN, "SRTO_PBKEYLEN", o.pbkeylen.map(i64::from)),
+            (ffi::SRTO_KMREFRESHRATE, "SRTO_KMREFRESHRATE", o.km_refresh_rate.map(i64::from)),
+            (ffi::SRTO_KMPREANNOUNCE, "SRTO_KMPREANNOUNCE", o.km_pre_announce.map(i64::from)),
+            (ffi::SRTO_CONNTIMEO, "SRTO_CONNTIMEO", o.connect_timeout_ms.map(i64::from)),
+            (ffi::SRTO_PEERIDLETIMEO, "SRTO_PEERIDLETIMEO", o.peer_idle_timeout_ms.map(i64::from)),
+            (ffi::SRTO_SNDTIMEO, "SRTO_SNDTIMEO", o.send_timeout_ms.map(i64::from)),
+            (ffi::SRTO_RCVTIMEO, "SRTO_RCVTIMEO", o.recv_timeout_ms.map(i64::from)),
+            (ffi::SRTO_OHEADBW, "SRTO_OHEADBW", o.overhead_bw_percent.map(i64::from)),
         ];
         for (opt, name, v) in ints {
             if let Some(v) = v {
-                let v = i32::try_from(v).map_err(|_| SrtError::InvalidOption {
-                    option: name,
-                    message: format!("{v} is out of range"),
-                })?;
+                let v =
+                    i32::try_from(v).map_err(|_| SrtError::InvalidOption { option: name, message: format!("{v} is out of range") })?;
                 self.set_i32(opt, name, v)?;
             }
         }
@@ -268,8 +209,7 @@ impl Handle {
         let mut ss = zeroed_storage();
         let mut len = c_len::<sockaddr_storage>();
         // SAFETY: `ss` is a writable sockaddr_storage of `len` bytes.
-        let rc =
-            unsafe { ffi::srt_getsockname(self.0, (&raw mut ss).cast::<sockaddr>(), &mut len) };
+        let rc = unsafe { ffi::srt_getsockname(self.0, (&raw mut ss).cast::<sockaddr>(), &mut len) };
         check(rc)?;
         from_storage(&ss, len)
     }
@@ -303,18 +243,14 @@ impl From<SocketAddr> for RawAddr {
             SocketAddr::V4(a) => RawAddr::V4(sockaddr_in {
                 sin_family: AF_INET,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
                 sin_zero: [0; 8],
             }),
             SocketAddr::V6(a) => RawAddr::V6(sockaddr_in6 {
                 sin6_family: AF_INET6,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
                 sin6_scope_id: a.scope_id(),
             }),
         }
@@ -356,18 +292,9 @@ fn from_storage(ss: &sockaddr_storage, len: c_int) -> Result<SocketAddr, SrtErro
             // SAFETY: as above, for sockaddr_in6.
             let a = unsafe { &*(ss as *const sockaddr_storage).cast::<sockaddr_in6>() };
             let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Ok(SocketAddrV6::new(
-                ip,
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )
-            .into())
+            Ok(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id).into())
         }
-        family => Err(SrtError::Other {
-            code: -1,
-            message: format!("unexpected address family {family}"),
-        }),
+        family => Err(SrtError::Other { code: -1, message: format!("unexpected address family {family}") }),
     }
 }
 
@@ -391,11 +318,7 @@ unsafe impl Sync for SrtSocket {}
 impl SrtSocket {
     /// Caller mode: applies `opts`, binds to `local` if given (fixed source
     /// address/port), then connects, blocking up to `SRTO_CONNTIMEO`.
-    pub fn connect(
-        remote: SocketAddr,
-        local: Option<SocketAddr>,
-        opts: &SocketOptions,
-    ) -> Result<SrtSocket, SrtError> {
+    pub fn connect(remote: SocketAddr, local: Option<SocketAddr>, opts: &SocketOptions) -> Result<SrtSocket, SrtError> {
         let h = Handle::new()?;
         h.apply(opts)?;
         if let Some(local) = local {
@@ -407,10 +330,7 @@ impl SrtSocket {
             let message = last_error().1;
             // SAFETY: the socket is still open (closed only when `h` drops below).
             let reason = unsafe { ffi::srt_getrejectreason(h.0) };
-            return Err(SrtError::Connect {
-                message,
-                reject: Some(RejectReason::from_code(reason)),
-            });
+            return Err(SrtError::Connect { message, reject: Some(RejectReason::from_code(reason)) });
         }
         Ok(SrtSocket { h })
     }
@@ -460,10 +380,7 @@ impl SrtSocket {
 
     fn latency(&self, opt: SRT_SOCKOPT) -> Result<u32, SrtError> {
         let v = self.h.get_i32(opt)?;
-        u32::try_from(v).map_err(|_| SrtError::Other {
-            code: -1,
-            message: format!("negative latency {v}"),
-        })
+        u32::try_from(v).map_err(|_| SrtError::Other { code: -1, message: format!("negative latency {v}") })
     }
 
     /// The stream ID the caller sent (on an accepted socket) or set (on a caller).
@@ -471,14 +388,7 @@ impl SrtSocket {
         let mut buf = [0u8; 768];
         let mut len = c_len::<[u8; 768]>();
         // SAFETY: `buf` is writable for `len` bytes; libsrt writes at most that and sets `len`.
-        let rc = unsafe {
-            ffi::srt_getsockflag(
-                self.h.0,
-                ffi::SRTO_STREAMID,
-                buf.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
+        let rc = unsafe { ffi::srt_getsockflag(self.h.0, ffi::SRTO_STREAMID, buf.as_mut_ptr().cast(), &mut len) };
         check(rc)?;
         let len = usize::try_from(len).unwrap_or(0).min(buf.len());
         Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
@@ -533,12 +443,7 @@ impl SrtListener {
     pub fn accept(&self, timeout: Duration) -> Result<(SrtSocket, SocketAddr), SrtError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let ms = i64::try_from(
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .as_millis(),
-            )
-            .unwrap_or(i64::MAX);
+            let ms = i64::try_from(deadline.saturating_duration_since(Instant::now()).as_millis()).unwrap_or(i64::MAX);
             let mut ready = [ffi::SRT_INVALID_SOCK; 1];
             let mut rnum: c_int = 1;
             // SAFETY: `ready` has room for `rnum` ids; the other sets are NULL,
@@ -563,8 +468,7 @@ impl SrtListener {
             let mut ss = zeroed_storage();
             let mut len = c_len::<sockaddr_storage>();
             // SAFETY: `ss` is a writable sockaddr_storage of `len` bytes.
-            let s =
-                unsafe { ffi::srt_accept(self.h.0, (&raw mut ss).cast::<sockaddr>(), &mut len) };
+            let s = unsafe { ffi::srt_accept(self.h.0, (&raw mut ss).cast::<sockaddr>(), &mut len) };
             if s != ffi::SRT_INVALID_SOCK {
                 let sock = SrtSocket { h: Handle(s) };
                 sock.h.set_i32(ffi::SRTO_RCVSYN, "SRTO_RCVSYN", 1)?;

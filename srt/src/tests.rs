@@ -10,10 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{
-    ffi, RejectReason, SocketOptions, SocketState, SrtError, SrtListener, SrtSocket,
-    LIVE_PAYLOAD_SIZE,
-};
+use crate::{ffi, RejectReason, SocketOptions, SocketState, SrtError, SrtListener, SrtSocket, LIVE_PAYLOAD_SIZE};
 
 const PASS: &str = "correct-horse-battery";
 const LOOPBACK: &str = "127.0.0.1:0";
@@ -28,10 +25,7 @@ fn constants_match_srt_h() {
         assert_eq!(found, 1, "{name} missing from the generated check");
         assert_eq!(rust, c, "{name}: ffi.rs says {rust}, srt.h says {c}");
     }
-    assert_eq!(
-        LIVE_PAYLOAD_SIZE as i64,
-        i64::from(ffi::SRT_LIVE_DEF_PLSIZE)
-    );
+    assert_eq!(LIVE_PAYLOAD_SIZE as i64, i64::from(ffi::SRT_LIVE_DEF_PLSIZE));
     // SAFETY: plain getter with an int argument.
     let sizeof = |which| unsafe { ffi::edge_srt_sizeof(which) };
     assert_eq!(sizeof(2), size_of::<ffi::SRT_SOCKOPT>());
@@ -49,14 +43,9 @@ fn tracebstats_layout_matches_srt_h() {
         let cname = CString::new(name).unwrap();
         let (mut c_off, mut c_sz, mut c_kind) = (0usize, 0usize, 0i32);
         // SAFETY: NUL-terminated name and writable out-parameters of the declared types.
-        let found =
-            unsafe { ffi::edge_srt_field(cname.as_ptr(), &mut c_off, &mut c_sz, &mut c_kind) };
+        let found = unsafe { ffi::edge_srt_field(cname.as_ptr(), &mut c_off, &mut c_sz, &mut c_kind) };
         assert_eq!(found, 1, "{name} missing from the generated check");
-        assert_eq!(
-            (off, sz, kind),
-            (c_off, c_sz, c_kind),
-            "{name}: (offset, size, type) differ"
-        );
+        assert_eq!((off, sz, kind), (c_off, c_sz, c_kind), "{name}: (offset, size, type) differ");
     }
 }
 
@@ -65,39 +54,15 @@ fn reject_codes_map_both_ways_and_debug_redacts() {
     for code in (0..17).chain([1000, 1403, 2001]) {
         assert_eq!(RejectReason::from_code(code).code(), code);
     }
-    assert_eq!(
-        RejectReason::from_code(ffi::SRT_REJ_BADSECRET),
-        RejectReason::BadSecret
-    );
-    assert_eq!(
-        RejectReason::from_code(ffi::SRT_REJ_E_SIZE),
-        RejectReason::Other(17)
-    );
-    assert_eq!(
-        RejectReason::BadSecret.to_string(),
-        "wrong or missing passphrase"
-    );
-    let opts = SocketOptions {
-        passphrase: Some(PASS.into()),
-        ..Default::default()
-    };
+    assert_eq!(RejectReason::from_code(ffi::SRT_REJ_BADSECRET), RejectReason::BadSecret);
+    assert_eq!(RejectReason::from_code(ffi::SRT_REJ_E_SIZE), RejectReason::Other(17));
+    assert_eq!(RejectReason::BadSecret.to_string(), "wrong or missing passphrase");
+    let opts = SocketOptions { passphrase: Some(PASS.into()), ..Default::default() };
     let dbg = format!("{opts:?}");
     assert!(dbg.contains("<redacted>") && !dbg.contains(PASS), "{dbg}");
-    let big = SocketOptions {
-        latency_ms: Some(u32::MAX),
-        ..Default::default()
-    };
+    let big = SocketOptions { latency_ms: Some(u32::MAX), ..Default::default() };
     let err = SrtListener::bind(LOOPBACK.parse().unwrap(), &big).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SrtError::InvalidOption {
-                option: "SRTO_LATENCY",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, SrtError::InvalidOption { option: "SRTO_LATENCY", .. }), "{err}");
 }
 
 fn msg(i: u32) -> Vec<u8> {
@@ -140,21 +105,14 @@ fn transfer(lopts: &SocketOptions, copts: &SocketOptions, n: u32) {
             }
             done_rx.recv_timeout(Duration::from_secs(20)).unwrap();
             let st = c.stats(false).unwrap();
-            assert!(
-                st.pkt_sent_total >= i64::from(n) && st.pkt_sent_unique_total == i64::from(n),
-                "{st:?}"
-            );
+            assert!(st.pkt_sent_total >= i64::from(n) && st.pkt_sent_unique_total == i64::from(n), "{st:?}");
             assert_eq!(c.state(), SocketState::Connected);
         });
         let (r, _) = l.accept(Duration::from_secs(5)).unwrap();
         let mut buf = [0u8; 1500];
         for i in 0..n {
             let len = r.recv(&mut buf).unwrap();
-            assert!(
-                buf[..len] == msg(i)[..],
-                "message {i} differs (got #{:?})",
-                &buf[..4]
-            );
+            assert!(buf[..len] == msg(i)[..], "message {i} differs (got #{:?})", &buf[..4]);
         }
         done_tx.send(()).unwrap();
         sender.join().unwrap();
@@ -169,11 +127,7 @@ fn caller_to_listener_2000_messages_in_order() {
 #[test]
 fn aes128_and_aes256_roundtrip() {
     for keylen in [16, 32] {
-        transfer(
-            &opts(1000, Some(PASS), Some(keylen)),
-            &opts(1000, Some(PASS), Some(keylen)),
-            500,
-        );
+        transfer(&opts(1000, Some(PASS), Some(keylen)), &opts(1000, Some(PASS), Some(keylen)), 500);
     }
 }
 
@@ -184,12 +138,8 @@ fn aes128_and_aes256_roundtrip() {
 /// this test then crashed the process (SIGSEGV in AES_encrypt) in ~5 % of runs.
 #[test]
 fn km_refresh_keeps_decrypting() {
-    if crate::libsrt_version() < (1, 5, 2) && std::env::var_os("EDGE_SRT_KM_REFRESH_TEST").is_none()
-    {
-        eprintln!(
-            "skipped: libsrt {:?} races on KM refresh",
-            crate::libsrt_version()
-        );
+    if crate::libsrt_version() < (1, 5, 2) && std::env::var_os("EDGE_SRT_KM_REFRESH_TEST").is_none() {
+        eprintln!("skipped: libsrt {:?} races on KM refresh", crate::libsrt_version());
         return;
     }
     let mut o = opts(1000, Some(PASS), Some(16));
@@ -209,10 +159,7 @@ fn bad_secrets_are_rejected_then_good_caller_connects() {
         let mut o = opts(200, pass, keylen);
         o.stream_id = Some(what.into());
         match SrtSocket::connect(addr, None, &o) {
-            Err(SrtError::Connect {
-                reject: Some(r),
-                message,
-            }) => eprintln!("{what}: rejected: {r:?} ({message})"),
+            Err(SrtError::Connect { reject: Some(r), message }) => eprintln!("{what}: rejected: {r:?} ({message})"),
             Err(e) => panic!("{what}: unexpected error {e}"),
             // libsrt 1.5 lets the sender's key length win instead of rejecting.
             Ok(s) => {
@@ -222,10 +169,7 @@ fn bad_secrets_are_rejected_then_good_caller_connects() {
                 assert_eq!(a.stream_id().unwrap(), what);
                 let mut buf = [0u8; 1500];
                 let n = a.recv(&mut buf).unwrap();
-                eprintln!(
-                    "{what}: connected; decrypted ok: {}",
-                    buf[..n] == msg(7)[..]
-                );
+                eprintln!("{what}: connected; decrypted ok: {}", buf[..n] == msg(7)[..]);
                 assert!(buf[..n] == msg(7)[..]);
             }
         }
@@ -234,10 +178,7 @@ fn bad_secrets_are_rejected_then_good_caller_connects() {
     good.stream_id = Some("good".into());
     let c = SrtSocket::connect(addr, None, &good).unwrap();
     let (a, _) = l.accept(Duration::from_secs(2)).unwrap();
-    assert_eq!(
-        (a.stream_id().unwrap().as_str(), c.state()),
-        ("good", SocketState::Connected)
-    );
+    assert_eq!((a.stream_id().unwrap().as_str(), c.state()), ("good", SocketState::Connected));
 }
 
 #[test]
@@ -252,26 +193,14 @@ fn stream_id_512_arrives_513_is_refused() {
     assert_eq!(peer, c.local_addr().unwrap());
     o.stream_id = Some(format!("{sid}x"));
     let err = SrtSocket::connect(addr, None, &o).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SrtError::InvalidOption {
-                option: "SRTO_STREAMID",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, SrtError::InvalidOption { option: "SRTO_STREAMID", .. }), "{err}");
 }
 
 #[test]
 fn accept_times_out_and_drop_closes() {
     let (l, addr) = listen(&SocketOptions::default());
     let t = Instant::now();
-    assert!(matches!(
-        l.accept(Duration::from_millis(300)),
-        Err(SrtError::Timeout)
-    ));
+    assert!(matches!(l.accept(Duration::from_millis(300)), Err(SrtError::Timeout)));
     assert!((Duration::from_millis(250)..Duration::from_secs(2)).contains(&t.elapsed()));
 
     // Fixed source address, then close the accepted side: the caller learns
@@ -292,21 +221,13 @@ fn accept_times_out_and_drop_closes() {
     while !c.state().is_dead() && t.elapsed() < Duration::from_secs(5) {
         thread::sleep(Duration::from_millis(10));
     }
-    eprintln!(
-        "caller saw peer close after {:?}: {:?}",
-        t.elapsed(),
-        c.state()
-    );
+    eprintln!("caller saw peer close after {:?}: {:?}", t.elapsed(), c.state());
     assert!(c.state().is_dead());
     assert!(matches!(c.send(&msg(0)), Err(SrtError::ConnectionLost(_))));
 }
 
 fn free_udp_port() -> u16 {
-    UdpSocket::bind(LOOPBACK)
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    UdpSocket::bind(LOOPBACK).unwrap().local_addr().unwrap().port()
 }
 
 /// `srt-live-transmit` listener writing to stdout; killed (by PID) on drop.
@@ -348,10 +269,7 @@ impl Drop for LiveTransmit {
 #[test]
 fn interop_live_transmit_data_latency_stats_and_outage() {
     let port = free_udp_port();
-    let mut lt = LiveTransmit::spawn(
-        port,
-        &format!("latency=500&passphrase={}&pbkeylen=16", PASS),
-    );
+    let mut lt = LiveTransmit::spawn(port, &format!("latency=500&passphrase={}&pbkeylen=16", PASS));
     let mut stdout = lt.0.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -363,10 +281,7 @@ fn interop_live_transmit_data_latency_stats_and_outage() {
     let mut o = opts(500, Some(PASS), Some(16));
     (o.peer_idle_timeout_ms, o.send_timeout_ms) = (Some(1000), Some(1000));
     let c = LiveTransmit::connect(port, &o);
-    assert_eq!(
-        (c.peer_latency_ms().unwrap(), c.recv_latency_ms().unwrap()),
-        (500, 500)
-    );
+    assert_eq!((c.peer_latency_ms().unwrap(), c.recv_latency_ms().unwrap()), (500, 500));
     // srt-live-transmit writes stdout in 256 KiB blocks, so send 400
     // messages (514 KiB) and require a byte-exact prefix of two full blocks.
     let expect: Vec<u8> = (0..400).flat_map(msg).collect();
@@ -381,16 +296,9 @@ fn interop_live_transmit_data_latency_stats_and_outage() {
             got.extend(chunk);
         }
     }
-    assert!(
-        got.len() >= 2 * 262_144 && expect.starts_with(&got),
-        "got {} bytes or different content",
-        got.len()
-    );
+    assert!(got.len() >= 2 * 262_144 && expect.starts_with(&got), "got {} bytes or different content", got.len());
     let st = c.stats(false).unwrap();
-    assert!(
-        st.pkt_sent_total >= 400 && st.ms_rtt >= 0.0 && st.ms_snd_tsbpd_delay == 500,
-        "{st:?}"
-    );
+    assert!(st.pkt_sent_total >= 400 && st.ms_rtt >= 0.0 && st.ms_snd_tsbpd_delay == 500, "{st:?}");
     assert_eq!(c.state(), SocketState::Connected);
 
     lt.0.kill().unwrap(); // SIGKILL: no shutdown message, only silence
@@ -402,11 +310,7 @@ fn interop_live_transmit_data_latency_stats_and_outage() {
             Ok(_) => thread::sleep(Duration::from_millis(10)),
         }
     };
-    eprintln!(
-        "peer killed: send failed after {:?} with {err}; state {:?}",
-        t.elapsed(),
-        c.state()
-    );
+    eprintln!("peer killed: send failed after {:?} with {err}; state {:?}", t.elapsed(), c.state());
     assert!(matches!(err, SrtError::ConnectionLost(_)), "{err}");
     assert!(c.state().is_dead(), "{:?}", c.state());
 }
@@ -416,16 +320,10 @@ fn interop_negotiated_latency_larger_side_wins() {
     let port = free_udp_port();
     let _lt = LiveTransmit::spawn(port, "latency=800");
     let c = LiveTransmit::connect(port, &opts(500, None, None));
-    assert_eq!(
-        (c.peer_latency_ms().unwrap(), c.recv_latency_ms().unwrap()),
-        (800, 800)
-    );
+    assert_eq!((c.peer_latency_ms().unwrap(), c.recv_latency_ms().unwrap()), (800, 800));
     // And the other way round, against our own listener.
     let (l, addr) = listen(&opts(300, None, None));
     let c = SrtSocket::connect(addr, None, &opts(500, None, None)).unwrap();
     let (a, _) = l.accept(Duration::from_secs(2)).unwrap();
-    assert_eq!(
-        (c.peer_latency_ms().unwrap(), a.recv_latency_ms().unwrap()),
-        (500, 500)
-    );
+    assert_eq!((c.peer_latency_ms().unwrap(), a.recv_latency_ms().unwrap()), (500, 500));
 }

@@ -118,7 +118,10 @@ impl Broker {
         let run = || -> io::Result<Broker> {
             let tmp = tempfile::tempdir()?;
             let pki = Pki::open(&tmp.path().join("pki"))?;
-            let mut b = Broker::launch(Some(tmp.path()), BrokerOptions { pki: Some(pki), persistence: persistent, ..BrokerOptions::default() })?;
+            let mut b = Broker::launch(
+                Some(tmp.path()),
+                BrokerOptions { pki: Some(pki), persistence: persistent, ..BrokerOptions::default() },
+            )?;
             b._tmp = Some(tmp);
             Ok(b)
         };

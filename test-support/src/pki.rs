@@ -86,11 +86,30 @@ impl Pki {
             }
             let _ = std::fs::remove_dir_all(dir.join("clients"));
             std::fs::create_dir_all(dir.join("clients"))?;
-            openssl(dir, &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key.tmp",
-                "-out", "ca.crt.tmp", "-days", DAYS, "-subj", "/CN=edge-test-ca", "-config", "openssl.cnf",
-                "-extensions", "v3_ca",
-            ])?;
+            openssl(
+                dir,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    "ca.key.tmp",
+                    "-out",
+                    "ca.crt.tmp",
+                    "-days",
+                    DAYS,
+                    "-subj",
+                    "/CN=edge-test-ca",
+                    "-config",
+                    "openssl.cnf",
+                    "-extensions",
+                    "v3_ca",
+                ],
+            )?;
             std::fs::rename(dir.join("ca.key.tmp"), dir.join("ca.key"))?;
             std::fs::rename(dir.join("ca.crt.tmp"), dir.join("ca.crt"))?;
         }
@@ -132,11 +151,34 @@ impl Pki {
         let tmp_key = key.with_extension("key.tmp");
         let tmp_crt = crt.with_extension("crt.tmp");
         let (tk, tc) = (tmp_key.display().to_string(), tmp_crt.display().to_string());
-        openssl(&self.dir, &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &tk, "-out", &tc,
-            "-days", DAYS, "-subj", &format!("/CN={cn}"), "-CA", "ca.crt", "-CAkey", "ca.key", "-config", "openssl.cnf",
-            "-extensions", ext,
-        ])?;
+        openssl(
+            &self.dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &tk,
+                "-out",
+                &tc,
+                "-days",
+                DAYS,
+                "-subj",
+                &format!("/CN={cn}"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-config",
+                "openssl.cnf",
+                "-extensions",
+                ext,
+            ],
+        )?;
         // The certificate last: its presence marks a complete pair.
         std::fs::rename(&tmp_key, key)?;
         std::fs::rename(&tmp_crt, crt)?;

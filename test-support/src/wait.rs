@@ -46,7 +46,13 @@ mod tests {
     #[test]
     fn poll_returns_the_value_or_gives_up() {
         let mut n = 0;
-        assert_eq!(poll(Duration::from_secs(5), Duration::from_millis(1), || { n += 1; (n == 3).then_some(n) }), Some(3));
+        assert_eq!(
+            poll(Duration::from_secs(5), Duration::from_millis(1), || {
+                n += 1;
+                (n == 3).then_some(n)
+            }),
+            Some(3)
+        );
         assert!(!wait_until(Duration::from_millis(30), || false));
     }
 }

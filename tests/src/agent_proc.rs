@@ -67,9 +67,7 @@ impl AgentProc {
 
     /// Waits until output `name` is in `state`; returns its status.
     pub fn wait_output_state(&self, name: &str, state: &str, timeout: Duration) -> serde_json::Value {
-        wait_for(&format!("output {name} to be {state}"), timeout, || {
-            self.output(name).filter(|o| o["state"] == state)
-        })
+        wait_for(&format!("output {name} to be {state}"), timeout, || self.output(name).filter(|o| o["state"] == state))
     }
 
     pub fn log(&self) -> String {

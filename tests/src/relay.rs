@@ -58,9 +58,7 @@ mod bottleneck;
 mod impair;
 
 pub use bottleneck::{Bottleneck, Fifo, RateStep};
-pub use impair::{
-    Decision, Delivery, DropReason, Impairer, ImpairmentConfig, Loss, MAX_DELAY, REORDER_HOLD,
-};
+pub use impair::{Decision, Delivery, DropReason, Impairer, ImpairmentConfig, Loss, MAX_DELAY, REORDER_HOLD};
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::BinaryHeap;
@@ -278,8 +276,7 @@ impl Shared {
 
     fn outage_active(&self, now: Instant) -> bool {
         self.outage_manual.load(Ordering::Relaxed)
-            || impair::nanos(now.saturating_duration_since(self.epoch))
-                < self.outage_until_ns.load(Ordering::Relaxed)
+            || impair::nanos(now.saturating_duration_since(self.epoch)) < self.outage_until_ns.load(Ordering::Relaxed)
     }
 
     /// Run a freshly received datagram through the impairer and either send
@@ -326,13 +323,7 @@ impl Shared {
             for _ in 0..copies {
                 let seq = q.next_seq;
                 q.next_seq += 1;
-                q.heap.push(Reverse(Pending {
-                    at: d.at,
-                    seq,
-                    dir,
-                    in_order,
-                    data: data.to_vec(),
-                }));
+                q.heap.push(Reverse(Pending { at: d.at, seq, dir, in_order, data: data.to_vec() }));
             }
         }
         self.wake.notify_one();
@@ -365,16 +356,7 @@ fn recv_loop(shared: &Shared, dir: Direction) {
     while !shared.stop.load(Ordering::Relaxed) {
         let (n, src) = match sock.recv_from(&mut buf) {
             Ok(v) => v,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => continue,
             Err(_) => {
                 // E.g. ECONNREFUSED from an ICMP port-unreachable. Not
                 // fatal (the receiver may start later), but never spin.
@@ -470,11 +452,7 @@ pub fn grow_receive_buffer(sock: &UdpSocket) {
 }
 
 fn loopback_any_port(like: SocketAddr) -> SocketAddr {
-    let ip: IpAddr = if like.is_ipv4() {
-        Ipv4Addr::LOCALHOST.into()
-    } else {
-        Ipv6Addr::LOCALHOST.into()
-    };
+    let ip: IpAddr = if like.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() };
     SocketAddr::new(ip, 0)
 }
 
@@ -484,17 +462,8 @@ impl Relay {
     /// # Errors
     /// `InvalidInput` if `upstream` is not loopback or a config fails
     /// [`ImpairmentConfig::validate`]; socket/thread errors otherwise.
-    pub fn start(
-        upstream: SocketAddr,
-        forward: ImpairmentConfig,
-        reverse: ImpairmentConfig,
-    ) -> io::Result<Relay> {
-        Self::start_on(
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0),
-            upstream,
-            forward,
-            reverse,
-        )
+    pub fn start(upstream: SocketAddr, forward: ImpairmentConfig, reverse: ImpairmentConfig) -> io::Result<Relay> {
+        Self::start_on(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0), upstream, forward, reverse)
     }
 
     /// Forward impairments only (reverse transparent) — the RTP case.
@@ -519,14 +488,11 @@ impl Relay {
         // Project rule: tests only ever send to 127.0.0.0/8 (or ::1).
         for (what, addr) in [("upstream", upstream), ("front", front)] {
             if !addr.ip().is_loopback() {
-                return Err(invalid(format!(
-                    "relay {what} {addr} is not a loopback address"
-                )));
+                return Err(invalid(format!("relay {what} {addr} is not a loopback address")));
             }
         }
         for (what, cfg) in [("forward", &forward), ("reverse", &reverse)] {
-            cfg.validate()
-                .map_err(|e| invalid(format!("relay {what} config: {e}")))?;
+            cfg.validate().map_err(|e| invalid(format!("relay {what} config: {e}")))?;
         }
         let front = UdpSocket::bind(front)?;
         let upstream_sock = UdpSocket::bind(loopback_any_port(upstream))?;
@@ -552,25 +518,14 @@ impl Relay {
         });
         // Built before spawning: if a spawn fails, dropping `relay` stops
         // the threads already running.
-        let mut relay = Relay {
-            shared,
-            local,
-            upstream_local,
-            threads: Vec::with_capacity(3),
-        };
+        let mut relay = Relay { shared, local, upstream_local, threads: Vec::with_capacity(3) };
         let port = local.port();
-        for (name, dir) in [
-            ("fwd", Some(Direction::Forward)),
-            ("rev", Some(Direction::Reverse)),
-            ("sched", None),
-        ] {
+        for (name, dir) in [("fwd", Some(Direction::Forward)), ("rev", Some(Direction::Reverse)), ("sched", None)] {
             let shared = Arc::clone(&relay.shared);
-            let handle = thread::Builder::new()
-                .name(format!("relay-{port}-{name}"))
-                .spawn(move || match dir {
-                    Some(dir) => recv_loop(&shared, dir),
-                    None => scheduler_loop(&shared),
-                })?;
+            let handle = thread::Builder::new().name(format!("relay-{port}-{name}")).spawn(move || match dir {
+                Some(dir) => recv_loop(&shared, dir),
+                None => scheduler_loop(&shared),
+            })?;
             relay.threads.push(handle);
         }
         Ok(relay)
@@ -586,15 +541,9 @@ impl Relay {
     /// `InvalidInput` for bad addresses/config or if `upstream_base + 4`
     /// overflows; `AddrInUse` if no free triple was found after bounded
     /// retries.
-    pub fn start_fec_triple(
-        upstream_base: SocketAddr,
-        forward: ImpairmentConfig,
-    ) -> io::Result<[Relay; 3]> {
+    pub fn start_fec_triple(upstream_base: SocketAddr, forward: ImpairmentConfig) -> io::Result<[Relay; 3]> {
         let up = |off: u16| -> io::Result<SocketAddr> {
-            let port = upstream_base
-                .port()
-                .checked_add(off)
-                .ok_or_else(|| invalid(format!("{upstream_base} + {off} overflows")))?;
+            let port = upstream_base.port().checked_add(off).ok_or_else(|| invalid(format!("{upstream_base} + {off} overflows")))?;
             Ok(SocketAddr::new(upstream_base.ip(), port))
         };
         let start = |base: u16, i: u16| -> io::Result<Relay> {
@@ -652,9 +601,7 @@ impl Relay {
     /// earlier timed outage).
     pub fn outage_for(&self, d: Duration) {
         let end = Instant::now().saturating_duration_since(self.shared.epoch) + d;
-        self.shared
-            .outage_until_ns
-            .store(impair::nanos(end), Ordering::SeqCst);
+        self.shared.outage_until_ns.store(impair::nanos(end), Ordering::SeqCst);
     }
 
     /// Replace the forward impairments at run time (see
@@ -695,10 +642,7 @@ impl Relay {
     /// Snapshot of the counters.
     #[must_use]
     pub fn stats(&self) -> RelayStats {
-        RelayStats {
-            forward: self.shared.forward.counters.snapshot(),
-            reverse: self.shared.reverse.counters.snapshot(),
-        }
+        RelayStats { forward: self.shared.forward.counters.snapshot(), reverse: self.shared.reverse.counters.snapshot() }
     }
 
     /// Stop and join the threads (same as dropping).
@@ -736,8 +680,8 @@ impl Drop for Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use test_support::ports::{free_udp_port, free_udp_port_triple};
     use std::sync::mpsc;
+    use test_support::ports::{free_udp_port, free_udp_port_triple};
 
     const LOCAL0: (Ipv4Addr, u16) = (Ipv4Addr::LOCALHOST, 0);
 
@@ -752,9 +696,7 @@ mod tests {
     /// sequence number in the first 8 bytes.
     fn payload(i: u64) -> Vec<u8> {
         let len = 1316 + usize::try_from(i % 29).unwrap();
-        let mut v: Vec<u8> = (0..len as u64)
-            .map(|k| (k.wrapping_mul(31) ^ i.wrapping_mul(7)).to_le_bytes()[0])
-            .collect();
+        let mut v: Vec<u8> = (0..len as u64).map(|k| (k.wrapping_mul(31) ^ i.wrapping_mul(7)).to_le_bytes()[0]).collect();
         v[..8].copy_from_slice(&i.to_be_bytes());
         v
     }
@@ -787,12 +729,7 @@ mod tests {
                     }
                 }
             });
-            Echo {
-                addr,
-                stop,
-                seen,
-                handle: Some(handle),
-            }
+            Echo { addr, stop, seen, handle: Some(handle) }
         }
     }
 
@@ -811,14 +748,9 @@ mod tests {
 
     /// Collects `(arrival time, payload)` on a thread until `quiet` passes
     /// with nothing received (or `max` elapses).
-    fn collect(
-        sock: UdpSocket,
-        quiet: Duration,
-        max: Duration,
-    ) -> JoinHandle<Vec<(Instant, Vec<u8>)>> {
+    fn collect(sock: UdpSocket, quiet: Duration, max: Duration) -> JoinHandle<Vec<(Instant, Vec<u8>)>> {
         thread::spawn(move || {
-            sock.set_read_timeout(Some(Duration::from_millis(10)))
-                .unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
             let start = Instant::now();
             let mut last = Instant::now();
             let mut out = Vec::new();
@@ -847,8 +779,7 @@ mod tests {
         const N: u64 = 1000;
         const WINDOW: u64 = 32;
         let echo = Echo::start();
-        let relay =
-            Relay::start(echo.addr, ImpairmentConfig::NONE, ImpairmentConfig::NONE).unwrap();
+        let relay = Relay::start(echo.addr, ImpairmentConfig::NONE, ImpairmentConfig::NONE).unwrap();
         let client = socket(Duration::from_secs(2));
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let (mut sent, mut got) = (0, 0);
@@ -878,18 +809,14 @@ mod tests {
     fn random_loss_5_percent_forward_and_stats_add_up() {
         const N: u64 = 4000;
         let sink = socket(Duration::from_millis(10));
-        let cfg = ImpairmentConfig::NONE
-            .with_loss(Loss::Random { probability: 0.05 })
-            .with_seed(1234);
+        let cfg = ImpairmentConfig::NONE.with_loss(Loss::Random { probability: 0.05 }).with_seed(1234);
         let relay = Relay::forward_only(sink.local_addr().unwrap(), cfg).unwrap();
         let rx = collect(sink, QUIET, Duration::from_secs(5));
         let client = socket(Duration::from_millis(10));
         for i in 0..N {
             // Small datagrams: many more fit in the default socket buffers,
             // so a descheduled sink thread (loaded CI) does not overflow.
-            client
-                .send_to(&i.to_be_bytes(), relay.local_addr())
-                .unwrap();
+            client.send_to(&i.to_be_bytes(), relay.local_addr()).unwrap();
             if i % 10 == 9 {
                 thread::sleep(Duration::from_millis(1)); // ≈ 9k pkt/s
             }
@@ -906,20 +833,11 @@ mod tests {
         assert!((loss - 0.05).abs() < 0.015, "relay loss {loss}");
         // What the receiver saw: the same, give or take rare kernel drops.
         let seen = got.len() as u64;
-        assert!(
-            seen <= f.forwarded && seen >= f.forwarded * 99 / 100,
-            "sink {seen}, {f:?}"
-        );
+        assert!(seen <= f.forwarded && seen >= f.forwarded * 99 / 100, "sink {seen}, {f:?}");
         let seen_loss = 1.0 - seen as f64 / N as f64;
-        assert!(
-            (seen_loss - 0.05).abs() < 0.02,
-            "end-to-end loss {seen_loss}"
-        );
+        assert!((seen_loss - 0.05).abs() < 0.02, "end-to-end loss {seen_loss}");
         let seqs: Vec<u64> = got.iter().map(|(_, p)| seq_of(p)).collect();
-        assert!(
-            seqs.windows(2).all(|w| w[0] < w[1]),
-            "loss must not reorder"
-        );
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "loss must not reorder");
     }
 
     fn stamped(epoch: Instant, i: u64) -> Vec<u8> {
@@ -943,19 +861,14 @@ mod tests {
         let client = socket(Duration::from_millis(10));
         let epoch = Instant::now();
         for i in 0..N {
-            client
-                .send_to(&stamped(epoch, i), relay.local_addr())
-                .unwrap();
+            client.send_to(&stamped(epoch, i), relay.local_addr()).unwrap();
             thread::sleep(Duration::from_millis(2));
         }
         let got = rx.join().unwrap();
         assert_eq!(got.len() as u64, N);
         for (arrival, p) in &got {
             let l = latency(epoch, *arrival, p);
-            assert!(
-                l >= Duration::from_millis(50) && l < Duration::from_millis(150),
-                "latency {l:?}"
-            );
+            assert!(l >= Duration::from_millis(50) && l < Duration::from_millis(150), "latency {l:?}");
         }
     }
 
@@ -963,18 +876,13 @@ mod tests {
     fn jitter_without_reorder_keeps_order_through_the_shell() {
         const N: u64 = 300;
         let sink = socket(Duration::from_millis(10));
-        let cfg = ImpairmentConfig::NONE
-            .with_delay(Duration::from_millis(20))
-            .with_jitter(Duration::from_millis(15))
-            .with_seed(77);
+        let cfg = ImpairmentConfig::NONE.with_delay(Duration::from_millis(20)).with_jitter(Duration::from_millis(15)).with_seed(77);
         let relay = Relay::forward_only(sink.local_addr().unwrap(), cfg).unwrap();
         let rx = collect(sink, QUIET, Duration::from_secs(3));
         let client = socket(Duration::from_millis(10));
         let epoch = Instant::now();
         for i in 0..N {
-            client
-                .send_to(&stamped(epoch, i), relay.local_addr())
-                .unwrap();
+            client.send_to(&stamped(epoch, i), relay.local_addr()).unwrap();
             if i % 4 == 3 {
                 thread::sleep(Duration::from_millis(1));
             }
@@ -984,24 +892,14 @@ mod tests {
         assert_eq!(seqs, (0..N).collect::<Vec<_>>());
         let lats: Vec<Duration> = got.iter().map(|(a, p)| latency(epoch, *a, p)).collect();
         assert!(lats.iter().all(|l| *l >= Duration::from_millis(5)));
-        assert!(
-            lats.iter().max()
-                > lats
-                    .iter()
-                    .min()
-                    .map(|m| *m + Duration::from_millis(5))
-                    .as_ref()
-        );
+        assert!(lats.iter().max() > lats.iter().min().map(|m| *m + Duration::from_millis(5)).as_ref());
     }
 
     #[test]
     fn reorder_and_duplicate_through_the_shell() {
         const N: u64 = 1000;
         let sink = socket(Duration::from_millis(10));
-        let cfg = ImpairmentConfig::NONE
-            .with_reorder(0.05)
-            .with_duplicate(0.05)
-            .with_seed(99);
+        let cfg = ImpairmentConfig::NONE.with_reorder(0.05).with_duplicate(0.05).with_seed(99);
         let relay = Relay::forward_only(sink.local_addr().unwrap(), cfg).unwrap();
         let rx = collect(sink, QUIET, Duration::from_secs(3));
         let client = socket(Duration::from_millis(10));
@@ -1018,10 +916,7 @@ mod tests {
         assert!(f.reordered > 20 && f.duplicated > 20, "{f:?}");
         let seqs: Vec<u64> = got.iter().map(|(_, p)| seq_of(p)).collect();
         let inversions = seqs.windows(2).filter(|w| w[0] > w[1]).count() as u64;
-        assert!(
-            inversions >= f.reordered / 2,
-            "{inversions} inversions for {f:?}"
-        );
+        assert!(inversions >= f.reordered / 2, "{inversions} inversions for {f:?}");
         let mut uniq = seqs.clone();
         uniq.sort_unstable();
         uniq.dedup();
@@ -1036,15 +931,10 @@ mod tests {
     #[test]
     fn outage_for_blocks_then_resumes_without_restart() {
         let echo = Echo::start();
-        let relay =
-            Relay::start(echo.addr, ImpairmentConfig::NONE, ImpairmentConfig::NONE).unwrap();
+        let relay = Relay::start(echo.addr, ImpairmentConfig::NONE, ImpairmentConfig::NONE).unwrap();
         let client = socket(Duration::from_millis(10));
         // Quiet period longer than the outage, or the collector gives up.
-        let rx = collect(
-            client.try_clone().unwrap(),
-            Duration::from_millis(600),
-            Duration::from_secs(5),
-        );
+        let rx = collect(client.try_clone().unwrap(), Duration::from_millis(600), Duration::from_secs(5));
         let epoch = Instant::now();
         let outage = Duration::from_millis(300);
         let margin = Duration::from_millis(50); // scheduling slop (loaded CI)
@@ -1060,9 +950,7 @@ mod tests {
                 t_on_done = Some(epoch.elapsed());
             }
             let p = stamped(epoch, i);
-            sent_at.push(Duration::from_nanos(u64::from_be_bytes(
-                p[8..16].try_into().unwrap(),
-            )));
+            sent_at.push(Duration::from_nanos(u64::from_be_bytes(p[8..16].try_into().unwrap())));
             client.send_to(&p, relay.local_addr()).unwrap();
             i += 1;
             thread::sleep(Duration::from_millis(2));
@@ -1079,29 +967,18 @@ mod tests {
         // made the round trip.
         let expected_after: Vec<u64> = (0..i).filter(|&s| after(sent(s))).collect();
         let got_after: Vec<u64> = seqs.iter().copied().filter(|&s| after(sent(s))).collect();
-        assert!(
-            expected_after.len() >= 20,
-            "test sent too little after the outage"
-        );
+        assert!(expected_after.len() >= 20, "test sent too little after the outage");
         assert_eq!(got_after, expected_after);
         let st = relay.stats();
         let blocked = sent_at.iter().filter(|&&t| inside(t)).count() as u64;
-        assert!(
-            st.forward.dropped_outage >= blocked && blocked > 0,
-            "{blocked} {st:?}"
-        );
+        assert!(st.forward.dropped_outage >= blocked && blocked > 0, "{blocked} {st:?}");
         assert_eq!(st.forward.dropped_loss + st.reverse.dropped_loss, 0);
     }
 
     #[test]
     fn set_outage_blocks_both_directions() {
         let upstream = socket(Duration::from_millis(100));
-        let relay = Relay::start(
-            upstream.local_addr().unwrap(),
-            ImpairmentConfig::NONE,
-            ImpairmentConfig::NONE,
-        )
-        .unwrap();
+        let relay = Relay::start(upstream.local_addr().unwrap(), ImpairmentConfig::NONE, ImpairmentConfig::NONE).unwrap();
         let client = socket(Duration::from_millis(100));
         let round_trip = |expect: bool| {
             client.send_to(b"ping", relay.local_addr()).unwrap();
@@ -1112,9 +989,7 @@ mod tests {
                 }
                 Err(_) => assert!(!expect, "forward blocked without outage"),
             }
-            upstream
-                .send_to(b"pong", relay.upstream_local_addr())
-                .unwrap();
+            upstream.send_to(b"pong", relay.upstream_local_addr()).unwrap();
             client.recv(&mut [0u8; 64]).is_ok()
         };
         assert!(round_trip(true));
@@ -1123,24 +998,15 @@ mod tests {
         relay.set_outage(false);
         assert!(round_trip(true));
         let st = relay.stats();
-        assert_eq!(
-            (st.forward.dropped_outage, st.reverse.dropped_outage),
-            (1, 1),
-            "{st:?}"
-        );
+        assert_eq!((st.forward.dropped_outage, st.reverse.dropped_outage), (1, 1), "{st:?}");
     }
 
     #[test]
     fn reverse_before_any_sender_is_dropped_and_foreign_ignored() {
         let upstream = socket(Duration::from_millis(100));
-        let relay =
-            Relay::forward_only(upstream.local_addr().unwrap(), ImpairmentConfig::NONE).unwrap();
-        upstream
-            .send_to(b"early", relay.upstream_local_addr())
-            .unwrap();
-        socket(Duration::from_millis(10))
-            .send_to(b"stranger", relay.upstream_local_addr())
-            .unwrap();
+        let relay = Relay::forward_only(upstream.local_addr().unwrap(), ImpairmentConfig::NONE).unwrap();
+        upstream.send_to(b"early", relay.upstream_local_addr()).unwrap();
+        socket(Duration::from_millis(10)).send_to(b"stranger", relay.upstream_local_addr()).unwrap();
         eventually("reverse counters", Duration::from_secs(1), || {
             let r = relay.stats().reverse;
             r.dropped_no_peer == 1 && r.ignored_foreign == 1
@@ -1160,9 +1026,7 @@ mod tests {
             for i in 0..10 {
                 client.send_to(&payload(i), front).unwrap();
             }
-            eventually("packets queued", Duration::from_secs(1), || {
-                relay.stats().forward.in_flight() == 10
-            });
+            eventually("packets queued", Duration::from_secs(1), || relay.stats().forward.in_flight() == 10);
             let t = Instant::now();
             if use_stop {
                 relay.stop();
@@ -1202,10 +1066,8 @@ mod tests {
         UdpSocket::bind((Ipv4Addr::LOCALHOST, p)).unwrap();
         let base = free_udp_port_triple();
         assert_eq!(base % 2, 0);
-        let _held: Vec<UdpSocket> = [base, base + 2, base + 4]
-            .iter()
-            .map(|&p| UdpSocket::bind((Ipv4Addr::LOCALHOST, p)).unwrap())
-            .collect();
+        let _held: Vec<UdpSocket> =
+            [base, base + 2, base + 4].iter().map(|&p| UdpSocket::bind((Ipv4Addr::LOCALHOST, p)).unwrap()).collect();
     }
 
     #[test]
@@ -1214,11 +1076,7 @@ mod tests {
         let sinks = (0..TRIPLE_ATTEMPTS)
             .find_map(|_| {
                 let q = free_udp_port_triple();
-                [q, q + 2, q + 4]
-                    .iter()
-                    .map(|&p| UdpSocket::bind((Ipv4Addr::LOCALHOST, p)))
-                    .collect::<io::Result<Vec<_>>>()
-                    .ok()
+                [q, q + 2, q + 4].iter().map(|&p| UdpSocket::bind((Ipv4Addr::LOCALHOST, p))).collect::<io::Result<Vec<_>>>().ok()
             })
             .unwrap();
         let q = sinks[0].local_addr().unwrap();
@@ -1229,9 +1087,7 @@ mod tests {
         for (i, (relay, sink)) in relays.iter().zip(&sinks).enumerate() {
             assert_eq!(relay.local_addr().port(), p + 2 * u16::try_from(i).unwrap());
             sink.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-            client
-                .send_to(&[u8::try_from(i).unwrap(); 12], relay.local_addr())
-                .unwrap();
+            client.send_to(&[u8::try_from(i).unwrap(); 12], relay.local_addr()).unwrap();
             let mut buf = [0u8; 64];
             let (n, src) = sink.recv_from(&mut buf).unwrap();
             assert_eq!(buf[..n], [u8::try_from(i).unwrap(); 12]);
@@ -1246,10 +1102,7 @@ mod tests {
         const N: u64 = 4000;
         const RATE: u64 = 4000;
         let sink = socket(Duration::from_millis(10));
-        let cfg = ImpairmentConfig::NONE
-            .with_delay(Duration::from_millis(10))
-            .with_jitter(Duration::from_millis(2))
-            .with_seed(3);
+        let cfg = ImpairmentConfig::NONE.with_delay(Duration::from_millis(10)).with_jitter(Duration::from_millis(2)).with_seed(3);
         let relay = Relay::forward_only(sink.local_addr().unwrap(), cfg).unwrap();
         // A long quiet limit: on a saturated CI machine the relay's thread
         // can be descheduled for hundreds of milliseconds mid-stream.
@@ -1282,9 +1135,7 @@ mod tests {
         thread::spawn(move || tx.send(rx.join().unwrap().len()).unwrap());
         let got = done.recv_timeout(Duration::from_secs(25)).unwrap() as u64;
         let mbit = (N * 1316 * 8) as f64 / send_time.as_secs_f64() / 1e6;
-        eprintln!(
-            "relay throughput: {got}/{N} packets in {send_time:?} ({mbit:.1} Mbit/s offered)"
-        );
+        eprintln!("relay throughput: {got}/{N} packets in {send_time:?} ({mbit:.1} Mbit/s offered)");
         // What the relay itself decides: everything it read was forwarded,
         // nothing was dropped by its own queue, and it really carried the
         // stream. How many datagrams the kernel dropped at the relay's or the

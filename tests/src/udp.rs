@@ -301,12 +301,8 @@ pub fn recovery_plan(record: &RelayRecord) -> RecoveryPlan {
     let dropped: BTreeSet<u64> = media.iter().filter(|(_, (_, d))| *d).map(|(&e, _)| e).collect();
     // Unwrap the FEC's SNBase near the media (a test spans far fewer than
     // 32768 packets).
-    let fec: Vec<(FecInfo, u64)> = record
-        .fec
-        .iter()
-        .filter_map(|(_, p)| FecInfo::parse(p))
-        .map(|f| (f, unwrap_seq(f.sn_base, (first + last) / 2)))
-        .collect();
+    let fec: Vec<(FecInfo, u64)> =
+        record.fec.iter().filter_map(|(_, p)| FecInfo::parse(p)).map(|f| (f, unwrap_seq(f.sn_base, (first + last) / 2))).collect();
     let column = fec.iter().find(|(f, _)| !f.row);
     let (l, d) = column.map_or((0, 0), |(f, _)| (u64::from(f.offset), u64::from(f.na)));
     let size = (l * d).max(1);
@@ -350,15 +346,5 @@ pub fn recovery_plan(record: &RelayRecord) -> RecoveryPlan {
             break;
         }
     }
-    RecoveryPlan {
-        l,
-        d,
-        first,
-        last,
-        dropped,
-        recoverable,
-        in_final_matrix,
-        final_matrix_start,
-        matrices_missing_columns,
-    }
+    RecoveryPlan { l, d, first, last, dropped, recoverable, in_final_matrix, final_matrix_start, matrices_missing_columns }
 }

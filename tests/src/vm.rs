@@ -167,7 +167,11 @@ pub fn small_bundle(dir: &Path, version: &str, mib: u32) -> PathBuf {
         let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
         assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     };
-    run(Command::new("mkfs.ext4").args(["-q", "-F", "-L", "root", "-d"]).arg(&tree).arg(bdir.join("root.ext4")).arg(format!("{}M", mib + 8)));
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "root", "-d"])
+        .arg(&tree)
+        .arg(bdir.join("root.ext4"))
+        .arg(format!("{}M", mib + 8)));
     let manifest = std::fs::read_to_string(repo().join("image/rauc/manifest.raucm.in"))
         .unwrap_or_else(|e| panic!("manifest template: {e}"))
         .replace("@VERSION@", version)
@@ -191,7 +195,6 @@ pub fn serial_tail(log: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
-
 
 /// A booted image: QEMU (killed by PID on drop) with its serial log.
 #[derive(Debug)]

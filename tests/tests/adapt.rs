@@ -7,7 +7,6 @@
 //! are separate tests so nextest runs them side by side.
 
 #![cfg(test)]
-
 // Link rates and packet counts here are small positive figures: the
 // float-to-integer casts cannot truncate.
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss, clippy::cast_sign_loss)]

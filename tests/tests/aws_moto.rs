@@ -53,7 +53,8 @@ fn cloud(moto: &MotoServer) -> AwsCloud {
     let dir = tempfile::tempdir().unwrap();
     let creds = dir.path().join("credentials");
     std::fs::write(&creds, format!("[default]\naws_access_key_id = testing\naws_secret_access_key = {SECRET}\n")).unwrap();
-    let settings = AwsSettings { region: Some(REGION.into()), credentials_file: Some(creds), profile: None, endpoint_url: Some(moto.endpoint()) };
+    let settings =
+        AwsSettings { region: Some(REGION.into()), credentials_file: Some(creds), profile: None, endpoint_url: Some(moto.endpoint()) };
     let c = AwsCloud::new(&settings, None).unwrap();
     // The provider reads the file lazily, on the first call: keep it for
     // the whole test by leaking the directory.

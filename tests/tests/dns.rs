@@ -63,7 +63,11 @@ fn srt_listener(ns: &Netns, port: u16, out: &Path) -> ChildGuard {
 
 fn dns_server(ns: &Netns, name: &str) -> ChildGuard {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/dns_server.py");
-    let mut g = ns.spawn("dns_server.py", &["python3", script.to_str().unwrap(), "127.0.0.1", "53", &format!("{name}=127.0.0.1")], Stdio::piped());
+    let mut g = ns.spawn(
+        "dns_server.py",
+        &["python3", script.to_str().unwrap(), "127.0.0.1", "53", &format!("{name}=127.0.0.1")],
+        Stdio::piped(),
+    );
     let mut ready = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(g.take_stdout().unwrap()), &mut ready).unwrap();
     assert_eq!(ready.trim(), "ready", "the DNS responder did not start");
@@ -103,7 +107,11 @@ fn dns_down_at_start_is_an_output_error_and_recovers_when_dns_returns() {
     let _dns = dns_server(&ns, host);
     let o = agent.wait_output_state("backup", "connected", Duration::from_secs(20));
     println!("FIGURE backup_down_before_dns_returned_s={down_for:.1}");
-    edge_tests::record("dns", "named output connected after DNS returned (s, backoff cap 5 s)", format!("{:.1}", o["state_age_s"].as_f64().unwrap_or(0.0)));
+    edge_tests::record(
+        "dns",
+        "named output connected after DNS returned (s, backoff cap 5 s)",
+        format!("{:.1}", o["state_age_s"].as_f64().unwrap_or(0.0)),
+    );
     wait_for("the backup to receive", Duration::from_secs(20), || (std::fs::metadata(&backup_ts).ok()?.len() > 200_000).then_some(()));
     assert_eq!(agent.output("primary").unwrap()["connects"], 1, "the primary never reconnected");
     agent.stop();

@@ -41,9 +41,7 @@ fn srt_under_loss(test: &str, loss: f64, one_way: Duration, latency_ms: u32) {
     let mut agent = AgentProc::start(dir.path(), &config_toml(test, 3000, &outputs));
     agent.wait_output_state("primary", "connected", CONNECT);
     // About 10 s at ~3.8 Mbit/s: some 3,600 packets through the loss.
-    wait_for("10 s of TS through the lossy path", Duration::from_secs(60), || {
-        (listener.received() > 4_500_000).then_some(())
-    });
+    wait_for("10 s of TS through the lossy path", Duration::from_secs(60), || (listener.received() > 4_500_000).then_some(()));
     let srt = agent.output("primary").unwrap()["srt"].clone();
     std::thread::sleep(Duration::from_millis(u64::from(latency_ms) * 2)); // let the receiver play out
     agent.stop();
@@ -104,8 +102,7 @@ fn hundred_outages_of_one_path_leave_the_other_untouched() {
     let backup = SrtListenerPeer::start(p2, LATENCY_MS, None, &dir.path().join("b.ts"));
     let none = ImpairmentConfig::none();
     let relay = Relay::start(format!("127.0.0.1:{p1}").parse().unwrap(), none, none).unwrap();
-    let outputs = srt_output("primary", relay.local_addr().port(), LATENCY_MS, None)
-        + &srt_output("backup", p2, LATENCY_MS, None);
+    let outputs = srt_output("primary", relay.local_addr().port(), LATENCY_MS, None) + &srt_output("backup", p2, LATENCY_MS, None);
     let mut agent = AgentProc::start(dir.path(), &config_toml("outage-100", 800, &outputs));
     agent.wait_output_state("primary", "connected", CONNECT);
     agent.wait_output_state("backup", "connected", CONNECT);
@@ -138,11 +135,7 @@ fn hundred_outages_of_one_path_leave_the_other_untouched() {
     record("outage_x100", "backup TS continuity errors", ts.cc_errors());
     record("outage_x100", "backup chunks received / sent", format!("{received_chunks}/{sent_before}+"));
     record("outage_x100", "encoder pipeline restarts", status["pipeline_restarts"].clone());
-    assert_eq!(
-        (ts.sync_errors, ts.cc_errors()),
-        (0, 0),
-        "backup damaged by the primary's outages; agent status {status}"
-    );
+    assert_eq!((ts.sync_errors, ts.cc_errors()), (0, 0), "backup damaged by the primary's outages; agent status {status}");
     assert!(received_chunks >= sent_before, "backup lost chunks: {received_chunks} < {sent_before}; {backup_status}");
     drop(primary);
 }

@@ -162,11 +162,8 @@ fn fleet_controls_the_real_agent_safely() {
     // controller's own config/desired and cmd/req necessarily carry what the
     // operator sent, and are not the box's to redact).
     let all = std::fs::read_to_string(&mqtt_log).unwrap_or_default();
-    let mqtt: String = all
-        .lines()
-        .filter(|l| !l.contains("/config/desired ") && !l.contains("/cmd/req "))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let mqtt: String =
+        all.lines().filter(|l| !l.contains("/config/desired ") && !l.contains("/cmd/req ")).map(|l| format!("{l}\n")).collect();
     assert!(mqtt.contains("fleet/v1/agent-01/telemetry"), "recorder saw no telemetry");
     assert!(!mqtt.contains(PASS), "the passphrase was published over MQTT by the agent");
     assert!(!agent.log().contains(PASS), "the passphrase is in the agent log");
@@ -257,9 +254,14 @@ fn a_full_state_directory_raises_an_alarm_and_the_stream_keeps_running() {
     let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"]).arg(&state).status();
     assert!(mounted.is_ok_and(|s| s.success()), "cannot mount a tmpfs (this test needs root)");
     let mount = TmpfsMount(state.clone());
-    let Rig { dir, port, p1, p2, primary, backup: _backup, mut agent, mqtt_log, broker: _broker, _recorder, .. } = Rig::start(dir, &state);
+    let Rig { dir, port, p1, p2, primary, backup: _backup, mut agent, mqtt_log, broker: _broker, _recorder, .. } =
+        Rig::start(dir, &state);
     // Fill the disk to the last byte.
-    let _ = Command::new("dd").args(["if=/dev/zero", "bs=4k"]).arg(format!("of={}", state.join("filler").display())).stderr(std::process::Stdio::null()).status();
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", state.join("filler").display()))
+        .stderr(std::process::Stdio::null())
+        .status();
     let file = dir.path().join("v2.toml");
     std::fs::write(&file, media_config(2000, p1, p2, 200)).unwrap();
     let (code, out) = edgectl(port, &["config", "push", DEVICE, file.to_str().unwrap(), "--version", "2"]);

@@ -118,9 +118,8 @@ fn signal_loss_and_format_change_keep_the_ts_unbroken_with_the_slate_and_alarm()
     // The source switches format (SIGUSR2: 960x540p50): followed by the
     // scaler, the outputs and the encoder never notice.
     agent.proc.signal("USR2");
-    let switched = wait_for("the new input format", Duration::from_secs(10), || {
-        input_state(&agent).filter(|i| i["format"] == "960x540p50")
-    });
+    let switched =
+        wait_for("the new input format", Duration::from_secs(10), || input_state(&agent).filter(|i| i["format"] == "960x540p50"));
     assert_eq!(switched["format_changes"], 1, "{switched}");
     assert_eq!(switched["slate"], false, "a format change is not a signal loss: {switched}");
     let switched_from = rx.received();
@@ -128,7 +127,11 @@ fn signal_loss_and_format_change_keep_the_ts_unbroken_with_the_slate_and_alarm()
     let after = dir.path().join("after-switch.ts");
     tail(&rx.output, switched_from, &after);
     let probe = edge_tests::ffprobe(&after, &["-show_streams", "-select_streams", "v"]);
-    assert_eq!((probe["streams"][0]["width"].as_i64(), probe["streams"][0]["height"].as_i64()), (Some(640), Some(360)), "the encoded format stays");
+    assert_eq!(
+        (probe["streams"][0]["width"].as_i64(), probe["streams"][0]["height"].as_i64()),
+        (Some(640), Some(360)),
+        "the encoded format stays"
+    );
 
     let status = agent.status().unwrap();
     assert_eq!(status["pipeline_restarts"], 0, "the encoder never restarted: {status}");
@@ -147,5 +150,9 @@ fn signal_loss_and_format_change_keep_the_ts_unbroken_with_the_slate_and_alarm()
 
     record("signal_loss", "slate on air after SIGUSR1 (1 s watchdog)", format!("{:.2} s", slate_after.as_secs_f64()));
     record("signal_loss", "live picture back after SIGUSR1", format!("{:.2} s", live_after.as_secs_f64()));
-    record("signal_loss", "TS through loss, return and a 640x360p25 -> 960x540p50 source switch", format!("{} packets, 0 CC errors, max PCR step {:.0} ms", a.packets, a.max_pcr_step_ms()));
+    record(
+        "signal_loss",
+        "TS through loss, return and a 640x360p25 -> 960x540p50 source switch",
+        format!("{} packets, 0 CC errors, max PCR step {:.0} ms", a.packets, a.max_pcr_step_ms()),
+    );
 }

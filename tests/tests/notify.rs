@@ -8,8 +8,8 @@
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::net::UnixDatagram;
     use std::io::Read;
+    use std::os::unix::net::UnixDatagram;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 

@@ -292,8 +292,7 @@ fn pacing_sender_child() {
     }
     use agent::fanout::{FanOut, TsChunk};
     use agent::output::{OutputHandle, OutputState};
-    let dests: Vec<SocketAddr> =
-        std::env::var("EDGE_PACING_DESTS").unwrap().split(',').map(|d| d.parse().unwrap()).collect();
+    let dests: Vec<SocketAddr> = std::env::var("EDGE_PACING_DESTS").unwrap().split(',').map(|d| d.parse().unwrap()).collect();
     let mut toml = String::from("device_id = \"pacing-test\"\n\n[input]\nkind = \"test-pattern\"\n");
     for (i, d) in dests.iter().enumerate() {
         toml.push_str(&format!(

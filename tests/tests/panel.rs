@@ -52,9 +52,7 @@ fn leds_follow_the_stream_a_long_press_toggles_it_and_unplugging_never_touches_i
     // and the board gets its whole state again after its HELLO.
     let before = backup.received();
     rt.block_on(board.unplug());
-    wait_for("3 s of TS with the board unplugged", Duration::from_secs(30), || {
-        (backup.received() > before + 450_000).then_some(())
-    });
+    wait_for("3 s of TS with the board unplugged", Duration::from_secs(30), || (backup.received() > before + 450_000).then_some(()));
     {
         let _guard = rt.enter();
         board.replug().unwrap();
@@ -73,9 +71,7 @@ fn leds_follow_the_stream_a_long_press_toggles_it_and_unplugging_never_touches_i
 
     // A long press stops the stream; another starts it again.
     board.press("front", Press::Long).unwrap();
-    wait_for("the stream stopped by the long press", Duration::from_secs(10), || {
-        agent.status().filter(|s| s["streaming"] == false)
-    });
+    wait_for("the stream stopped by the long press", Duration::from_secs(10), || agent.status().filter(|s| s["streaming"] == false));
     wait_for("the power LED to blink red", Duration::from_secs(5), || {
         (leds(&board)[Led::Power.index()] == LedState::new(LedMode::Blink, Some(LedColor::Red))).then_some(())
     });
@@ -85,9 +81,7 @@ fn leds_follow_the_stream_a_long_press_toggles_it_and_unplugging_never_touches_i
     wait_for("the stream back after the second long press", Duration::from_secs(15), || {
         (backup.received() > stopped_at + 100_000).then_some(())
     });
-    wait_for("the power LED green again", Duration::from_secs(10), || {
-        (leds(&board)[Led::Power.index()] == green()).then_some(())
-    });
+    wait_for("the power LED green again", Duration::from_secs(10), || (leds(&board)[Led::Power.index()] == green()).then_some(()));
     agent.stop();
     record("panel", "unplugged 3 s: backup CC errors / reconnects / pipeline restarts", "0 / 0 / 0");
 }

@@ -61,10 +61,6 @@ mod tests {
             }
         }
         assert!(checked > 0, "git ls-files listed no readable file under {}", root.display());
-        assert!(
-            offenders.is_empty(),
-            "cite docs/ instead of paths outside the repository:\n{}",
-            offenders.join("\n")
-        );
+        assert!(offenders.is_empty(), "cite docs/ instead of paths outside the repository:\n{}", offenders.join("\n"));
     }
 }

@@ -12,8 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edge_tests::udp::{
-    free_port_triple, recovery_plan, rtp_output, rtp_seq, unwrap_seq, LossyRelay, RecoveryPlan,
-    RelayRecord, UdpCollector,
+    free_port_triple, recovery_plan, rtp_output, rtp_seq, unwrap_seq, LossyRelay, RecoveryPlan, RelayRecord, UdpCollector,
 };
 use edge_tests::{agent_bin, config_toml, record, wait_for, AgentProc, ChildGuard};
 
@@ -84,9 +83,7 @@ fn read_rfc4571(file: &Path) -> Vec<Vec<u8>> {
 /// output (media passed through plus recoveries, unordered, with duplicates)
 /// goes framed to `out`. Returns once the pipeline is PLAYING.
 fn start_fecdec(q: u16, out: &Path, log: &Path) -> ChildGuard {
-    let udpsrc = |port: u16, caps: &str| {
-        format!("udpsrc address=127.0.0.1 port={port} buffer-size=4194304 caps={caps}")
-    };
+    let udpsrc = |port: u16, caps: &str| format!("udpsrc address=127.0.0.1 port={port} buffer-size=4194304 caps={caps}");
     let media_caps = "application/x-rtp,media=video,clock-rate=90000,encoding-name=MP2T,payload=33";
     let fec_caps = "application/x-rtp,payload=96";
     let pipeline = format!(
@@ -129,9 +126,7 @@ fn gstreamer_fecdec_recovers_every_lost_packet_of_the_agent_stream() {
     let output = rtp_output("fec", relay.port, Some((10, 10, "column-and-row")));
     let mut agent = AgentProc::start(dir.path(), &config_toml("rtpfec-gst", 1500, &output));
     // About 6 s of a ~1.9 Mbit/s multiplex (~180 packets/s).
-    wait_for("1100 media packets at the relay", START + Duration::from_secs(20), || {
-        (relay.media_seen() >= 1100).then_some(())
-    });
+    wait_for("1100 media packets at the relay", START + Duration::from_secs(20), || (relay.media_seen() >= 1100).then_some(()));
     agent.stop();
     wait_relay_idle(&relay);
     let seen = relay.stop();
@@ -173,8 +168,7 @@ fn gstreamer_fecdec_recovers_every_lost_packet_of_the_agent_stream() {
     assert!(no_columns.is_empty(), "the agent did not send all column FEC of the matrices at {no_columns:?}");
     // ... so every dropped packet outside the final, incomplete matrix
     // (whose column FEC is never sent) is protected by FEC it sent.
-    let unprotected: Vec<u64> =
-        plan.unrecoverable().difference(&plan.in_final_matrix).map(|e| e - plan.first).collect();
+    let unprotected: Vec<u64> = plan.unrecoverable().difference(&plan.in_final_matrix).map(|e| e - plan.first).collect();
     assert!(
         unprotected.is_empty(),
         "packets {unprotected:?} were dropped outside the final matrix but the agent's FEC cannot rebuild them \
@@ -369,7 +363,11 @@ fn receive_tool_reports_a_clean_rtp_fec_stream() {
     let lines = text.lines().filter(|l| l.starts_with('{')).count();
     let r = final_report(&text);
     println!("receive_smoke: {lines} JSON lines in 3 s; final {r}; test took {:.1} s", t0.elapsed().as_secs_f64());
-    record("rtp_fec_receive_smoke", "media packets in 3 s, unrecovered, CC errors", format!("{}, {}, {}", r["media_packets"], r["unrecovered"], r["cc_errors"]));
+    record(
+        "rtp_fec_receive_smoke",
+        "media packets in 3 s, unrecovered, CC errors",
+        format!("{}, {}, {}", r["media_packets"], r["unrecovered"], r["cc_errors"]),
+    );
     assert!(lines >= 3, "expected a line per second and a final one:\n{text}");
     assert!(r["media_packets"].as_u64().unwrap() > 300, "{r}");
     assert_eq!((r["missing"].as_u64(), r["unrecovered"].as_u64(), r["late"].as_u64()), (Some(0), Some(0), Some(0)), "{r}");

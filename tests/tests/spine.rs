@@ -77,9 +77,8 @@ fn wrong_passphrase_is_a_clear_error_for_that_output_only() {
     let outputs = srt_output("primary", p1, 200, Some((PASS, 16))) + &srt_output("backup", p2, 200, Some((PASS, 16)));
     let mut agent = AgentProc::start(dir.path(), &config_toml("spine-02", 1500, &outputs));
     agent.wait_output_state("backup", "connected", CONNECT);
-    let err = wait_for("primary to report the rejection", CONNECT, || {
-        agent.output("primary")?["last_error"].as_str().map(str::to_owned)
-    });
+    let err =
+        wait_for("primary to report the rejection", CONNECT, || agent.output("primary")?["last_error"].as_str().map(str::to_owned));
     assert!(err.contains("wrong or missing passphrase"), "primary error: {err}");
     wait_for("backup to keep receiving", Duration::from_secs(20), || (backup.received() > 600_000).then_some(()));
     assert_ne!(agent.output("primary").unwrap()["state"], "connected");

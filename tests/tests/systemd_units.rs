@@ -11,7 +11,6 @@
 //! Restart, watchdog kill and boot order need a booted systemd: the QEMU
 //! image test covers them.
 
-
 // Inside a cfg(test) module so that the workspace's clippy test lints
 // (tests_outside_test_module, unwrap in tests) apply as intended.
 #[cfg(test)]
@@ -132,9 +131,7 @@ mod tests {
         // The values other parts depend on: main.rs exits 78 on a bad config,
         // notify.rs pings at half of WatchdogSec, the image's sysusers uid.
         let unit = read("edge-agent.service");
-        let values = |key: &str| -> Vec<&str> {
-            unit.lines().filter_map(|l| l.strip_prefix(key)?.strip_prefix('=')).collect()
-        };
+        let values = |key: &str| -> Vec<&str> { unit.lines().filter_map(|l| l.strip_prefix(key)?.strip_prefix('=')).collect() };
         assert_eq!(values("Type"), ["notify"]);
         assert_eq!(values("NotifyAccess"), ["main"]);
         assert_eq!(values("WatchdogSec"), ["30s"]);
@@ -275,20 +272,15 @@ mod tests {
         // NUL-terminated, from its gperf file) is in the binary. Values are not
         // checked this way: the VM boot test does that.
         let networkd = Path::new("/lib/systemd/systemd-networkd");
-        let binary = std::fs::read(networkd)
-            .unwrap_or_else(|e| panic!("{}: {e}: install the Debian package `systemd`", networkd.display()));
+        let binary =
+            std::fs::read(networkd).unwrap_or_else(|e| panic!("{}: {e}: install the Debian package `systemd`", networkd.display()));
         let network = read("network/80-wired-dhcp.network");
         let entries = ini(&network);
         for (section, key, _) in &entries {
             let needle = format!("\0{section}.{key}\0");
-            assert!(
-                binary.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                "systemd-networkd does not know [{section}] {key}="
-            );
+            assert!(binary.windows(needle.len()).any(|w| w == needle.as_bytes()), "systemd-networkd does not know [{section}] {key}=");
         }
-        let value = |s: &str, k: &str| {
-            entries.iter().find(|(sec, key, _)| sec == s && key == k).map(|(_, _, v)| v.as_str())
-        };
+        let value = |s: &str, k: &str| entries.iter().find(|(sec, key, _)| sec == s && key == k).map(|(_, _, v)| v.as_str());
         assert_eq!(value("Match", "Name"), Some("en* eth*"));
         assert_eq!(value("Network", "DHCP"), Some("yes"));
         // Online means a lease; --any in the wait-online drop-in keeps an

@@ -54,9 +54,7 @@ fn vm_boots_online_and_streams() {
     });
     let to_online = vm.started.elapsed();
     let to_packet = first_packet.unwrap_or_else(|| {
-        wait_for("the stream at the SRT listener", Duration::from_secs(120), || {
-            (peer.received() > 0).then(|| vm.started.elapsed())
-        })
+        wait_for("the stream at the SRT listener", Duration::from_secs(120), || (peer.received() > 0).then(|| vm.started.elapsed()))
     });
     record("vm_boot", "boot to online (s)", format!("{:.1}", to_online.as_secs_f64()));
     record("vm_boot", "boot to first packet (s)", format!("{:.1}", to_packet.as_secs_f64()));

@@ -54,12 +54,10 @@ fn send(port: u16, device: &str, id: &str, url: &str, digest: &str) {
 /// The final response to command `id` in the MQTT log, if there is one.
 fn final_response(log: &str, device: &str, id: &str) -> Option<serde_json::Value> {
     let topic = format!("fleet/v1/{device}/cmd/res ");
-    log.lines().filter_map(|l| l.strip_prefix(&topic)).filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok()).find(
-        |v| {
-            v.get("id").and_then(|i| i.as_str()) == Some(id)
-                && matches!(v.get("state").and_then(|s| s.as_str()), Some("succeeded" | "failed" | "rejected" | "timed_out"))
-        },
-    )
+    log.lines().filter_map(|l| l.strip_prefix(&topic)).filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok()).find(|v| {
+        v.get("id").and_then(|i| i.as_str()) == Some(id)
+            && matches!(v.get("state").and_then(|s| s.as_str()), Some("succeeded" | "failed" | "rejected" | "timed_out"))
+    })
 }
 
 /// The `firmware` part of the newest telemetry that satisfies `pred`.
@@ -172,7 +170,9 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     assert_eq!(r["state"], "succeeded", "good bundle not installed: {r}");
     wait_for(&format!("slot B confirmed (serial log {serial_log})"), ROUND_TRIP, || {
         vm.check_alive();
-        telemetry_firmware(&log(), &device, |f| f["slot"] == "b" && f["confirmed"] == true && f["last_update"]["outcome"] == "confirmed")
+        telemetry_firmware(&log(), &device, |f| {
+            f["slot"] == "b" && f["confirmed"] == true && f["last_update"]["outcome"] == "confirmed"
+        })
     });
     record("vm_update", "good bundle: command to slot B confirmed (s)", format!("{:.0}", t0.elapsed().as_secs_f64()));
     vm.stop();

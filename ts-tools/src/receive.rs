@@ -66,12 +66,7 @@ pub struct ReceiverConfig {
 
 impl Default for ReceiverConfig {
     fn default() -> Self {
-        ReceiverConfig {
-            hold: Duration::from_millis(500),
-            max_buffered: 8192,
-            fec: true,
-            decoder: DecoderConfig::default(),
-        }
+        ReceiverConfig { hold: Duration::from_millis(500), max_buffered: 8192, fec: true, decoder: DecoderConfig::default() }
     }
 }
 

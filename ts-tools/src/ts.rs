@@ -108,7 +108,11 @@ impl TsAnalyzer {
         if pcr && af_len >= 7 {
             st.pcrs += 1;
             // §2.4.3.5: 33-bit base, 6 reserved bits, 9-bit extension.
-            let base = (u64::from(p[6]) << 25) | (u64::from(p[7]) << 17) | (u64::from(p[8]) << 9) | (u64::from(p[9]) << 1) | (u64::from(p[10]) >> 7);
+            let base = (u64::from(p[6]) << 25)
+                | (u64::from(p[7]) << 17)
+                | (u64::from(p[8]) << 9)
+                | (u64::from(p[9]) << 1)
+                | (u64::from(p[10]) >> 7);
             let ext = (u64::from(p[10] & 1) << 8) | u64::from(p[11]);
             let value = base * 300 + ext;
             if let Some(last) = st.last_pcr {

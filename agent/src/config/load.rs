@@ -58,8 +58,7 @@ impl fmt::Display for InvalidConfig {
 
 /// Reads and parses a configuration file.
 pub fn from_file(path: &Path) -> Result<AgentConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     from_str(&text).map_err(|e| match e {
         ConfigError::Invalid(mut inv) => {
             inv.file = Some(path.to_owned());
@@ -234,11 +233,7 @@ fn key_string(segments: &[Segment]) -> String {
 /// Finds the position of the key at `segments` in the tree. For "unknown
 /// field `x`" errors the path may name the table that holds `x`; then `x` is
 /// looked up in it and the returned path includes it.
-fn locate(
-    tree: &Spanned<DeTable<'_>>,
-    segments: &[Segment],
-    message: &str,
-) -> Option<(Vec<Segment>, std::ops::Range<usize>)> {
+fn locate(tree: &Spanned<DeTable<'_>>, segments: &[Segment], message: &str) -> Option<(Vec<Segment>, std::ops::Range<usize>)> {
     let names_unknown = |name: &str| message.starts_with(&format!("unknown field `{name}`"));
     let unknown = message.starts_with("unknown field `");
     // serde_path_to_error sometimes already ends the path with the unknown
@@ -413,7 +408,10 @@ latency_ms = 500
         let e = err(&format!("{GOOD}\n[video]\nencoder = \"x264\"\n\n[adapt]\nmin_bitrate_kbps = 800\n"));
         assert_eq!((e.key.as_str(), e.line), ("adapt", Some(16)), "{e}");
         assert!(e.message.contains("vbr"), "{}", e.message);
-        assert!(from_str(&format!("{GOOD}\n[video]\nencoder = \"x264\"\nrate_control = \"vbr\"\n\n[adapt]\nmin_bitrate_kbps = 800\n")).is_ok());
+        assert!(from_str(&format!(
+            "{GOOD}\n[video]\nencoder = \"x264\"\nrate_control = \"vbr\"\n\n[adapt]\nmin_bitrate_kbps = 800\n"
+        ))
+        .is_ok());
     }
 
     #[test]

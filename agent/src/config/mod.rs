@@ -389,9 +389,18 @@ impl OutputConfig {
         let (address, flow_arn, region, source, start, whitelist) = match self {
             OutputConfig::Srt(o) => (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist),
             OutputConfig::Rtp(o) => (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist),
-            OutputConfig::RtpFec(o) => (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist),
+            OutputConfig::RtpFec(o) => {
+                (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist)
+            }
         };
-        OutputTarget { address: address.as_ref(), flow_arn: flow_arn.as_ref(), region: region.as_ref(), flow_source: source.as_ref(), start_flow_if_standby: start, manage_whitelist: whitelist }
+        OutputTarget {
+            address: address.as_ref(),
+            flow_arn: flow_arn.as_ref(),
+            region: region.as_ref(),
+            flow_source: source.as_ref(),
+            start_flow_if_standby: start,
+            manage_whitelist: whitelist,
+        }
     }
 
     /// The output kind as the cloud resolver knows it.
@@ -669,18 +678,19 @@ impl AgentConfig {
     fn validate_input(&self) -> Result<(), (String, String)> {
         if let InputConfig::V4l2 { device, .. } = &self.input {
             let path_like = device.starts_with("/dev/") && device.len() > 5;
-            let id_like = !device.is_empty()
-                && device.len() <= 128
-                && device.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+            let id_like =
+                !device.is_empty() && device.len() <= 128 && device.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
             if !(path_like || id_like) {
-                return Err(("input.device".into(), format!("`{device}` is neither a /dev path nor a device id from `edge-agent probe`")));
+                return Err((
+                    "input.device".into(),
+                    format!("`{device}` is neither a /dev path nor a device id from `edge-agent probe`"),
+                ));
             }
         }
         match self.audio.source {
-            AudioSource::Embedded if !matches!(self.input, InputConfig::Decklink { .. } | InputConfig::Auto { .. }) => Err((
-                "audio.source".into(),
-                format!("embedded audio needs a decklink or auto input, not {}", self.input.kind_name()),
-            )),
+            AudioSource::Embedded if !matches!(self.input, InputConfig::Decklink { .. } | InputConfig::Auto { .. }) => {
+                Err(("audio.source".into(), format!("embedded audio needs a decklink or auto input, not {}", self.input.kind_name())))
+            }
             AudioSource::Alsa if self.audio.alsa_device.as_deref().is_none_or(str::is_empty) => {
                 Err(("audio.alsa_device".into(), "source = \"alsa\" needs alsa_device (e.g. \"hw:1,0\")".into()))
             }
@@ -716,10 +726,7 @@ impl AgentConfig {
         let pids = [("pmt_pid", ts.pmt_pid), ("video_pid", ts.video_pid), ("audio_pid", ts.audio_pid)];
         for (i, (name, pid)) in pids.iter().enumerate() {
             if let Some((other, _)) = pids[..i].iter().find(|(_, p)| p == pid) {
-                return Err((
-                    format!("transport_stream.{other}"),
-                    format!("PID {} is used by both {other} and {name}", pid.get()),
-                ));
+                return Err((format!("transport_stream.{other}"), format!("PID {} is used by both {other} and {name}", pid.get())));
             }
         }
         for (i, out) in self.outputs.iter().enumerate() {
@@ -745,7 +752,10 @@ impl AgentConfig {
                 }
                 (None, Some(_)) => {
                     if t.manage_whitelist && self.aws.as_ref().and_then(|a| a.public_ip).is_none() {
-                        return Err((format!("outputs[{i}].manage_whitelist"), "needs [aws] public_ip (the box's public address)".into()));
+                        return Err((
+                            format!("outputs[{i}].manage_whitelist"),
+                            "needs [aws] public_ip (the box's public address)".into(),
+                        ));
                     }
                 }
             }

@@ -25,8 +25,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fleet::wire::ReasonCode;
-use gstreamer::prelude::*;
 use fleet::Command;
+use gstreamer::prelude::*;
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
@@ -298,7 +298,11 @@ impl Controller {
             encoder_report: Arc::new(self.report.clone()),
             factory: self.factory.clone(),
             pipeline: self.pipeline.as_ref().map(|p| p.stats.clone()),
-            outputs: self.outputs.iter().map(|(name, h)| OutputView { name: name.clone(), status: h.as_ref().map(|h| h.status.clone()) }).collect(),
+            outputs: self
+                .outputs
+                .iter()
+                .map(|(name, h)| OutputView { name: name.clone(), status: h.as_ref().map(|h| h.status.clone()) })
+                .collect(),
             cloud: self.cloud.clone(),
             cloud_report: self.cloud_report.clone(),
             persist_error: self.persist_error.clone(),
@@ -330,8 +334,8 @@ impl Controller {
             pipeline::graph::build(&cfg, kind, &factory)
         });
         let media = self.live_cfg.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let sup = Supervisor::with_builder(build, &self.factory, self.fan.clone(), self.events.clone(), stop.clone())
-            .with_media(media);
+        let sup =
+            Supervisor::with_builder(build, &self.factory, self.fan.clone(), self.events.clone(), stop.clone()).with_media(media);
         let (stats, encoder) = (sup.stats.clone(), sup.encoder_handle());
         let thread = std::thread::Builder::new().name("pipeline".into()).spawn(move || sup.run())?;
         self.pipeline = Some(PipelineRun { stop, thread, stats, encoder });

@@ -65,8 +65,9 @@ impl OutputHandle {
         let thread = std::thread::Builder::new().name(format!("out-{name}"));
         let (thread, payload) = match cfg {
             OutputConfig::Srt(srt_cfg) => {
-                let worker = srt::SrtOutput::new(srt_cfg.clone(), dest, status.clone(), live_edge, stop.clone(), agent_shutdown.clone())
-                    .with_overhead_cap(srt_overhead_percent);
+                let worker =
+                    srt::SrtOutput::new(srt_cfg.clone(), dest, status.clone(), live_edge, stop.clone(), agent_shutdown.clone())
+                        .with_overhead_cap(srt_overhead_percent);
                 (thread.spawn(move || worker.run(rx))?, Payload::Ts)
             }
             OutputConfig::Rtp(_) | OutputConfig::RtpFec(_) => {
@@ -78,7 +79,13 @@ impl OutputHandle {
                         nominal_bps: nominal_bps.clone(),
                         live_edge: live_edge.clone(),
                     },
-                    OutputConfig::Rtp(r) => rtp::RtpSettings { cfg: r.clone(), dest, fec: None, nominal_bps: nominal_bps.clone(), live_edge: live_edge.clone() },
+                    OutputConfig::Rtp(r) => rtp::RtpSettings {
+                        cfg: r.clone(),
+                        dest,
+                        fec: None,
+                        nominal_bps: nominal_bps.clone(),
+                        live_edge: live_edge.clone(),
+                    },
                     OutputConfig::Srt(_) => unreachable!("matched above"),
                 };
                 let worker = rtp::RtpOutput::new(settings, status.clone(), stop.clone(), agent_shutdown.clone());

@@ -17,8 +17,8 @@
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,8 +30,8 @@ use tracing::{info, warn};
 use super::backoff::Backoff;
 use super::status::{OutputState, OutputStatus};
 use super::udp_batch::{self, BatchSocket, PacingMode};
-use crate::dest::Dest;
 use crate::config::RtpOutputConfig;
+use crate::dest::Dest;
 use crate::fanout::{LiveEdge, TsChunk};
 use crate::shutdown::Shutdown;
 

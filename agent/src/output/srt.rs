@@ -16,8 +16,8 @@ use tracing::{info, warn};
 
 use super::backoff::Backoff;
 use super::status::{OutputState, OutputStatus, SrtSnapshot};
-use crate::dest::{Dest, RESOLVE_AFTER_FAILURES};
 use crate::config::SrtOutputConfig;
+use crate::dest::{Dest, RESOLVE_AFTER_FAILURES};
 use crate::fanout::{LiveEdge, TsChunk};
 use crate::shutdown::Shutdown;
 
@@ -63,7 +63,14 @@ pub struct SrtOutput {
 }
 
 impl SrtOutput {
-    pub fn new(cfg: SrtOutputConfig, dest: Dest, status: Arc<OutputStatus>, live_edge: Arc<LiveEdge>, stop: Shutdown, agent_shutdown: Shutdown) -> Self {
+    pub fn new(
+        cfg: SrtOutputConfig,
+        dest: Dest,
+        status: Arc<OutputStatus>,
+        live_edge: Arc<LiveEdge>,
+        stop: Shutdown,
+        agent_shutdown: Shutdown,
+    ) -> Self {
         SrtOutput { cfg, dest, status, live_edge, stop, agent_shutdown, overhead_percent: None }
     }
 

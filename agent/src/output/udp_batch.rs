@@ -21,8 +21,8 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 
 use nix::libc;
-use nix::{setsockopt_impl, sockopt_impl};
 use nix::sys::socket::{self, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+use nix::{setsockopt_impl, sockopt_impl};
 use serde::Serialize;
 
 // nix has no wrapper for SO_MAX_PACING_RATE; its `sockopt_impl!` defines a

@@ -49,9 +49,7 @@ impl CaptureSource {
 
     fn from_device(d: &CaptureDevice) -> Option<CaptureSource> {
         match d.kind {
-            CaptureKind::DeckLink => {
-                Some(CaptureSource::DeckLink { number: d.index, connection: DeckLinkConnection::Auto })
-            }
+            CaptureKind::DeckLink => Some(CaptureSource::DeckLink { number: d.index, connection: DeckLinkConnection::Auto }),
             CaptureKind::V4l2Hdmi | CaptureKind::V4l2Uvc => d.path.clone().map(|path| CaptureSource::V4l2 { path }),
         }
     }
@@ -66,9 +64,7 @@ pub fn resolve(input: &InputConfig, discovery: &mut Discovery) -> Option<Capture
         InputConfig::Decklink { device_number, connection, .. } => {
             Some(CaptureSource::DeckLink { number: *device_number, connection: *connection })
         }
-        InputConfig::V4l2 { device, .. } if device.starts_with("/dev/") => {
-            Some(CaptureSource::V4l2 { path: PathBuf::from(device) })
-        }
+        InputConfig::V4l2 { device, .. } if device.starts_with("/dev/") => Some(CaptureSource::V4l2 { path: PathBuf::from(device) }),
         InputConfig::V4l2 { device, .. } => {
             rescan(discovery);
             discovery.devices().iter().find(|d| &d.id == device).and_then(CaptureSource::from_device)
@@ -242,8 +238,7 @@ fn wire(g: &CaptureGraph, store: &Arc<FrameStore>) {
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                     if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
-                        let samples: Vec<i16> =
-                            map.as_slice().chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+                        let samples: Vec<i16> = map.as_slice().chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
                         sound.put_audio(&samples);
                     }
                     Ok(gst::FlowSuccess::Ok)

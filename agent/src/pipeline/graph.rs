@@ -38,10 +38,10 @@ pub fn raw_video_caps(video: &VideoConfig, format: Option<&str>) -> gst::Caps {
     }
     b.field("width", i32::try_from(video.width.get()).unwrap_or(1280))
         .field("height", i32::try_from(video.height.get()).unwrap_or(720))
-        .field("framerate", gst::Fraction::new(
-            i32::try_from(video.framerate.num).unwrap_or(30),
-            i32::try_from(video.framerate.den).unwrap_or(1),
-        ))
+        .field(
+            "framerate",
+            gst::Fraction::new(i32::try_from(video.framerate.num).unwrap_or(30), i32::try_from(video.framerate.den).unwrap_or(1)),
+        )
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
         .build()
 }
@@ -59,10 +59,7 @@ pub fn raw_audio_caps(cfg: &AgentConfig) -> gst::Caps {
 
 /// Creates a named element, or says which plugin is missing.
 pub fn make(factory: &str, name: &str) -> Result<gst::Element, PipelineError> {
-    gst::ElementFactory::make(factory)
-        .name(name)
-        .build()
-        .map_err(|_| PipelineError::MissingElement(factory.to_owned()))
+    gst::ElementFactory::make(factory).name(name).build().map_err(|_| PipelineError::MissingElement(factory.to_owned()))
 }
 
 pub fn capsfilter(name: &str, caps: gst::Caps) -> Result<gst::Element, PipelineError> {
@@ -98,9 +95,7 @@ pub fn build(cfg: &AgentConfig, kind: EncoderKind, factory: &str) -> Result<Grap
     mux.set_property("prog-map", &prog_map);
 
     let sink = gst_app::AppSink::builder().name("ts-sink").sync(false).build();
-    pipeline
-        .add_many([&mux, sink.upcast_ref()])
-        .map_err(|e| PipelineError::Link(e.to_string()))?;
+    pipeline.add_many([&mux, sink.upcast_ref()]).map_err(|e| PipelineError::Link(e.to_string()))?;
     link(&[&mux, sink.upcast_ref()])?;
 
     let (video_src, encoder) = add_video(&pipeline, cfg, kind, factory, &mux, &video_pad_name)?;
@@ -132,10 +127,7 @@ fn add_video(
 ) -> Result<(gst_app::AppSrc, gst::Element), PipelineError> {
     let src = app_source("video-in", &raw_video_caps(&cfg.video, Some("I420")));
     let convert = make("videoconvert", "video-convert")?;
-    let enc_caps = capsfilter(
-        "encoder-caps",
-        gst::Caps::builder("video/x-raw").field("format", input_format(kind)).build(),
-    )?;
+    let enc_caps = capsfilter("encoder-caps", gst::Caps::builder("video/x-raw").field("format", input_format(kind)).build())?;
     let encoder = make_encoder(kind, factory, &cfg.video).map_err(PipelineError::Encoder)?;
     let parse = make(parser(cfg), "video-parse")?;
     // SPS/PPS (and VPS) before every IDR, so a receiver that joins late (or
@@ -143,9 +135,7 @@ fn add_video(
     parse.set_property("config-interval", -1i32);
     let queue = make("queue", "video-queue")?;
     let chain = [src.upcast_ref(), &convert, &enc_caps, &encoder, &parse, &queue];
-    pipeline
-        .add_many(chain)
-        .map_err(|e| PipelineError::Link(e.to_string()))?;
+    pipeline.add_many(chain).map_err(|e| PipelineError::Link(e.to_string()))?;
     link(&chain)?;
     link_to_mux(&queue, mux, pad_name)?;
     Ok((src, encoder))
@@ -178,9 +168,7 @@ fn add_audio(
     let parse = make("aacparse", "audio-parse")?;
     let queue = make("queue", "audio-queue")?;
     let chain = [src.upcast_ref(), &convert, &aac, &parse, &queue];
-    pipeline
-        .add_many(chain)
-        .map_err(|e| PipelineError::Link(e.to_string()))?;
+    pipeline.add_many(chain).map_err(|e| PipelineError::Link(e.to_string()))?;
     link(&chain)?;
     link_to_mux(&queue, mux, pad_name)?;
     Ok(src)
@@ -188,14 +176,7 @@ fn add_audio(
 
 /// mpegtsmux takes the PID from the requested pad's name (`sink_<pid>`).
 fn link_to_mux(from: &gst::Element, mux: &gst::Element, pad_name: &str) -> Result<(), PipelineError> {
-    let sink_pad = mux
-        .request_pad_simple(pad_name)
-        .ok_or_else(|| PipelineError::Link(format!("mpegtsmux refused pad {pad_name}")))?;
-    let src_pad = from
-        .static_pad("src")
-        .ok_or_else(|| PipelineError::Link("queue without src pad".to_owned()))?;
-    src_pad
-        .link(&sink_pad)
-        .map(|_| ())
-        .map_err(|e| PipelineError::Link(format!("{pad_name}: {e}")))
+    let sink_pad = mux.request_pad_simple(pad_name).ok_or_else(|| PipelineError::Link(format!("mpegtsmux refused pad {pad_name}")))?;
+    let src_pad = from.static_pad("src").ok_or_else(|| PipelineError::Link("queue without src pad".to_owned()))?;
+    src_pad.link(&sink_pad).map(|_| ()).map_err(|e| PipelineError::Link(format!("{pad_name}: {e}")))
 }

@@ -42,9 +42,7 @@ pub fn render(width: u32, height: u32, device_id: &str) -> Result<gst::Buffer, P
     let elements = [&bars, &text, &convert, sink.upcast_ref()];
     pipeline.add_many(elements).map_err(|e| PipelineError::Link(e.to_string()))?;
     gst::Element::link_many(elements).map_err(|e| PipelineError::Link(e.to_string()))?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| PipelineError::Start("slate renderer refused to start".into()))?;
+    pipeline.set_state(gst::State::Playing).map_err(|_| PipelineError::Start("slate renderer refused to start".into()))?;
     let sample = sink.try_pull_sample(gst::ClockTime::from_nseconds(u64::try_from(RENDER_TIMEOUT.as_nanos()).unwrap_or(u64::MAX)));
     let _ = pipeline.set_state(gst::State::Null);
     let sample = sample.ok_or_else(|| PipelineError::Start("slate renderer produced no frame in 10 s".into()))?;

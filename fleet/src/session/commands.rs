@@ -9,8 +9,7 @@ use crate::clock::Now;
 use crate::command::Command;
 use crate::idempotency::Outcome;
 use crate::limits::{
-    COMMAND_TIMEOUT_DEFAULT_S, COMMAND_TIMEOUT_MAX_S, LONG_COMMAND_TIMEOUT_MAX_S, MAX_COMMANDS_IN_FLIGHT, MAX_ID_LEN,
-    MAX_MESSAGE,
+    COMMAND_TIMEOUT_DEFAULT_S, COMMAND_TIMEOUT_MAX_S, LONG_COMMAND_TIMEOUT_MAX_S, MAX_COMMANDS_IN_FLIGHT, MAX_ID_LEN, MAX_MESSAGE,
 };
 use crate::topics;
 use crate::wire::{self, CommandRequest, CommandState, ReasonCode};
@@ -182,8 +181,7 @@ impl Session {
     }
 
     pub(super) fn expire_commands(&mut self, now: Now) {
-        let late: Vec<String> =
-            self.in_flight.iter().filter(|(_, f)| now.mono >= f.deadline).map(|(id, _)| id.clone()).collect();
+        let late: Vec<String> = self.in_flight.iter().filter(|(_, f)| now.mono >= f.deadline).map(|(id, _)| id.clone()).collect();
         for id in late {
             let o = Outcome {
                 state: CommandState::TimedOut,

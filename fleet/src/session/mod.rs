@@ -72,10 +72,17 @@ pub enum Output {
     /// Subscribe to these topics at QoS 1 (after every CONNACK).
     Subscribe(Vec<String>),
     /// Run this device command, then call [`Session::command_result`].
-    Execute { id: String, command: Command },
+    Execute {
+        id: String,
+        command: Command,
+    },
     /// Validate (unless `rollback`) and apply this config, then call
     /// [`Session::config_outcome`] (not needed for a rollback).
-    ApplyConfig { version: u64, config: Value, rollback: bool },
+    ApplyConfig {
+        version: u64,
+        config: Value,
+        rollback: bool,
+    },
     /// Call [`Session::birth`] with fresh info, state and alarms.
     NeedBirth,
     /// Call [`Session::telemetry`] with fresh counters.

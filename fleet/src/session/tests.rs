@@ -318,7 +318,11 @@ fn malformed_requests_get_the_right_rejection() {
         (br#"{"id":"a1","name":"output.enable","args":{"output":7}}"#.to_vec(), "a1", ReasonCode::InvalidArgs),
         (br#"{"id":"e1","name":"stream.start","expires_at":1000}"#.to_vec(), "e1", ReasonCode::Expired),
         (br#"{"id":"to","name":"stream.start","timeout_s":301}"#.to_vec(), "to", ReasonCode::BadRequest),
-        (format!(r#"{{"id":"big","name":"identify","args":{{"x":"{}"}}}}"#, "x".repeat(17_000)).into_bytes(), "big", ReasonCode::PayloadTooLarge),
+        (
+            format!(r#"{{"id":"big","name":"identify","args":{{"x":"{}"}}}}"#, "x".repeat(17_000)).into_bytes(),
+            "big",
+            ReasonCode::PayloadTooLarge,
+        ),
     ];
     for (payload, id, reason) in cases {
         h.send(topics::CMD_REQ, &payload);
@@ -490,9 +494,15 @@ mod fuzz {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
                 proptest::collection::btree_map(
-                    prop_oneof![Just("id".to_owned()), Just("name".to_owned()), Just("args".to_owned()),
-                                Just("version".to_owned()), Just("config".to_owned()), Just("expires_at".to_owned()),
-                                "[a-z_]{1,8}"],
+                    prop_oneof![
+                        Just("id".to_owned()),
+                        Just("name".to_owned()),
+                        Just("args".to_owned()),
+                        Just("version".to_owned()),
+                        Just("config".to_owned()),
+                        Just("expires_at".to_owned()),
+                        "[a-z_]{1,8}"
+                    ],
                     inner,
                     0..5,
                 )

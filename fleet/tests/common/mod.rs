@@ -144,12 +144,12 @@ pub fn edgectl_args(broker: &Broker, identity: &str) -> Vec<String> {
 
 /// Runs `edgectl ARGS` as the controller; (exit code, stdout, stderr).
 pub fn edgectl(broker: &Broker, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgectl"))
-        .args(edgectl_args(broker, CONTROLLER))
-        .args(args)
-        .output()
-        .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_edgectl")).args(edgectl_args(broker, CONTROLLER)).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A simulated device process (`edgectl simulate-device`); killed on drop.

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{
-    auto_order, CaptureDevice, CaptureError, CaptureKind, DeckLinkProbe, FrameWatchdog, Signal, SysfsScanner, V4l2Node,
-    V4l2Probe,
+    auto_order, CaptureDevice, CaptureError, CaptureKind, DeckLinkProbe, FrameWatchdog, Signal, SysfsScanner, V4l2Node, V4l2Probe,
 };
 
 /// What changed between two scans.
@@ -45,11 +44,7 @@ impl Discovery {
     /// How often the agent should call [`Self::rescan`].
     pub const POLL_PERIOD: Duration = Duration::from_secs(2);
 
-    pub fn from_parts(
-        scanner: SysfsScanner,
-        v4l2: Box<dyn V4l2Probe + Send>,
-        decklink: Box<dyn DeckLinkProbe + Send>,
-    ) -> Self {
+    pub fn from_parts(scanner: SysfsScanner, v4l2: Box<dyn V4l2Probe + Send>, decklink: Box<dyn DeckLinkProbe + Send>) -> Self {
         Discovery {
             scanner,
             v4l2,

@@ -211,16 +211,7 @@ mod tests {
     const P1080_50: VideoFormat = VideoFormat { width: 1920, height: 1080, fps_num: 50, fps_den: 1, interlaced: false };
 
     fn dev(id: &str, kind: CaptureKind, index: u32, signal: Signal) -> CaptureDevice {
-        CaptureDevice {
-            id: id.to_owned(),
-            kind,
-            index,
-            path: None,
-            name: id.to_owned(),
-            driver: None,
-            bus: Bus::Pci,
-            signal,
-        }
+        CaptureDevice { id: id.to_owned(), kind, index, path: None, name: id.to_owned(), driver: None, bus: Bus::Pci, signal }
     }
 
     #[test]
@@ -247,10 +238,7 @@ mod tests {
     #[test]
     fn signal_serialises_with_a_state_tag() {
         let json = serde_json::to_string(&Signal::Locked(P1080_50)).unwrap();
-        assert_eq!(
-            json,
-            r#"{"state":"locked","width":1920,"height":1080,"fps_num":50,"fps_den":1,"interlaced":false}"#
-        );
+        assert_eq!(json, r#"{"state":"locked","width":1920,"height":1080,"fps_num":50,"fps_den":1,"interlaced":false}"#);
         assert_eq!(serde_json::to_string(&Signal::CannotLock).unwrap(), r#"{"state":"cannot_lock"}"#);
         assert_eq!(serde_json::to_string(&CaptureKind::DeckLink).unwrap(), r#""decklink""#);
     }

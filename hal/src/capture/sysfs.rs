@@ -147,9 +147,7 @@ impl SysfsScanner {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(CaptureError::Io { path: device_link, source }),
         };
-        let driver = fs::read_link(device.join("driver"))
-            .ok()
-            .and_then(|p| p.file_name().and_then(|s| s.to_str()).map(str::to_owned));
+        let driver = fs::read_link(device.join("driver")).ok().and_then(|p| p.file_name().and_then(|s| s.to_str()).map(str::to_owned));
         let location = device.file_name().and_then(|s| s.to_str()).unwrap_or(node).to_owned();
         Ok(Some(V4l2Node {
             node: node.to_owned(),
@@ -176,10 +174,8 @@ impl SysfsScanner {
 /// USB if any ancestor is a USB bus (`usb2`), else PCI if under a PCI root
 /// (`pci0000:00`), else platform if under `platform`.
 fn bus_of(device: &Path) -> Bus {
-    let names: Vec<&str> =
-        device.components().filter_map(|c| if let Component::Normal(s) = c { s.to_str() } else { None }).collect();
-    let is_usb_bus =
-        |s: &&str| s.strip_prefix("usb").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let names: Vec<&str> = device.components().filter_map(|c| if let Component::Normal(s) = c { s.to_str() } else { None }).collect();
+    let is_usb_bus = |s: &&str| s.strip_prefix("usb").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     if names.iter().any(is_usb_bus) {
         Bus::Usb
     } else if names.iter().any(|s| s.starts_with("pci")) {
@@ -207,9 +203,7 @@ fn dev_node_matches(path: &Path, devnum: &str) -> bool {
 }
 
 fn read_attr(path: &Path) -> Result<String, CaptureError> {
-    fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
-        .map_err(|source| CaptureError::Io { path: path.to_owned(), source })
+    fs::read_to_string(path).map(|s| s.trim().to_owned()).map_err(|source| CaptureError::Io { path: path.to_owned(), source })
 }
 
 fn parse<T: std::str::FromStr>(path: &Path) -> Result<T, CaptureError> {

@@ -44,8 +44,7 @@ pub struct DvQuery {
 
 impl DvQuery {
     /// Knows nothing: what [`SysfsOnlyProbe`] answers.
-    pub const UNKNOWN: DvQuery =
-        DvQuery { is_capture: None, input_no_signal: None, dv_timings: DvTimings::Unsupported };
+    pub const UNKNOWN: DvQuery = DvQuery { is_capture: None, input_no_signal: None, dv_timings: DvTimings::Unsupported };
 
     /// Maps the answers to a [`Signal`].
     ///
@@ -136,14 +135,8 @@ impl BtTimings {
     /// returned as the reduced exact fraction. `None` for zero totals or a
     /// rate that does not fit in `u32`.
     pub fn format(&self) -> Option<VideoFormat> {
-        let htotal = u128::from(self.width)
-            + u128::from(self.hfrontporch)
-            + u128::from(self.hsync)
-            + u128::from(self.hbackporch);
-        let mut vtotal = u128::from(self.height)
-            + u128::from(self.vfrontporch)
-            + u128::from(self.vsync)
-            + u128::from(self.vbackporch);
+        let htotal = u128::from(self.width) + u128::from(self.hfrontporch) + u128::from(self.hsync) + u128::from(self.hbackporch);
+        let mut vtotal = u128::from(self.height) + u128::from(self.vfrontporch) + u128::from(self.vsync) + u128::from(self.vbackporch);
         if self.interlaced {
             vtotal += u128::from(self.il_vfrontporch) + u128::from(self.il_vsync) + u128::from(self.il_vbackporch);
         }

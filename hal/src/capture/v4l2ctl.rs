@@ -56,7 +56,8 @@ impl V4l2Probe for V4l2CtlProbe {
         if let Some(mut out) = child.stdout.take() {
             let _ = out.read_to_string(&mut text);
         }
-        let dv_timings = parse_query_dv_timings(&text).ok_or_else(|| err(format!("unexpected v4l2-ctl output: {:.80}", text.trim())))?;
+        let dv_timings =
+            parse_query_dv_timings(&text).ok_or_else(|| err(format!("unexpected v4l2-ctl output: {:.80}", text.trim())))?;
         Ok(DvQuery { is_capture: None, input_no_signal: None, dv_timings })
     }
 }

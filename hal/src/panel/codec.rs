@@ -18,10 +18,9 @@ pub enum HostCommand {
 impl HostCommand {
     pub fn seq(&self) -> u16 {
         match self {
-            HostCommand::Hello { seq }
-            | HostCommand::Led { seq, .. }
-            | HostCommand::Tally { seq, .. }
-            | HostCommand::Ping { seq } => *seq,
+            HostCommand::Hello { seq } | HostCommand::Led { seq, .. } | HostCommand::Tally { seq, .. } | HostCommand::Ping { seq } => {
+                *seq
+            }
         }
     }
 }
@@ -191,8 +190,8 @@ impl<'a> Fields<'a> {
 
     fn name(&mut self) -> Result<String, PanelError> {
         let w = self.word("name")?;
-        let ok = (1..=16).contains(&w.len())
-            && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        let ok =
+            (1..=16).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if ok {
             Ok(w.to_owned())
         } else {
@@ -259,8 +258,7 @@ mod tests {
 
     #[test]
     fn encodes_every_host_command() {
-        let led =
-            HostCommand::Led { seq: 7, led: Led::Primary, state: LedState::new(LedMode::Blink, Some(LedColor::Amber)) };
+        let led = HostCommand::Led { seq: 7, led: Led::Primary, state: LedState::new(LedMode::Blink, Some(LedColor::Amber)) };
         assert_eq!(encode(&led), "LED 7 primary blink amber\n");
         let plain = HostCommand::Led { seq: 8, led: Led::Power, state: LedState::new(LedMode::On, None) };
         assert_eq!(encode(&plain), "LED 8 power on\n");
@@ -312,8 +310,7 @@ mod tests {
 
     #[test]
     fn host_lines_round_trip_and_unknown_seq_is_recoverable() {
-        let cmd =
-            HostCommand::Led { seq: 1, led: Led::Backup, state: LedState::new(LedMode::Fast, Some(LedColor::Red)) };
+        let cmd = HostCommand::Led { seq: 1, led: Led::Backup, state: LedState::new(LedMode::Fast, Some(LedColor::Red)) };
         assert_eq!(parse_host_line(&encode(&cmd)).unwrap(), cmd);
         assert!(parse_host_line("LED 4 power purple").is_err());
         assert_eq!(host_line_seq("LED 4 power purple"), Some(4));

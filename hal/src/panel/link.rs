@@ -11,8 +11,7 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_serial::{DataBits, FlowControl, Parity, SerialPortBuilderExt, SerialStream, StopBits};
 
 use super::{
-    encode, parse_board_line, BoardMessage, HostCommand, Led, LedState, LineBuffer, PanelDesired, PanelError,
-    PanelState, Press, Tally,
+    encode, parse_board_line, BoardMessage, HostCommand, Led, LedState, LineBuffer, PanelDesired, PanelError, PanelState, Press, Tally,
 };
 
 /// Timing of the link. The defaults suit a USB CDC-ACM board.
@@ -118,10 +117,7 @@ impl PanelLink {
     /// tokio panics inside the link task, which then stops, but the caller
     /// is unaffected). Returns the handle and the event stream. The port
     /// need not exist yet. Outside a runtime this is an error, not a panic.
-    pub fn spawn(
-        path: impl Into<PathBuf>,
-        config: PanelLinkConfig,
-    ) -> Result<(PanelLink, mpsc::Receiver<PanelEvent>), PanelError> {
+    pub fn spawn(path: impl Into<PathBuf>, config: PanelLinkConfig) -> Result<(PanelLink, mpsc::Receiver<PanelEvent>), PanelError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| PanelError::NoRuntime(e.to_string()))?;
         let (desired_tx, desired_rx) = watch::channel(PanelDesired::default());
         let (status_tx, status_rx) = watch::channel(PanelStatus::default());

@@ -57,8 +57,7 @@ impl SimBoard {
     /// Creates the pty, points `link` at it and announces `HELLO firmware`,
     /// like a board after power-on. Needs a tokio runtime with I/O enabled.
     pub fn start(link: impl Into<PathBuf>, firmware: &str) -> Result<SimBoard, PanelError> {
-        let mut board =
-            SimBoard { link: link.into(), firmware: firmware.to_owned(), state: Arc::default(), plugged: None };
+        let mut board = SimBoard { link: link.into(), firmware: firmware.to_owned(), state: Arc::default(), plugged: None };
         board.replug()?;
         Ok(board)
     }
@@ -129,8 +128,7 @@ impl SimBoard {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| PanelError::NoRuntime(e.to_string()))?;
         let (master, slave, pts) = open_pty()?;
         blank(&mut lock(&self.state));
-        point_link(&self.link, &pts)
-            .map_err(|e| PanelError::Open { path: self.link.clone(), reason: e.to_string() })?;
+        point_link(&self.link, &pts).map_err(|e| PanelError::Open { path: self.link.clone(), reason: e.to_string() })?;
         let (tx, rx) = mpsc::unbounded_channel();
         let task = runtime.spawn(serve(master, slave, rx, Arc::clone(&self.state), self.firmware.clone()));
         self.plugged = Some(Plugged { tx, task, pts });

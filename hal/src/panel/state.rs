@@ -105,9 +105,7 @@ impl PanelState {
         for i in 0..SLOTS {
             let want = self.want(i);
             let slot = self.slots[i];
-            let waiting = slot
-                .in_flight
-                .is_some_and(|f| f.value == want && now.saturating_duration_since(f.sent) < self.ack_timeout);
+            let waiting = slot.in_flight.is_some_and(|f| f.value == want && now.saturating_duration_since(f.sent) < self.ack_timeout);
             if slot.acked == Some(want) || slot.rejected == Some(want) || waiting {
                 continue;
             }

@@ -17,12 +17,10 @@ pub struct DiskUsage {
 
 /// `statvfs(path)`: sizes are in fragment-size units (`f_frsize`).
 pub fn disk_usage(path: &Path) -> Result<DiskUsage, SensorError> {
-    let st = nix::sys::statvfs::statvfs(path)
-        .map_err(|errno| SensorError::Io { path: path.to_owned(), source: errno.into() })?;
+    let st = nix::sys::statvfs::statvfs(path).map_err(|errno| SensorError::Io { path: path.to_owned(), source: errno.into() })?;
     // The field types are u32 or u64 depending on the target; widen.
     #[allow(clippy::useless_conversion)]
-    let (frsize, blocks, bavail) =
-        (u64::from(st.fragment_size()), u64::from(st.blocks()), u64::from(st.blocks_available()));
+    let (frsize, blocks, bavail) = (u64::from(st.fragment_size()), u64::from(st.blocks()), u64::from(st.blocks_available()));
     Ok(DiskUsage { total_bytes: blocks.saturating_mul(frsize), available_bytes: bavail.saturating_mul(frsize) })
 }
 

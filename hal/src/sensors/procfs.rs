@@ -32,10 +32,8 @@ impl CpuTimes {
         }
         let idle = at(3) + at(4);
         let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
-        let cpus = stat
-            .lines()
-            .filter(|l| l.strip_prefix("cpu").and_then(|r| r.chars().next()).is_some_and(|c| c.is_ascii_digit()))
-            .count();
+        let cpus =
+            stat.lines().filter(|l| l.strip_prefix("cpu").and_then(|r| r.chars().next()).is_some_and(|c| c.is_ascii_digit())).count();
         Some(CpuTimes { busy, total: busy + idle, cpus: u32::try_from(cpus).ok()? })
     }
 
@@ -101,8 +99,7 @@ impl Memory {
 mod tests {
     use super::*;
 
-    const STAT_A: &str =
-        "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\ncpu1 50 0 25 400 25 0 0 0 0 0\nintr 1\n";
+    const STAT_A: &str = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\ncpu1 50 0 25 400 25 0 0 0 0 0\nintr 1\n";
     const STAT_B: &str = "cpu  250 0 100 900 50 0 0 0 20 0\ncpu0 1 0 0 0 0 0 0 0 0 0\ncpu1 1 0 0 0 0 0 0 0 0 0\n";
 
     #[test]

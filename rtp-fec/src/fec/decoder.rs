@@ -85,11 +85,7 @@ pub struct DecoderConfig {
 
 impl Default for DecoderConfig {
     fn default() -> Self {
-        DecoderConfig {
-            window: 1024,
-            max_packet_len: 1500,
-            max_pending_fec: 256,
-        }
+        DecoderConfig { window: 1024, max_packet_len: 1500, max_pending_fec: 256 }
     }
 }
 
@@ -226,9 +222,7 @@ impl FecDecoder {
     pub fn with_config(config: DecoderConfig) -> Self {
         let config = DecoderConfig {
             window: config.window.clamp(256, 32768),
-            max_packet_len: config
-                .max_packet_len
-                .clamp(28, usize::from(u16::MAX) + RTP_HEADER_LEN),
+            max_packet_len: config.max_packet_len.clamp(28, usize::from(u16::MAX) + RTP_HEADER_LEN),
             max_pending_fec: config.max_pending_fec.clamp(1, 4096),
         };
         FecDecoder {
@@ -280,10 +274,7 @@ impl FecDecoder {
     pub fn push_media(&mut self, packet: &[u8]) -> Result<MediaOutcome, DecodeError> {
         let header = RtpHeader::parse(packet)?;
         if packet.len() > self.config.max_packet_len {
-            return Err(DecodeError::TooLong {
-                len: packet.len(),
-                max: self.config.max_packet_len,
-            });
+            return Err(DecodeError::TooLong { len: packet.len(), max: self.config.max_packet_len });
         }
         self.stats.media_received += 1;
         let seq = header.sequence;
@@ -293,8 +284,7 @@ impl FecDecoder {
             None => self.window.restart(seq),
             Some(Placement::Ahead(ext)) => {
                 let (stats, lost) = (&mut self.stats, &mut self.lost);
-                self.window
-                    .advance(ext, |missing| report_lost(stats, lost, missing));
+                self.window.advance(ext, |missing| report_lost(stats, lost, missing));
                 // FEC whose first packet left the window can never be used.
                 let low = self.window.low();
                 self.pending.retain(|fec| fec.first >= low);
@@ -333,11 +323,7 @@ impl FecDecoder {
     /// Takes one FEC packet (from port +2 or +4). `kind_hint` is the stream
     /// the port implies; the packet's own D bit decides, a disagreement is
     /// only counted in [`DecoderStats::fec_kind_mismatch`].
-    pub fn push_fec(
-        &mut self,
-        packet: &[u8],
-        kind_hint: Option<FecKind>,
-    ) -> Result<FecOutcome, DecodeError> {
+    pub fn push_fec(&mut self, packet: &[u8], kind_hint: Option<FecKind>) -> Result<FecOutcome, DecodeError> {
         self.stats.fec_received += 1;
         let result = self.accept_fec(packet, kind_hint);
         if result.is_err() {
@@ -356,26 +342,17 @@ impl FecDecoder {
         self.window.clear();
     }
 
-    fn accept_fec(
-        &mut self,
-        packet: &[u8],
-        kind_hint: Option<FecKind>,
-    ) -> Result<FecOutcome, DecodeError> {
+    fn accept_fec(&mut self, packet: &[u8], kind_hint: Option<FecKind>) -> Result<FecOutcome, DecodeError> {
         let view = FecPacketView::parse(packet)?;
         let max_payload = self.config.max_packet_len - RTP_HEADER_LEN;
         if view.payload.len() > max_payload {
-            return Err(DecodeError::TooLong {
-                len: packet.len(),
-                max: max_payload + FEC_OVERHEAD,
-            });
+            return Err(DecodeError::TooLong { len: packet.len(), max: max_payload + FEC_OVERHEAD });
         }
         let header = view.header;
         if kind_hint.is_some_and(|hint| hint != header.kind) {
             self.stats.fec_kind_mismatch += 1;
         }
-        let (Some(highest), Some(first)) =
-            (self.window.highest(), self.window.extend(header.sn_base))
-        else {
+        let (Some(highest), Some(first)) = (self.window.highest(), self.window.extend(header.sn_base)) else {
             return Err(DecodeError::NoMedia);
         };
         let (offset, count) = (u64::from(header.offset), u64::from(header.na));
@@ -385,10 +362,7 @@ impl FecDecoder {
         let ahead = u64::from(self.config.window) / 2;
         if first < self.window.low() || first + span > highest + ahead {
             let span = u32::try_from(span).unwrap_or(u32::MAX); // span <= 255 * 254
-            return Err(DecodeError::OutsideWindow {
-                sn_base: header.sn_base,
-                span,
-            });
+            return Err(DecodeError::OutsideWindow { sn_base: header.sn_base, span });
         }
         match header.kind {
             FecKind::Column => {
@@ -397,11 +371,7 @@ impl FecDecoder {
             }
             FecKind::Row => self.learned.l = Some(header.na),
         }
-        if self
-            .pending
-            .iter()
-            .any(|p| p.first == first && p.offset == offset && p.count == count)
-        {
+        if self.pending.iter().any(|p| p.first == first && p.offset == offset && p.count == count) {
             return Ok(FecOutcome::Duplicate);
         }
         let parity = Parity {
@@ -414,29 +384,18 @@ impl FecDecoder {
             length: header.length_recovery,
             payload: view.payload.to_vec(),
         };
-        let mut fec = PendingFec {
-            first,
-            offset,
-            count,
-            parity,
-            waits_for_newer: false,
-            dirty: false,
-        };
+        let mut fec = PendingFec { first, offset, count, parity, waits_for_newer: false, dirty: false };
         match self.verdict(&fec) {
             Verdict::Complete => Ok(FecOutcome::Redundant),
             Verdict::Recover(ext) => {
                 let recovered_before = self.stats.recovered;
                 if !self.recover(fec, ext) {
-                    return Err(DecodeError::Inconsistent {
-                        sn_base: header.sn_base,
-                    });
+                    return Err(DecodeError::Inconsistent { sn_base: header.sn_base });
                 }
                 self.mark_covering(ext);
                 self.run_recovery();
                 let recovered = self.stats.recovered - recovered_before;
-                Ok(FecOutcome::Recovered(
-                    usize::try_from(recovered).unwrap_or(usize::MAX),
-                ))
+                Ok(FecOutcome::Recovered(usize::try_from(recovered).unwrap_or(usize::MAX)))
             }
             verdict @ (Verdict::WaitNewer | Verdict::Wait) => {
                 fec.waits_for_newer = matches!(verdict, Verdict::WaitNewer);
@@ -468,9 +427,7 @@ impl FecDecoder {
         let mut missing = fec.members().filter(|&ext| !self.window.contains(ext));
         match (missing.next(), missing.next()) {
             (None, _) => Verdict::Complete,
-            (Some(ext), None) if self.window.highest().is_some_and(|h| ext < h) => {
-                Verdict::Recover(ext)
-            }
+            (Some(ext), None) if self.window.highest().is_some_and(|h| ext < h) => Verdict::Recover(ext),
             (Some(_), None) => Verdict::WaitNewer,
             (Some(_), Some(_)) => Verdict::Wait,
         }

@@ -41,9 +41,7 @@ pub enum EncodeError {
     /// Media with CSRCs, a header extension or padding is refused: the FEC
     /// RTP header would have to carry those bits (RFC 2733 §6.1), which
     /// GStreamer's decoder would misparse. The packetiser never sets them.
-    #[error(
-        "media RTP header has P/X/CC bits 0x{0:02x}; only plain 12-byte headers are protected"
-    )]
+    #[error("media RTP header has P/X/CC bits 0x{0:02x}; only plain 12-byte headers are protected")]
     UnsupportedHeader(u8),
     /// More than 65535 bytes after the header do not fit Length Recovery.
     #[error("media packet of {0} bytes is too long for SMPTE 2022-1 FEC")]
@@ -178,12 +176,8 @@ impl FecEncoder {
             return Err(EncodeError::TooLong(media.len()));
         }
         let seq = u16::from_be_bytes([header[2], header[3]]);
-        self.last_media_timestamp =
-            u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-        if self
-            .last_media_seq
-            .is_some_and(|last| last.wrapping_add(1) != seq)
-        {
+        self.last_media_timestamp = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        if self.last_media_seq.is_some_and(|last| last.wrapping_add(1) != seq) {
             self.restart_matrix();
             self.stats.discontinuities += 1;
         }
@@ -217,17 +211,12 @@ impl FecEncoder {
                 column.clear();
                 // Column c leaves with packet D·c of the next matrix (module docs).
                 let d = u64::from(self.matrix.d());
-                let due =
-                    self.matrix_start + u64::from(self.matrix.l()) * d + d * column_index as u64;
+                let due = self.matrix_start + u64::from(self.matrix.l()) * d + d * column_index as u64;
                 self.queued_columns.push_back(QueuedColumn { due, bytes });
             }
         }
 
-        if self
-            .queued_columns
-            .front()
-            .is_some_and(|c| c.due <= self.pushed)
-        {
+        if self.queued_columns.front().is_some_and(|c| c.due <= self.pushed) {
             output.column = self.queued_columns.pop_front().map(|c| self.emit_column(c));
         }
 
@@ -328,9 +317,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..n {
             let seq = first_seq.wrapping_add(u16::try_from(i % 65536).unwrap_or(0));
-            let fec = enc
-                .push(&media(seq, u8::try_from(i % 251).unwrap_or(0), 200))
-                .unwrap();
+            let fec = enc.push(&media(seq, u8::try_from(i % 251).unwrap_or(0), 200)).unwrap();
             out.extend(fec.into_iter().map(|f| (i, f)));
         }
         out
@@ -341,20 +328,14 @@ mod tests {
         let (l, d) = (5usize, 4usize);
         let mut enc = FecEncoder::new(matrix(5, 4), FecMode::ColumnOnly);
         let out = run(&mut enc, 1000, 3 * l * d);
-        let columns: Vec<(usize, u16, u16)> = out
-            .iter()
-            .filter_map(|(i, f)| f.view().ok().map(|v| (*i, v.header.sn_base, v.seq)))
-            .collect();
+        let columns: Vec<(usize, u16, u16)> =
+            out.iter().filter_map(|(i, f)| f.view().ok().map(|v| (*i, v.header.sn_base, v.seq))).collect();
         // Column c of matrix m leaves with packet D*c of matrix m+1.
         let expected: Vec<(usize, u16, u16)> = (0..2 * l)
             .map(|k| {
                 let (m, c) = (k / l, k % l);
                 let sn_base = 1000 + u16::try_from(m * l * d + c).unwrap_or(0);
-                (
-                    (m + 1) * l * d + d * c,
-                    sn_base,
-                    u16::try_from(k).unwrap_or(0),
-                )
+                ((m + 1) * l * d + d * c, sn_base, u16::try_from(k).unwrap_or(0))
             })
             .collect();
         assert_eq!(columns, expected);
@@ -365,28 +346,17 @@ mod tests {
 
     #[test]
     fn rows_leave_with_their_last_packet() {
-        let mut enc =
-            FecEncoder::new(matrix(4, 5), FecMode::ColumnAndRow).with_initial_fec_seqs(7, 65535);
+        let mut enc = FecEncoder::new(matrix(4, 5), FecMode::ColumnAndRow).with_initial_fec_seqs(7, 65535);
         let out = run(&mut enc, 65530, 20);
         let rows: Vec<(usize, u16, u16, u32)> = out
             .iter()
             .filter(|(_, f)| f.kind() == FecKind::Row)
-            .filter_map(|(i, f)| {
-                f.view()
-                    .ok()
-                    .map(|v| (*i, v.seq, v.header.sn_base, v.timestamp))
-            })
+            .filter_map(|(i, f)| f.view().ok().map(|v| (*i, v.seq, v.header.sn_base, v.timestamp)))
             .collect();
         let ts = |seq: u16| u32::from(seq) * 10;
         assert_eq!(
             rows,
-            [
-                (3, 65535, 65530, ts(65533)),
-                (7, 0, 65534, ts(1)),
-                (11, 1, 2, ts(5)),
-                (15, 2, 6, ts(9)),
-                (19, 3, 10, ts(13))
-            ]
+            [(3, 65535, 65530, ts(65533)), (7, 0, 65534, ts(1)), (11, 1, 2, ts(5)), (15, 2, 6, ts(9)), (19, 3, 10, ts(13))]
         );
         assert_eq!(enc.stats().row_packets, 5);
     }
@@ -394,9 +364,7 @@ mod tests {
     #[test]
     fn header_fields_match_ffmpeg_and_gstreamer() {
         let mut enc = FecEncoder::new(matrix(4, 4), FecMode::ColumnAndRow);
-        let packets: Vec<Vec<u8>> = (0..16u16)
-            .map(|s| media(s, 0, 100 + usize::from(s)))
-            .collect();
+        let packets: Vec<Vec<u8>> = (0..16u16).map(|s| media(s, 0, 100 + usize::from(s))).collect();
         let mut fec = Vec::new();
         for p in &packets {
             fec.extend(enc.push(p).unwrap());
@@ -409,39 +377,22 @@ mod tests {
             assert_eq!(&bytes[8..12], &[0; 4], "SSRC 0");
             let v = f.view().unwrap();
             let h = v.header;
-            assert_eq!(
-                (h.mask, h.n_bit, h.fec_type, h.index, h.sn_base_ext),
-                (0, false, 0, 0, 0)
-            );
+            assert_eq!((h.mask, h.n_bit, h.fec_type, h.index, h.sn_base_ext), (0, false, 0, 0, 0));
             let members: Vec<usize> = match f.kind() {
                 FecKind::Row => {
-                    assert_eq!(
-                        (h.kind, h.offset, h.na, bytes[24]),
-                        (FecKind::Row, 1, 4, 0x40)
-                    );
+                    assert_eq!((h.kind, h.offset, h.na, bytes[24]), (FecKind::Row, 1, 4, 0x40));
                     (0..4).map(|k| usize::from(h.sn_base) + k).collect()
                 }
                 FecKind::Column => {
-                    assert_eq!(
-                        (h.kind, h.offset, h.na, bytes[24]),
-                        (FecKind::Column, 4, 4, 0x00)
-                    );
+                    assert_eq!((h.kind, h.offset, h.na, bytes[24]), (FecKind::Column, 4, 4, 0x00));
                     (0..4).map(|k| usize::from(h.sn_base) + 4 * k).collect()
                 }
             };
             assert_eq!(bytes[16], 0x80, "E=1, PT recovery 33^33^33^33 = 0");
-            let len_xor = members.iter().fold(0u16, |a, &m| {
-                a ^ u16::try_from(packets[m].len() - 12).unwrap_or(0)
-            });
-            let ts_xor = members
-                .iter()
-                .fold(0u32, |a, &m| a ^ u32::try_from(m * 10).unwrap_or(0));
+            let len_xor = members.iter().fold(0u16, |a, &m| a ^ u16::try_from(packets[m].len() - 12).unwrap_or(0));
+            let ts_xor = members.iter().fold(0u32, |a, &m| a ^ u32::try_from(m * 10).unwrap_or(0));
             assert_eq!((h.length_recovery, h.ts_recovery), (len_xor, ts_xor));
-            let longest = members
-                .iter()
-                .map(|&m| packets[m].len() - 12)
-                .max()
-                .unwrap_or(0);
+            let longest = members.iter().map(|&m| packets[m].len() - 12).max().unwrap_or(0);
             assert_eq!(v.payload.len(), longest);
             let mut expected = vec![0u8; longest];
             for &m in &members {
@@ -460,11 +411,7 @@ mod tests {
         for seq in (0..6).chain(100..104) {
             rows.extend(enc.push(&media(seq, 1, 200)).unwrap().row);
         }
-        let bases: Vec<u16> = rows
-            .iter()
-            .filter_map(|r| r.view().ok())
-            .map(|v| v.header.sn_base)
-            .collect();
+        let bases: Vec<u16> = rows.iter().filter_map(|r| r.view().ok()).map(|v| v.header.sn_base).collect();
         assert_eq!(bases, [0, 100]);
         assert_eq!(enc.stats().discontinuities, 1);
     }
@@ -472,14 +419,8 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_protect() {
         let mut enc = FecEncoder::new(matrix(4, 4), FecMode::ColumnOnly);
-        assert_eq!(
-            enc.push(&[0x80; 4]),
-            Err(EncodeError::Rtp(RtpError::TooShort { len: 4, needed: 12 }))
-        );
-        assert_eq!(
-            enc.push(&[0x40; 20]),
-            Err(EncodeError::Rtp(RtpError::BadVersion(1)))
-        );
+        assert_eq!(enc.push(&[0x80; 4]), Err(EncodeError::Rtp(RtpError::TooShort { len: 4, needed: 12 })));
+        assert_eq!(enc.push(&[0x40; 20]), Err(EncodeError::Rtp(RtpError::BadVersion(1))));
         let mut csrc = media(0, 0, 200);
         csrc[0] = 0x81;
         assert_eq!(enc.push(&csrc), Err(EncodeError::UnsupportedHeader(1)));

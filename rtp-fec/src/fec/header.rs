@@ -112,11 +112,7 @@ impl FecHeader {
             mask: u32::from_be_bytes([0, b[5], b[6], b[7]]),
             ts_recovery: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
             n_bit: b[12] & 0x80 != 0,
-            kind: if b[12] & 0x40 != 0 {
-                FecKind::Row
-            } else {
-                FecKind::Column
-            },
+            kind: if b[12] & 0x40 != 0 { FecKind::Row } else { FecKind::Column },
             fec_type,
             index: b[12] & 0x07,
             offset: b[13],
@@ -133,10 +129,8 @@ impl FecHeader {
         b[4] = 0x80 | (self.pt_recovery & 0x7f);
         b[5..8].copy_from_slice(&self.mask.to_be_bytes()[1..]);
         b[8..12].copy_from_slice(&self.ts_recovery.to_be_bytes());
-        b[12] = u8::from(self.n_bit) << 7
-            | u8::from(self.kind == FecKind::Row) << 6
-            | (self.fec_type & 0x07) << 3
-            | (self.index & 0x07);
+        b[12] =
+            u8::from(self.n_bit) << 7 | u8::from(self.kind == FecKind::Row) << 6 | (self.fec_type & 0x07) << 3 | (self.index & 0x07);
         b[13] = self.offset;
         b[14] = self.na;
         b[15] = self.sn_base_ext;
@@ -260,34 +254,9 @@ mod tests {
     #[test]
     fn encodes_the_documented_layout() {
         let b = sample().to_bytes();
-        assert_eq!(
-            b,
-            [
-                0xff,
-                0xfe,
-                0x05,
-                0x24,
-                0x80 | 33,
-                0,
-                0,
-                0,
-                1,
-                2,
-                3,
-                4,
-                0x40,
-                1,
-                5,
-                0
-            ]
-        );
+        assert_eq!(b, [0xff, 0xfe, 0x05, 0x24, 0x80 | 33, 0, 0, 0, 1, 2, 3, 4, 0x40, 1, 5, 0]);
         assert_eq!(FecHeader::parse(&b), Ok(sample()));
-        let column = FecHeader {
-            kind: FecKind::Column,
-            offset: 5,
-            na: 20,
-            ..sample()
-        };
+        let column = FecHeader { kind: FecKind::Column, offset: 5, na: 20, ..sample() };
         assert_eq!(column.to_bytes()[12..], [0x00, 5, 20, 0]);
     }
 
@@ -299,10 +268,7 @@ mod tests {
         assert_eq!(FecHeader::parse(&b), Err(FecHeaderError::ExtensionBitClear));
         b = good;
         b[12] |= 1 << 3;
-        assert_eq!(
-            FecHeader::parse(&b),
-            Err(FecHeaderError::UnsupportedType(1))
-        );
+        assert_eq!(FecHeader::parse(&b), Err(FecHeaderError::UnsupportedType(1)));
         b = good;
         b[13] = 0;
         assert_eq!(FecHeader::parse(&b), Err(FecHeaderError::ZeroOffset));
@@ -313,31 +279,14 @@ mod tests {
 
     #[test]
     fn view_rejects_short_and_non_rtp() {
-        assert_eq!(
-            FecPacketView::parse(&[0x80; 27]),
-            Err(FecHeaderError::TooShort { len: 27 })
-        );
-        assert_eq!(
-            FecPacketView::parse(&[0x80; 5]),
-            Err(RtpError::TooShort { len: 5, needed: 12 }.into())
-        );
-        assert_eq!(
-            FecPacketView::parse(&[0x00; 40]),
-            Err(RtpError::BadVersion(0).into())
-        );
+        assert_eq!(FecPacketView::parse(&[0x80; 27]), Err(FecHeaderError::TooShort { len: 27 }));
+        assert_eq!(FecPacketView::parse(&[0x80; 5]), Err(RtpError::TooShort { len: 5, needed: 12 }.into()));
+        assert_eq!(FecPacketView::parse(&[0x00; 40]), Err(RtpError::BadVersion(0).into()));
         let mut pkt = vec![0x80 | 0x3f, 0x80 | 96, 0, 7, 0, 0, 0, 9, 0, 0, 0, 0];
         pkt.extend_from_slice(&sample().to_bytes());
         pkt.extend_from_slice(&[1, 2, 3]);
         let view = FecPacketView::parse(&pkt).unwrap();
-        assert_eq!(
-            (
-                view.seq,
-                view.timestamp,
-                view.pxcc_recovery,
-                view.marker_recovery
-            ),
-            (7, 9, 0x3f, true)
-        );
+        assert_eq!((view.seq, view.timestamp, view.pxcc_recovery, view.marker_recovery), (7, 9, 0x3f, true));
         assert_eq!(view.payload, &[1, 2, 3]);
     }
 

@@ -14,9 +14,7 @@ pub const MAX_PACKETS: u16 = 100;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FecError {
     /// L or D out of range, or their product too large.
-    #[error(
-        "invalid SMPTE 2022-1 FEC matrix L={l} D={d}: L and D must each be 4..=20 and L×D <= 100"
-    )]
+    #[error("invalid SMPTE 2022-1 FEC matrix L={l} D={d}: L and D must each be 4..=20 and L×D <= 100")]
     InvalidMatrix {
         /// Columns (row length) offered.
         l: u8,
@@ -108,9 +106,7 @@ mod tests {
     fn accepts_exactly_the_smpte_range() {
         for l in 0..=u8::MAX {
             for d in 0..=u8::MAX {
-                let ok = (4..=20).contains(&l)
-                    && (4..=20).contains(&d)
-                    && u32::from(l) * u32::from(d) <= 100;
+                let ok = (4..=20).contains(&l) && (4..=20).contains(&d) && u32::from(l) * u32::from(d) <= 100;
                 assert_eq!(FecMatrix::new(l, d).is_ok(), ok, "L={l} D={d}");
             }
         }
@@ -132,9 +128,6 @@ mod tests {
         let m = FecMatrix::new(5, 20).unwrap();
         assert_eq!((m.l(), m.d(), m.packets()), (5, 20, 100));
         assert_eq!(m.to_string(), "L=5 D=20");
-        assert_eq!(
-            (FecKind::Column.port_offset(), FecKind::Row.port_offset()),
-            (2, 4)
-        );
+        assert_eq!((FecKind::Column.port_offset(), FecKind::Row.port_offset()), (2, 4));
     }
 }

@@ -17,14 +17,8 @@ mod parity;
 mod tests;
 mod window;
 
-pub use decoder::{
-    DecodeError, DecoderConfig, DecoderStats, FecDecoder, FecOutcome, LearnedMatrix, MediaOutcome,
-    RecoveredPacket,
-};
+pub use decoder::{DecodeError, DecoderConfig, DecoderStats, FecDecoder, FecOutcome, LearnedMatrix, MediaOutcome, RecoveredPacket};
 pub use encoder::{EncodeError, EncoderStats, FecEncoder, FecOutput};
-pub use header::{
-    FecHeader, FecHeaderError, FecPacket, FecPacketView, FEC_HEADER_LEN, FEC_OVERHEAD,
-    FEC_PAYLOAD_TYPE,
-};
+pub use header::{FecHeader, FecHeaderError, FecPacket, FecPacketView, FEC_HEADER_LEN, FEC_OVERHEAD, FEC_PAYLOAD_TYPE};
 pub use matrix::{FecError, FecKind, FecMatrix, FecMode};
 pub use parity::xor_into;

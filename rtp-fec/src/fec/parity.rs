@@ -67,10 +67,7 @@ impl Parity {
     /// 12-byte header and at most `u16::MAX` bytes after it (the encoder and
     /// decoder check this before); otherwise the packet is ignored.
     pub fn absorb(&mut self, packet: &[u8]) {
-        let (Some(header), Some(body)) = (
-            packet.first_chunk::<RTP_HEADER_LEN>(),
-            packet.get(RTP_HEADER_LEN..),
-        ) else {
+        let (Some(header), Some(body)) = (packet.first_chunk::<RTP_HEADER_LEN>(), packet.get(RTP_HEADER_LEN..)) else {
             return;
         };
         let Ok(length) = u16::try_from(body.len()) else {

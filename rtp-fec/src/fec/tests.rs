@@ -65,30 +65,17 @@ impl Sent {
                 let base = self.index_of(v.header.sn_base);
                 match v.header.kind {
                     FecKind::Row => (base..base + l).collect(),
-                    FecKind::Column => (0..usize::from(v.header.na))
-                        .map(|k| base + k * l)
-                        .collect(),
+                    FecKind::Column => (0..usize::from(v.header.na)).map(|k| base + k * l).collect(),
                 }
             })
             .collect()
     }
 }
 
-fn encode(
-    m: FecMatrix,
-    mode: FecMode,
-    first_seq: u16,
-    count: usize,
-    lengths: Lengths,
-    seed: u64,
-) -> Sent {
+fn encode(m: FecMatrix, mode: FecMode, first_seq: u16, count: usize, lengths: Lengths, seed: u64) -> Sent {
     let mut rng = Rng(seed | 1);
     let mut encoder = FecEncoder::new(m, mode);
-    let mut sent = Sent {
-        first_seq,
-        media: Vec::new(),
-        fec: Vec::new(),
-    };
+    let mut sent = Sent { first_seq, media: Vec::new(), fec: Vec::new() };
     for i in 0..count {
         let ts_packets = match lengths {
             Lengths::OneTs => 1,
@@ -107,8 +94,7 @@ fn encode(
         sent.fec.extend(out.into_iter().map(|f| (i, f)));
         sent.media.push(packet);
     }
-    sent.fec
-        .extend(encoder.flush().into_iter().map(|f| (count - 1, f)));
+    sent.fec.extend(encoder.flush().into_iter().map(|f| (count - 1, f)));
     sent
 }
 
@@ -130,9 +116,7 @@ fn deliver(sent: &Sent, lost_media: &BTreeSet<usize>, lost_fec: &BTreeSet<usize>
         while let Some((k, (_, packet))) = fec.next_if(|(_, (at, _))| *at == i) {
             if !lost_fec.contains(&k) {
                 let kind = packet.kind();
-                decoder
-                    .push_fec(packet.as_bytes(), Some(kind))
-                    .unwrap_or_else(|e| panic!("fec {k}: {e}"));
+                decoder.push_fec(packet.as_bytes(), Some(kind)).unwrap_or_else(|e| panic!("fec {k}: {e}"));
             }
         }
         recovered.extend(std::iter::from_fn(|| decoder.poll_recovered()));
@@ -142,11 +126,7 @@ fn deliver(sent: &Sent, lost_media: &BTreeSet<usize>, lost_fec: &BTreeSet<usize>
 
 /// Which lost packets the delivered FEC groups can repair: repeatedly
 /// apply any group with exactly one missing member (peeling).
-fn repairable(
-    groups: &[Vec<usize>],
-    delivered_groups: &BTreeSet<usize>,
-    lost: &BTreeSet<usize>,
-) -> BTreeSet<usize> {
+fn repairable(groups: &[Vec<usize>], delivered_groups: &BTreeSet<usize>, lost: &BTreeSet<usize>) -> BTreeSet<usize> {
     let mut missing = lost.clone();
     loop {
         let fixed: Vec<usize> = delivered_groups
@@ -171,26 +151,15 @@ fn repairable(
 
 /// Checks the decoder against the model: recovered exactly the repairable
 /// packets, byte for byte, and reported the rest lost.
-fn check(
-    sent: &Sent,
-    l: usize,
-    lost_media: &BTreeSet<usize>,
-    lost_fec: &BTreeSet<usize>,
-) -> Result<(), TestCaseError> {
+fn check(sent: &Sent, l: usize, lost_media: &BTreeSet<usize>, lost_fec: &BTreeSet<usize>) -> Result<(), TestCaseError> {
     let mut rx = deliver(sent, lost_media, lost_fec);
     let groups = sent.groups(l);
-    let delivered: BTreeSet<usize> = (0..groups.len())
-        .filter(|g| !lost_fec.contains(g))
-        .collect();
+    let delivered: BTreeSet<usize> = (0..groups.len()).filter(|g| !lost_fec.contains(g)).collect();
     let expected = repairable(&groups, &delivered, lost_media);
 
     let got: BTreeSet<usize> = rx.recovered.iter().map(|p| sent.index_of(p.seq)).collect();
     prop_assert_eq!(&got, &expected);
-    prop_assert_eq!(
-        rx.recovered.len(),
-        expected.len(),
-        "each packet recovered once"
-    );
+    prop_assert_eq!(rx.recovered.len(), expected.len(), "each packet recovered once");
     for packet in &rx.recovered {
         let original = &sent.media[sent.index_of(packet.seq)];
         prop_assert!(&packet.bytes == original, "seq {} differs", packet.seq);
@@ -200,12 +169,7 @@ fn check(
     prop_assert_eq!((stats.media_duplicates, stats.fec_unusable), (0, 0));
 
     rx.decoder.finish();
-    let lost: BTreeSet<usize> = rx
-        .decoder
-        .take_lost()
-        .into_iter()
-        .map(|s| sent.index_of(s))
-        .collect();
+    let lost: BTreeSet<usize> = rx.decoder.take_lost().into_iter().map(|s| sent.index_of(s)).collect();
     let unrepairable: BTreeSet<usize> = lost_media.difference(&expected).copied().collect();
     prop_assert_eq!(lost, unrepairable);
     Ok(())
@@ -224,14 +188,7 @@ fn every_single_loss_is_recovered() -> Result<(), TestCaseError> {
         for mode in MODES {
             let n = usize::from(l) * usize::from(d);
             // Three matrices and a row; losses anywhere in the middle matrix.
-            let sent = encode(
-                matrix(l, d),
-                mode,
-                65000,
-                3 * n + usize::from(l),
-                Lengths::OneTs,
-                7,
-            );
+            let sent = encode(matrix(l, d), mode, 65000, 3 * n + usize::from(l), Lengths::OneTs, 7);
             for position in n..2 * n {
                 check(&sent, usize::from(l), &set([position]), &BTreeSet::new())?;
             }
@@ -247,29 +204,12 @@ fn a_lost_row_is_recovered_by_columns_and_a_lost_column_by_rows() -> Result<(), 
         for mode in MODES {
             let sent = encode(matrix(l8, d8), mode, 100, 3 * l * d, Lengths::SevenTs, 3);
             for row in 0..d {
-                check(
-                    &sent,
-                    l,
-                    &set((0..l).map(|c| l * d + row * l + c)),
-                    &BTreeSet::new(),
-                )?;
+                check(&sent, l, &set((0..l).map(|c| l * d + row * l + c)), &BTreeSet::new())?;
             }
         }
-        let sent = encode(
-            matrix(l8, d8),
-            FecMode::ColumnAndRow,
-            100,
-            3 * l * d,
-            Lengths::Mixed,
-            5,
-        );
+        let sent = encode(matrix(l8, d8), FecMode::ColumnAndRow, 100, 3 * l * d, Lengths::Mixed, 5);
         for column in 0..l {
-            check(
-                &sent,
-                l,
-                &set((0..d).map(|r| l * d + r * l + column)),
-                &BTreeSet::new(),
-            )?;
+            check(&sent, l, &set((0..d).map(|r| l * d + r * l + column)), &BTreeSet::new())?;
         }
     }
     Ok(())
@@ -280,54 +220,30 @@ fn a_recovery_unlocks_a_stored_fec_packet() -> Result<(), TestCaseError> {
     // 4×4, matrix 1 (packets 16..31) loses (0,0) and (0,1); only row 0 and
     // column 0 FEC get through. Row 0 arrives first with two losses and is
     // stored; column 0 repairs (0,0), which must re-examine row 0.
-    let sent = encode(
-        matrix(4, 4),
-        FecMode::ColumnAndRow,
-        65530,
-        40,
-        Lengths::Mixed,
-        11,
-    );
+    let sent = encode(matrix(4, 4), FecMode::ColumnAndRow, 65530, 40, Lengths::Mixed, 11);
     let keep: Vec<usize> = sent
         .fec
         .iter()
         .enumerate()
-        .filter(|(_, (_, f))| {
-            f.view()
-                .is_ok_and(|v| sent.index_of(v.header.sn_base) == 16)
-        })
+        .filter(|(_, (_, f))| f.view().is_ok_and(|v| sent.index_of(v.header.sn_base) == 16))
         .map(|(k, _)| k)
         .collect();
     assert_eq!(keep.len(), 2, "row 0 and column 0 of matrix 1");
     let lost_fec = set((0..sent.fec.len()).filter(|k| !keep.contains(k)));
     let lost = set([16, 17]);
     check(&sent, 4, &lost, &lost_fec)?;
-    prop_assert_eq!(
-        deliver(&sent, &lost, &lost_fec).decoder.stats().recovered,
-        2
-    );
+    prop_assert_eq!(deliver(&sent, &lost, &lost_fec).decoder.stats().recovered, 2);
     Ok(())
 }
 
 #[test]
 fn unrecoverable_losses_are_reported_when_the_window_moves_on() {
-    let sent = encode(
-        matrix(5, 4),
-        FecMode::ColumnOnly,
-        65535,
-        1500,
-        Lengths::OneTs,
-        1,
-    );
+    let sent = encode(matrix(5, 4), FecMode::ColumnOnly, 65535, 1500, Lengths::OneTs, 1);
     // Two losses in column 0 of matrix 1: column FEC cannot help.
     let lost = set([20, 25, 40]);
     let mut rx = deliver(&sent, &lost, &BTreeSet::new());
     assert_eq!(rx.recovered.iter().map(|p| p.seq).collect::<Vec<_>>(), [39]); // index 40
-    assert_eq!(
-        rx.decoder.take_lost(),
-        [19, 24],
-        "reported once out of the 1024 window"
-    );
+    assert_eq!(rx.decoder.take_lost(), [19, 24], "reported once out of the 1024 window");
     assert_eq!(rx.decoder.stats().lost, 2);
     rx.decoder.finish();
     assert_eq!(rx.decoder.take_lost(), Vec::<u16>::new());
@@ -335,14 +251,7 @@ fn unrecoverable_losses_are_reported_when_the_window_moves_on() {
 
 #[test]
 fn fec_ahead_of_its_media_does_not_invent_losses() {
-    let sent = encode(
-        matrix(4, 4),
-        FecMode::ColumnAndRow,
-        10,
-        64,
-        Lengths::OneTs,
-        2,
-    );
+    let sent = encode(matrix(4, 4), FecMode::ColumnAndRow, 10, 64, Lengths::OneTs, 2);
     let mut decoder = FecDecoder::new();
     decoder.push_media(&sent.media[0]).unwrap();
     // All FEC first, then the media: nothing is missing for long.
@@ -353,76 +262,37 @@ fn fec_ahead_of_its_media_does_not_invent_losses() {
         assert_eq!(decoder.push_media(media).ok(), Some(MediaOutcome::Accepted));
     }
     let stats = decoder.stats();
-    assert_eq!(
-        (stats.recovered, stats.media_duplicates, stats.lost),
-        (0, 0, 0)
-    );
+    assert_eq!((stats.recovered, stats.media_duplicates, stats.lost), (0, 0, 0));
     assert_eq!(decoder.poll_recovered(), None);
 }
 
 #[test]
 fn waits_for_a_newer_packet_before_recovering() {
-    let sent = encode(
-        matrix(4, 4),
-        FecMode::ColumnAndRow,
-        0,
-        40,
-        Lengths::OneTs,
-        2,
-    );
+    let sent = encode(matrix(4, 4), FecMode::ColumnAndRow, 0, 40, Lengths::OneTs, 2);
     let mut decoder = FecDecoder::new();
     for media in &sent.media[..3] {
         let _ = decoder.push_media(media);
     }
     // Row 0 FEC arrives before packet 3: it may still be in flight.
-    let row0 = sent
-        .fec
-        .iter()
-        .find(|(_, f)| f.kind() == FecKind::Row)
-        .map(|(_, f)| f.as_bytes().to_vec());
+    let row0 = sent.fec.iter().find(|(_, f)| f.kind() == FecKind::Row).map(|(_, f)| f.as_bytes().to_vec());
     let row0 = row0.unwrap_or_default();
-    assert_eq!(
-        decoder.push_fec(&row0, Some(FecKind::Row)),
-        Ok(FecOutcome::Stored)
-    );
-    assert_eq!(
-        decoder.push_media(&sent.media[3]),
-        Ok(MediaOutcome::Accepted)
-    );
+    assert_eq!(decoder.push_fec(&row0, Some(FecKind::Row)), Ok(FecOutcome::Stored));
+    assert_eq!(decoder.push_media(&sent.media[3]), Ok(MediaOutcome::Accepted));
     assert_eq!(decoder.stats().recovered, 0);
     // Same again, but packet 3 is lost: packet 4 reveals it and row 0 repairs it.
     let mut decoder = FecDecoder::new();
     for media in &sent.media[..3] {
         let _ = decoder.push_media(media);
     }
-    assert_eq!(
-        decoder.push_fec(&row0, Some(FecKind::Row)),
-        Ok(FecOutcome::Stored)
-    );
-    assert_eq!(
-        decoder.push_media(&sent.media[4]),
-        Ok(MediaOutcome::Accepted)
-    );
-    assert_eq!(
-        decoder.poll_recovered().map(|p| p.bytes),
-        Some(sent.media[3].clone())
-    );
-    assert_eq!(
-        decoder.push_fec(&row0, Some(FecKind::Row)),
-        Ok(FecOutcome::Redundant)
-    );
+    assert_eq!(decoder.push_fec(&row0, Some(FecKind::Row)), Ok(FecOutcome::Stored));
+    assert_eq!(decoder.push_media(&sent.media[4]), Ok(MediaOutcome::Accepted));
+    assert_eq!(decoder.poll_recovered().map(|p| p.bytes), Some(sent.media[3].clone()));
+    assert_eq!(decoder.push_fec(&row0, Some(FecKind::Row)), Ok(FecOutcome::Redundant));
 }
 
 #[test]
 fn counts_duplicates_and_learns_the_matrix() {
-    let sent = encode(
-        matrix(10, 5),
-        FecMode::ColumnAndRow,
-        300,
-        120,
-        Lengths::OneTs,
-        9,
-    );
+    let sent = encode(matrix(10, 5), FecMode::ColumnAndRow, 300, 120, Lengths::OneTs, 9);
     let mut decoder = FecDecoder::new();
     assert_eq!(decoder.learned_matrix(), LearnedMatrix::default());
     for (i, media) in sent.media.iter().enumerate() {
@@ -435,80 +305,32 @@ fn counts_duplicates_and_learns_the_matrix() {
         // Wrong hint on purpose: the D bit decides, the mismatch is counted.
         let _ = decoder.push_fec(f.as_bytes(), Some(FecKind::Row));
     }
-    assert_eq!(
-        decoder.learned_matrix(),
-        LearnedMatrix {
-            l: Some(10),
-            d: Some(5)
-        }
-    );
+    assert_eq!(decoder.learned_matrix(), LearnedMatrix { l: Some(10), d: Some(5) });
     let stats = decoder.stats();
     assert_eq!((stats.media_received, stats.media_duplicates), (132, 12));
-    let columns = sent
-        .fec
-        .iter()
-        .filter(|(_, f)| f.kind() == FecKind::Column)
-        .count() as u64;
-    assert_eq!(
-        (stats.fec_received, stats.fec_kind_mismatch),
-        (sent.fec.len() as u64, columns)
-    );
+    let columns = sent.fec.iter().filter(|(_, f)| f.kind() == FecKind::Column).count() as u64;
+    assert_eq!((stats.fec_received, stats.fec_kind_mismatch), (sent.fec.len() as u64, columns));
 }
 
 #[test]
 fn stream_restart_after_two_consistent_packets() {
     let mut decoder = FecDecoder::new();
-    let a = encode(
-        matrix(4, 4),
-        FecMode::ColumnOnly,
-        1000,
-        10,
-        Lengths::OneTs,
-        1,
-    );
-    let b = encode(
-        matrix(4, 4),
-        FecMode::ColumnOnly,
-        30000,
-        10,
-        Lengths::OneTs,
-        1,
-    );
+    let a = encode(matrix(4, 4), FecMode::ColumnOnly, 1000, 10, Lengths::OneTs, 1);
+    let b = encode(matrix(4, 4), FecMode::ColumnOnly, 30000, 10, Lengths::OneTs, 1);
     for media in &a.media {
         let _ = decoder.push_media(media);
     }
-    assert_eq!(
-        decoder.push_media(&b.media[0]),
-        Ok(MediaOutcome::OutOfWindow)
-    );
+    assert_eq!(decoder.push_media(&b.media[0]), Ok(MediaOutcome::OutOfWindow));
     assert_eq!(decoder.push_media(&b.media[1]), Ok(MediaOutcome::Accepted));
-    assert_eq!(
-        decoder.push_media(&b.media[0]),
-        Ok(MediaOutcome::Accepted),
-        "late but in the new window"
-    );
+    assert_eq!(decoder.push_media(&b.media[0]), Ok(MediaOutcome::Accepted), "late but in the new window");
     assert_eq!(decoder.stats().resyncs, 1);
-    assert_eq!(
-        decoder.take_lost(),
-        Vec::<u16>::new(),
-        "nothing was missing in the old stream"
-    );
-    assert_eq!(
-        decoder.push_media(&a.media[0]),
-        Ok(MediaOutcome::OutOfWindow)
-    );
+    assert_eq!(decoder.take_lost(), Vec::<u16>::new(), "nothing was missing in the old stream");
+    assert_eq!(decoder.push_media(&a.media[0]), Ok(MediaOutcome::OutOfWindow));
 }
 
 #[test]
 fn rejects_malformed_fec() {
-    let sent = encode(
-        matrix(4, 4),
-        FecMode::ColumnAndRow,
-        0,
-        40,
-        Lengths::OneTs,
-        4,
-    );
+    let sent = encode(matrix(4, 4), FecMode::ColumnAndRow, 0, 40, Lengths::OneTs, 4);
     let mut decoder = FecDecoder::new();
     let good = sent.fec[0].1.as_bytes().to_vec();
     assert_eq!(decoder.push_fec(&good, None), Err(DecodeError::NoMedia));
@@ -521,38 +343,14 @@ fn rejects_malformed_fec() {
         bad
     };
     let cases: Vec<(Vec<u8>, DecodeError)> = vec![
-        (
-            good[..27].to_vec(),
-            DecodeError::Fec(FecHeaderError::TooShort { len: 27 }),
-        ),
-        (
-            mutate(0, 0x40),
-            DecodeError::Fec(FecHeaderError::Rtp(crate::RtpError::BadVersion(1))),
-        ),
-        (
-            mutate(16, good[16] & 0x7f),
-            DecodeError::Fec(FecHeaderError::ExtensionBitClear),
-        ),
-        (
-            mutate(24, 0x40 | 2 << 3),
-            DecodeError::Fec(FecHeaderError::UnsupportedType(2)),
-        ),
+        (good[..27].to_vec(), DecodeError::Fec(FecHeaderError::TooShort { len: 27 })),
+        (mutate(0, 0x40), DecodeError::Fec(FecHeaderError::Rtp(crate::RtpError::BadVersion(1)))),
+        (mutate(16, good[16] & 0x7f), DecodeError::Fec(FecHeaderError::ExtensionBitClear)),
+        (mutate(24, 0x40 | 2 << 3), DecodeError::Fec(FecHeaderError::UnsupportedType(2))),
         (mutate(25, 0), DecodeError::Fec(FecHeaderError::ZeroOffset)),
         (mutate(26, 0), DecodeError::Fec(FecHeaderError::ZeroCount)),
-        (
-            mutate(25, 255),
-            DecodeError::OutsideWindow {
-                sn_base: 0,
-                span: 765,
-            },
-        ),
-        (
-            mutate(12, 0x80),
-            DecodeError::OutsideWindow {
-                sn_base: 0x8000,
-                span: 3,
-            },
-        ),
+        (mutate(25, 255), DecodeError::OutsideWindow { sn_base: 0, span: 765 }),
+        (mutate(12, 0x80), DecodeError::OutsideWindow { sn_base: 0x8000, span: 3 }),
     ];
     for (packet, error) in &cases {
         assert_eq!(decoder.push_fec(packet, None).as_ref(), Err(error));
@@ -563,29 +361,15 @@ fn rejects_malformed_fec() {
     for media in sent.media.iter().skip(1).take(20) {
         let _ = decoder.push_media(media);
     }
-    assert_eq!(
-        decoder.push_fec(&mutate(14, 0xff), None),
-        Err(DecodeError::Inconsistent { sn_base: 0 })
-    );
+    assert_eq!(decoder.push_fec(&mutate(14, 0xff), None), Err(DecodeError::Inconsistent { sn_base: 0 }));
     assert_eq!(decoder.stats().recovered, 0);
     let huge = vec![0x80; 1600];
-    assert_eq!(
-        decoder.push_media(&huge),
-        Err(DecodeError::TooLong {
-            len: 1600,
-            max: 1500
-        })
-    );
+    assert_eq!(decoder.push_media(&huge), Err(DecodeError::TooLong { len: 1600, max: 1500 }));
 }
 
 /// A FEC packet with arbitrary header fields around the current stream.
 fn fuzzed_fec(rng: &mut Rng, near: u16) -> Vec<u8> {
-    let mut p = vec![
-        0x80 | (rng.byte() & 0x3f),
-        rng.byte(),
-        rng.byte(),
-        rng.byte(),
-    ];
+    let mut p = vec![0x80 | (rng.byte() & 0x3f), rng.byte(), rng.byte(), rng.byte()];
     p.extend_from_slice(&[0; 8]);
     let base = near.wrapping_sub(u16::from(rng.byte()));
     p.extend_from_slice(&base.to_be_bytes());
@@ -706,10 +490,7 @@ fn matches_gstreamer_1_22_output() {
         packet.extend_from_slice(&[0; 4]);
         for k in 0..7u64 {
             packet.push(0x47);
-            packet.extend(
-                (0..187u64)
-                    .map(|j| (((i * 31 + k * 7 + j) * 2_654_435_761) >> 13).to_le_bytes()[0]),
-            );
+            packet.extend((0..187u64).map(|j| (((i * 31 + k * 7 + j) * 2_654_435_761) >> 13).to_le_bytes()[0]));
         }
         for fec in encoder.push(&packet).unwrap() {
             match fec.kind() {
@@ -743,17 +524,10 @@ fn matches_gstreamer_1_22_output() {
         ),
     ];
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    for (got, expected) in rows
-        .iter()
-        .zip(&expected_rows)
-        .chain(columns.iter().zip(&expected_columns))
-    {
+    for (got, expected) in rows.iter().zip(&expected_rows).chain(columns.iter().zip(&expected_columns)) {
         assert_eq!(got.len(), 1344);
         let sum: u64 = got[28..].iter().map(|&b| u64::from(b)).sum();
-        assert_eq!(
-            (hex(&got[..28]).as_str(), hex(&got[28..60]).as_str(), sum),
-            *expected
-        );
+        assert_eq!((hex(&got[..28]).as_str(), hex(&got[28..60]).as_str(), sum), *expected);
     }
     assert_eq!((rows.len(), columns.len()), (6, 3));
 }

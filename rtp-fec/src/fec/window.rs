@@ -44,17 +44,8 @@ pub(crate) struct MediaWindow {
 
 impl MediaWindow {
     pub fn new(size: u16) -> Self {
-        let empty = Slot {
-            ext: 0,
-            present: false,
-            data: Vec::new(),
-        };
-        MediaWindow {
-            size: u64::from(size.max(1)),
-            slots: vec![empty; usize::from(size.max(1))],
-            highest: None,
-            first: EXT_START,
-        }
+        let empty = Slot { ext: 0, present: false, data: Vec::new() };
+        MediaWindow { size: u64::from(size.max(1)), slots: vec![empty; usize::from(size.max(1))], highest: None, first: EXT_START }
     }
 
     pub fn highest(&self) -> Option<u64> {
@@ -68,8 +59,7 @@ impl MediaWindow {
 
     /// Unwraps `seq` to the extended number nearest the newest packet.
     pub fn extend(&self, seq: u16) -> Option<u64> {
-        self.highest
-            .map(|h| h.saturating_add_signed(seq_delta(seq, h)))
+        self.highest.map(|h| h.saturating_add_signed(seq_delta(seq, h)))
     }
 
     /// Where a media packet with `seq` goes; `None` before the first packet.
@@ -117,10 +107,7 @@ impl MediaWindow {
     /// The packet with extended number `ext`, if held.
     pub fn get(&self, ext: u64) -> Option<&[u8]> {
         let inside = self.highest.is_some_and(|h| ext <= h) && ext >= self.low();
-        inside
-            .then(|| self.slot(ext))
-            .flatten()
-            .map(|s| &s.data[..])
+        inside.then(|| self.slot(ext)).flatten().map(|s| &s.data[..])
     }
 
     pub fn contains(&self, ext: u64) -> bool {
@@ -164,9 +151,7 @@ impl MediaWindow {
 /// A.1: the shorter way round modulo 2^16).
 fn seq_delta(seq: u16, highest: u64) -> i64 {
     // Reinterpreting the modular difference as i16 gives the shorter way.
-    i64::from(i16::from_ne_bytes(
-        seq.wrapping_sub(low16(highest)).to_ne_bytes(),
-    ))
+    i64::from(i16::from_ne_bytes(seq.wrapping_sub(low16(highest)).to_ne_bytes()))
 }
 
 /// The 16-bit sequence number of an extended one.

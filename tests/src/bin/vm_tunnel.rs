@@ -18,8 +18,8 @@
 //! Exits when its stdin closes, i.e. when QEMU (killed by PID) goes away.
 
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

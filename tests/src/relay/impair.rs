@@ -56,18 +56,9 @@ impl Loss {
     /// are not representable and get `p = 1`.
     #[must_use]
     pub fn gilbert(mean_loss: f64, mean_burst_len: f64) -> Loss {
-        let r = if mean_burst_len >= 1.0 {
-            1.0 / mean_burst_len
-        } else {
-            1.0
-        };
+        let r = if mean_burst_len >= 1.0 { 1.0 / mean_burst_len } else { 1.0 };
         let m = sanitize_probability(mean_loss).min(0.999_999);
-        Loss::Burst {
-            p_good_to_bad: (r * m / (1.0 - m)).min(1.0),
-            p_bad_to_good: r,
-            loss_in_bad: 1.0,
-            loss_in_good: 0.0,
-        }
+        Loss::Burst { p_good_to_bad: (r * m / (1.0 - m)).min(1.0), p_bad_to_good: r, loss_in_bad: 1.0, loss_in_good: 0.0 }
     }
 
     /// Long-run fraction of packets this model drops.
@@ -76,18 +67,12 @@ impl Loss {
         match *self {
             Loss::None => 0.0,
             Loss::Random { probability } => sanitize_probability(probability),
-            Loss::Burst {
-                p_good_to_bad,
-                p_bad_to_good,
-                loss_in_bad,
-                loss_in_good,
-            } => {
+            Loss::Burst { p_good_to_bad, p_bad_to_good, loss_in_bad, loss_in_good } => {
                 let p = sanitize_probability(p_good_to_bad);
                 let r = sanitize_probability(p_bad_to_good);
                 // p = r = 0 never leaves the initial Good state.
                 let bad = if p + r > 0.0 { p / (p + r) } else { 0.0 };
-                bad * sanitize_probability(loss_in_bad)
-                    + (1.0 - bad) * sanitize_probability(loss_in_good)
+                bad * sanitize_probability(loss_in_bad) + (1.0 - bad) * sanitize_probability(loss_in_good)
             }
         }
     }
@@ -96,12 +81,7 @@ impl Loss {
         match *self {
             Loss::None => Vec::new(),
             Loss::Random { probability } => vec![("loss.probability", probability)],
-            Loss::Burst {
-                p_good_to_bad,
-                p_bad_to_good,
-                loss_in_bad,
-                loss_in_good,
-            } => vec![
+            Loss::Burst { p_good_to_bad, p_bad_to_good, loss_in_bad, loss_in_good } => vec![
                 ("loss.p_good_to_bad", p_good_to_bad),
                 ("loss.p_bad_to_good", p_bad_to_good),
                 ("loss.loss_in_bad", loss_in_bad),
@@ -271,13 +251,7 @@ impl Impairer {
     /// [`ImpairmentConfig::validate`] to reject them instead.
     #[must_use]
     pub fn new(cfg: ImpairmentConfig) -> Self {
-        Impairer {
-            cfg: sanitize(cfg),
-            rng: SplitMix64(cfg.seed),
-            bad: false,
-            outage: false,
-            last_in_order: None,
-        }
+        Impairer { cfg: sanitize(cfg), rng: SplitMix64(cfg.seed), bad: false, outage: false, last_in_order: None }
     }
 
     /// The (sanitized) configuration in use.
@@ -333,31 +307,16 @@ impl Impairer {
             self.last_in_order = Some(at);
         }
         let duplicate = self.rng.chance(self.cfg.duplicate_probability);
-        Decision::Deliver(Delivery {
-            at,
-            duplicate,
-            reordered,
-        })
+        Decision::Deliver(Delivery { at, duplicate, reordered })
     }
 
     fn lose(&mut self) -> bool {
         match self.cfg.loss {
             Loss::None => false,
             Loss::Random { probability } => self.rng.chance(probability),
-            Loss::Burst {
-                p_good_to_bad,
-                p_bad_to_good,
-                loss_in_bad,
-                loss_in_good,
-            } => {
-                let lost = self
-                    .rng
-                    .chance(if self.bad { loss_in_bad } else { loss_in_good });
-                let flip = if self.bad {
-                    p_bad_to_good
-                } else {
-                    p_good_to_bad
-                };
+            Loss::Burst { p_good_to_bad, p_bad_to_good, loss_in_bad, loss_in_good } => {
+                let lost = self.rng.chance(if self.bad { loss_in_bad } else { loss_in_good });
+                let flip = if self.bad { p_bad_to_good } else { p_good_to_bad };
                 if self.rng.chance(flip) {
                     self.bad = !self.bad;
                 }
@@ -378,8 +337,7 @@ impl Impairer {
         if off >= j {
             base + Duration::from_nanos(off - j)
         } else {
-            base.checked_sub(Duration::from_nanos(j - off))
-                .map_or(now, |t| t.max(now))
+            base.checked_sub(Duration::from_nanos(j - off)).map_or(now, |t| t.max(now))
         }
     }
 }
@@ -401,15 +359,8 @@ fn sanitize(mut cfg: ImpairmentConfig) -> ImpairmentConfig {
     let p = sanitize_probability;
     cfg.loss = match cfg.loss {
         Loss::None => Loss::None,
-        Loss::Random { probability } => Loss::Random {
-            probability: p(probability),
-        },
-        Loss::Burst {
-            p_good_to_bad,
-            p_bad_to_good,
-            loss_in_bad,
-            loss_in_good,
-        } => Loss::Burst {
+        Loss::Random { probability } => Loss::Random { probability: p(probability) },
+        Loss::Burst { p_good_to_bad, p_bad_to_good, loss_in_bad, loss_in_good } => Loss::Burst {
             p_good_to_bad: p(p_good_to_bad),
             p_bad_to_good: p(p_bad_to_good),
             loss_in_bad: p(loss_in_bad),
@@ -472,9 +423,7 @@ mod tests {
     fn run(cfg: ImpairmentConfig, n: usize) -> (Instant, Vec<Decision>) {
         let t0 = Instant::now();
         let mut imp = Impairer::new(cfg);
-        let out = (0..n)
-            .map(|i| imp.decide(t0 + SPACING * u32::try_from(i).unwrap()))
-            .collect();
+        let out = (0..n).map(|i| imp.decide(t0 + SPACING * u32::try_from(i).unwrap())).collect();
         (t0, out)
     }
 
@@ -491,23 +440,14 @@ mod tests {
         let (t0, ds) = run(ImpairmentConfig::NONE, 1000);
         for (i, d) in ds.iter().enumerate() {
             let now = t0 + SPACING * u32::try_from(i).unwrap();
-            assert_eq!(
-                *d,
-                Decision::Deliver(Delivery {
-                    at: now,
-                    duplicate: false,
-                    reordered: false
-                })
-            );
+            assert_eq!(*d, Decision::Deliver(Delivery { at: now, duplicate: false, reordered: false }));
         }
     }
 
     #[test]
     fn random_loss_rate_within_tolerance() {
         for seed in [0, 1, 0xDEAD_BEEF] {
-            let cfg = ImpairmentConfig::NONE
-                .with_loss(Loss::Random { probability: 0.05 })
-                .with_seed(seed);
+            let cfg = ImpairmentConfig::NONE.with_loss(Loss::Random { probability: 0.05 }).with_seed(seed);
             let (_, ds) = run(cfg, N);
             let r = rate(&ds, lost);
             // σ = sqrt(0.05·0.95/1e5) ≈ 0.0007; allow ~4σ.
@@ -544,31 +484,19 @@ mod tests {
         let runs = loss_runs(&ds);
         let mean = runs.iter().sum::<usize>() as f64 / runs.len() as f64;
         // ~750 bursts, geometric sd ≈ 3.5 ⇒ σ(mean) ≈ 0.13.
-        assert!(
-            (mean - 4.0).abs() < 0.5,
-            "mean burst {mean} over {} runs",
-            runs.len()
-        );
+        assert!((mean - 4.0).abs() < 0.5, "mean burst {mean} over {} runs", runs.len());
         // Genuinely bursty: long runs exist, unlike Bernoulli loss at 3 %.
         assert!(runs.iter().any(|&l| l >= 10));
     }
 
     #[test]
     fn gilbert_elliott_general_rate_matches_stationary_formula() {
-        let loss = Loss::Burst {
-            p_good_to_bad: 0.02,
-            p_bad_to_good: 0.2,
-            loss_in_bad: 0.8,
-            loss_in_good: 0.01,
-        };
+        let loss = Loss::Burst { p_good_to_bad: 0.02, p_bad_to_good: 0.2, loss_in_bad: 0.8, loss_in_good: 0.01 };
         let expected = loss.expected_rate();
         assert!((expected - (0.02 / 0.22 * 0.8 + 0.2 / 0.22 * 0.01)).abs() < 1e-12);
         let (_, ds) = run(ImpairmentConfig::NONE.with_loss(loss).with_seed(3), N);
         let r = rate(&ds, lost);
-        assert!(
-            (r - expected).abs() < 0.01,
-            "loss rate {r}, expected {expected}"
-        );
+        assert!((r - expected).abs() < 0.01, "loss rate {r}, expected {expected}");
     }
 
     #[test]
@@ -580,10 +508,7 @@ mod tests {
 
     #[test]
     fn reorder_rate_and_reordered_packets_are_overtaken() {
-        let cfg = ImpairmentConfig::NONE
-            .with_delay(Duration::from_millis(20))
-            .with_reorder(0.05)
-            .with_seed(5);
+        let cfg = ImpairmentConfig::NONE.with_delay(Duration::from_millis(20)).with_reorder(0.05).with_seed(5);
         let (_, ds) = run(cfg, N);
         let del: Vec<Delivery> = ds
             .iter()
@@ -615,10 +540,7 @@ mod tests {
     fn delay_and_jitter_never_reorder_when_reorder_off() {
         let delay = Duration::from_millis(20);
         let jitter = Duration::from_millis(15);
-        let cfg = ImpairmentConfig::NONE
-            .with_delay(delay)
-            .with_jitter(jitter)
-            .with_seed(9);
+        let cfg = ImpairmentConfig::NONE.with_delay(delay).with_jitter(jitter).with_seed(9);
         // Tighter spacing than the jitter span, so unclamped jitter would
         // reorder constantly.
         let t0 = Instant::now();
@@ -627,9 +549,7 @@ mod tests {
         let mut distinct_offsets = std::collections::HashSet::new();
         for i in 0..N {
             let now = t0 + Duration::from_micros(100) * u32::try_from(i).unwrap();
-            let Decision::Deliver(d) = imp.decide(now) else {
-                panic!("no loss configured")
-            };
+            let Decision::Deliver(d) = imp.decide(now) else { panic!("no loss configured") };
             assert!(!d.reordered && !d.duplicate);
             assert!(d.at >= prev, "packet {i} released before its predecessor");
             assert!(d.at >= now + delay - jitter && d.at <= now + delay + jitter);
@@ -641,9 +561,7 @@ mod tests {
 
     #[test]
     fn jitter_larger_than_delay_never_releases_before_arrival() {
-        let cfg = ImpairmentConfig::NONE
-            .with_jitter(Duration::from_millis(5))
-            .with_seed(1);
+        let cfg = ImpairmentConfig::NONE.with_jitter(Duration::from_millis(5)).with_seed(1);
         let (t0, ds) = run(cfg, 10_000);
         for (i, d) in ds.iter().enumerate() {
             let now = t0 + SPACING * u32::try_from(i).unwrap();
@@ -663,9 +581,7 @@ mod tests {
         let t0 = Instant::now();
         let go = |seed| {
             let mut imp = Impairer::new(cfg.with_seed(seed));
-            (0..10_000u32)
-                .map(|i| imp.decide(t0 + SPACING * i))
-                .collect::<Vec<_>>()
+            (0..10_000u32).map(|i| imp.decide(t0 + SPACING * i)).collect::<Vec<_>>()
         };
         assert_eq!(go(42), go(42));
         assert_ne!(go(42), go(43));
@@ -677,29 +593,19 @@ mod tests {
         let t0 = Instant::now();
         imp.set_outage(true);
         for i in 0..100u32 {
-            assert_eq!(
-                imp.decide(t0 + SPACING * i),
-                Decision::Drop(DropReason::Outage)
-            );
+            assert_eq!(imp.decide(t0 + SPACING * i), Decision::Drop(DropReason::Outage));
         }
         imp.set_outage(false);
-        assert!(matches!(
-            imp.decide(t0 + SPACING * 100),
-            Decision::Deliver(_)
-        ));
+        assert!(matches!(imp.decide(t0 + SPACING * 100), Decision::Deliver(_)));
     }
 
     #[test]
     fn reconfigure_keeps_order_across_delay_decrease() {
         let t0 = Instant::now();
         let mut imp = Impairer::new(ImpairmentConfig::NONE.with_delay(Duration::from_millis(100)));
-        let Decision::Deliver(a) = imp.decide(t0) else {
-            panic!()
-        };
+        let Decision::Deliver(a) = imp.decide(t0) else { panic!() };
         imp.reconfigure(ImpairmentConfig::NONE);
-        let Decision::Deliver(b) = imp.decide(t0 + Duration::from_millis(1)) else {
-            panic!()
-        };
+        let Decision::Deliver(b) = imp.decide(t0 + Duration::from_millis(1)) else { panic!() };
         assert!(b.at >= a.at, "new packet overtook one still in flight");
     }
 
@@ -707,22 +613,10 @@ mod tests {
     fn validate_rejects_out_of_range_and_core_clamps() {
         let bad = ImpairmentConfig::NONE.with_loss(Loss::Random { probability: 5.0 });
         assert!(bad.validate().is_err());
-        assert!(ImpairmentConfig::NONE
-            .with_duplicate(-0.1)
-            .validate()
-            .is_err());
-        assert!(ImpairmentConfig::NONE
-            .with_reorder(f64::NAN)
-            .validate()
-            .is_err());
-        assert!(ImpairmentConfig::NONE
-            .with_delay(Duration::from_secs(7200))
-            .validate()
-            .is_err());
-        assert!(Loss::gilbert(0.1, 5.0)
-            .probabilities()
-            .iter()
-            .all(|(_, p)| (0.0..=1.0).contains(p)));
+        assert!(ImpairmentConfig::NONE.with_duplicate(-0.1).validate().is_err());
+        assert!(ImpairmentConfig::NONE.with_reorder(f64::NAN).validate().is_err());
+        assert!(ImpairmentConfig::NONE.with_delay(Duration::from_secs(7200)).validate().is_err());
+        assert!(Loss::gilbert(0.1, 5.0).probabilities().iter().all(|(_, p)| (0.0..=1.0).contains(p)));
         // Clamped to "always lose".
         let (_, ds) = run(bad, 100);
         assert!(ds.iter().all(lost));

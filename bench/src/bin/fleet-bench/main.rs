@@ -50,7 +50,10 @@ use crate::procs::{mem_kib, CpuSnap, DirGuard};
 use crate::watch::{lock, EdgectlWatch, Redraw, Watcher};
 
 #[derive(Debug, Parser)]
-#[command(name = "fleet-bench", about = "Simulated fleet (real FleetClient, FakeDevice) against a local mosquitto, with edgectl watch")]
+#[command(
+    name = "fleet-bench",
+    about = "Simulated fleet (real FleetClient, FakeDevice) against a local mosquitto, with edgectl watch"
+)]
 struct Args {
     /// Simulated devices.
     #[arg(long, default_value_t = 5000)]
@@ -361,7 +364,10 @@ fn run(a: &Args) -> Result<bool> {
             None => std::env::current_exe()?.with_file_name("edgectl"),
         };
         if !exe.exists() {
-            bail!("{} not found: build it (cargo build --release -p fleet --bin edgectl), or pass --edgectl PATH or --no-edgectl", exe.display());
+            bail!(
+                "{} not found: build it (cargo build --release -p fleet --bin edgectl), or pass --edgectl PATH or --no-edgectl",
+                exe.display()
+            );
         }
         let mut bargs = vec!["--broker".to_owned(), addr.clone()];
         match tls_of(CONTROLLER)? {
@@ -373,16 +379,19 @@ fn run(a: &Args) -> Result<bool> {
             None => bargs.push("--insecure-plaintext".into()),
         }
         let w = EdgectlWatch::start(&exe, &bargs, a.watch_interval, &run_dir.path.join("edgectl.log"))?;
-        out.push_str(&format!("edgectl watch: pid {} (`{} {} watch --interval {}`)\n", w.guard.pid(), exe.display(), bargs.join(" "), a.watch_interval));
+        out.push_str(&format!(
+            "edgectl watch: pid {} (`{} {} watch --interval {}`)\n",
+            w.guard.pid(),
+            exe.display(),
+            bargs.join(" "),
+            a.watch_interval
+        ));
         Some(w)
     };
     let ectl_pid = ectl.as_ref().map(|e| e.guard.pid());
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(a.worker_threads)
-        .thread_name("sim-worker")
-        .enable_all()
-        .build()?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(a.worker_threads).thread_name("sim-worker").enable_all().build()?;
 
     // --- Ramp.
     let rss0 = mem_kib(me).map_or(0, |m| m.0);
@@ -472,7 +481,11 @@ fn run(a: &Args) -> Result<bool> {
         }
         if Instant::now() >= next_progress {
             let got = lock(&watcher.data).recs.len();
-            eprintln!("fleet-bench: steady +{:.0} s: {} connected, {got} telemetry messages delivered so far", secs(t_s.elapsed()), tot2.connected);
+            eprintln!(
+                "fleet-bench: steady +{:.0} s: {} connected, {got} telemetry messages delivered so far",
+                secs(t_s.elapsed()),
+                tot2.connected
+            );
             next_progress += Duration::from_secs(10);
         }
     }
@@ -645,7 +658,9 @@ fn run(a: &Args) -> Result<bool> {
         ectl_ok = ectl_exit.is_none() && final_ok && max_redraw_gap < limit;
     }
 
-    out.push_str(&format!("\nCPU (utime+stime)               ramp {w_ramp:>6.1} s wall       steady {w:>6.1} s wall   memory (steady end)\n"));
+    out.push_str(&format!(
+        "\nCPU (utime+stime)               ramp {w_ramp:>6.1} s wall       steady {w:>6.1} s wall   memory (steady end)\n"
+    ));
     let d = |x: Option<u64>, y: Option<u64>| match (x, y) {
         (Some(x), Some(y)) => Some(y.saturating_sub(x)),
         _ => None,
@@ -653,10 +668,22 @@ fn run(a: &Args) -> Result<bool> {
     let th = |s: &CpuSnap, name: &str| s.bench_threads.get(name).copied().unwrap_or(0);
     let walls = [w_ramp, w];
     let bench = [Some(snap1.bench.saturating_sub(snap0.bench)), Some(snap2.bench.saturating_sub(snap1.bench))];
-    let workers = [Some(th(&snap1, "sim-worker").saturating_sub(th(&snap0, "sim-worker"))), Some(th(&snap2, "sim-worker").saturating_sub(th(&snap1, "sim-worker")))];
-    let wat = [Some(th(&snap1, "watcher").saturating_sub(th(&snap0, "watcher"))), Some(th(&snap2, "watcher").saturating_sub(th(&snap1, "watcher")))];
+    let workers = [
+        Some(th(&snap1, "sim-worker").saturating_sub(th(&snap0, "sim-worker"))),
+        Some(th(&snap2, "sim-worker").saturating_sub(th(&snap1, "sim-worker"))),
+    ];
+    let wat = [
+        Some(th(&snap1, "watcher").saturating_sub(th(&snap0, "watcher"))),
+        Some(th(&snap2, "watcher").saturating_sub(th(&snap1, "watcher"))),
+    ];
     let rest = [0, 1].map(|i| Some(bench[i].unwrap_or(0).saturating_sub(workers[i].unwrap_or(0) + wat[i].unwrap_or(0))));
-    out.push_str(&cpu_row("simulator process (total)", bench, walls, clk, &format!("RSS {:.1} MiB, peak {:.1} MiB", mib(rss2), mib(hwm2))));
+    out.push_str(&cpu_row(
+        "simulator process (total)",
+        bench,
+        walls,
+        clk,
+        &format!("RSS {:.1} MiB, peak {:.1} MiB", mib(rss2), mib(hwm2)),
+    ));
     out.push_str(&cpu_row("  sim-worker threads", workers, walls, clk, ""));
     out.push_str(&cpu_row("  telemetry watcher thread", wat, walls, clk, ""));
     out.push_str(&cpu_row("  main + other threads", rest, walls, clk, ""));
@@ -703,14 +730,17 @@ fn run(a: &Args) -> Result<bool> {
         mosq_mem.map_or(0, |m| m.0).saturating_sub(mosq_rss0) as f64 / n as f64,
         mib(rss1)
     ));
-    out.push_str(&format!(
-        "\nSHUTDOWN: {stopped}/{n} clients stopped cleanly (offline status + DISCONNECT) in {:.1} s\n",
-        secs(sd)
-    ));
+    out.push_str(&format!("\nSHUTDOWN: {stopped}/{n} clients stopped cleanly (offline status + DISCONNECT) in {:.1} s\n", secs(sd)));
 
     let checks = [
         (all_connected, format!("all {n} devices connected (within {} s after the ramp)", a.connect_timeout)),
-        (early_stop.is_none() && min_connected == n, format!("all stayed connected for the {w:.0} s steady state{}", early_stop.as_ref().map_or(String::new(), |e| format!(" — {e}")))),
+        (
+            early_stop.is_none() && min_connected == n,
+            format!(
+                "all stayed connected for the {w:.0} s steady state{}",
+                early_stop.as_ref().map_or(String::new(), |e| format!(" — {e}"))
+            ),
+        ),
         (
             (max_lag as u128) < limit.as_millis() && !lags_all.is_empty(),
             format!("max telemetry delivery lag {:.3} s < 2 × interval = {} s", f64::from(max_lag) / 1000.0, limit.as_secs()),

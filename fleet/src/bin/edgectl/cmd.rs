@@ -148,7 +148,13 @@ fn read_config(path: &PathBuf) -> Result<Value> {
 }
 
 /// Waits for a `config/reported` answering `version` that is not `skip`.
-async fn wait_report(ctl: &mut Ctl, topic: &str, version: u64, skip: Option<ConfigStatus>, deadline: Instant) -> Result<Option<ReportedConfig>> {
+async fn wait_report(
+    ctl: &mut Ctl,
+    topic: &str,
+    version: u64,
+    skip: Option<ConfigStatus>,
+    deadline: Instant,
+) -> Result<Option<ReportedConfig>> {
     while let Some(m) = ctl.next(deadline).await? {
         if m.topic != topic {
             continue;

@@ -8,8 +8,8 @@ use fleet::topics;
 use tokio::time::Instant;
 
 use crate::conn::{BrokerArgs, Ctl};
-use crate::view::{table, DeviceView, Fleet};
 use crate::term;
+use crate::view::{table, DeviceView, Fleet};
 use crate::Exit;
 
 const FLEET_SUFFIXES: [&str; 3] = [topics::STATUS, topics::STATE, topics::ALARMS];
@@ -44,14 +44,7 @@ pub async fn status(args: &BrokerArgs, device: &str) -> Result<Exit> {
         eprintln!("edgectl: {e}");
         return Ok(Exit::Usage);
     }
-    let suffixes = [
-        topics::STATUS,
-        topics::INFO,
-        topics::STATE,
-        topics::ALARMS,
-        topics::CONFIG_REPORTED,
-        topics::CONFIG_DESIRED,
-    ];
+    let suffixes = [topics::STATUS, topics::INFO, topics::STATE, topics::ALARMS, topics::CONFIG_REPORTED, topics::CONFIG_DESIRED];
     let (ctl, fleet) = snapshot(args, device, &suffixes).await?;
     ctl.close().await;
     match fleet.devices.get(device) {

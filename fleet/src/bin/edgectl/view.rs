@@ -78,7 +78,8 @@ impl Fleet {
         if payload.is_empty() {
             return;
         }
-        let d = self.devices.entry(device.to_owned()).or_insert_with(|| DeviceView { device: device.to_owned(), ..Default::default() });
+        let d =
+            self.devices.entry(device.to_owned()).or_insert_with(|| DeviceView { device: device.to_owned(), ..Default::default() });
         let ok = match suffix {
             topics::STATUS => wire::parse::<Status>(payload).map(|s| {
                 let stale = !s.online && d.status.as_ref().is_some_and(|old| old.online && old.bdseq > s.bdseq);
@@ -90,7 +91,9 @@ impl Fleet {
             topics::STATE => wire::parse::<State>(payload).map(|s| d.state = Some(s)),
             topics::ALARMS => wire::parse::<AlarmsSnapshot>(payload).map(|a| d.alarms = Some(a)),
             topics::CONFIG_REPORTED => wire::parse::<ReportedConfig>(payload).map(|r| d.config_reported = Some(r)),
-            topics::CONFIG_DESIRED => serde_json::from_slice::<Value>(payload).map(|v| d.config_desired = Some(v)).map_err(|e| e.to_string()),
+            topics::CONFIG_DESIRED => {
+                serde_json::from_slice::<Value>(payload).map(|v| d.config_desired = Some(v)).map_err(|e| e.to_string())
+            }
             _ => Ok(()),
         };
         if ok.is_err() {
@@ -136,7 +139,8 @@ pub struct Summary {
 pub fn table(devices: &[&DeviceView]) -> String {
     let mut out = format!("{:<24} {:<8} {:<13} {:>6} {:>7} {}\n", "DEVICE", "ONLINE", "STATE", "BDSEQ", "CONFIG", "ALARMS");
     for d in devices {
-        let alarms: Vec<String> = d.active_alarms().iter().map(|a| format!("{}({:?})", term::text(&a.code), a.severity).to_lowercase()).collect();
+        let alarms: Vec<String> =
+            d.active_alarms().iter().map(|a| format!("{}({:?})", term::text(&a.code), a.severity).to_lowercase()).collect();
         out.push_str(&format!(
             "{:<24} {:<8} {:<13} {:>6} {:>7} {}\n",
             term::text(&d.device),
