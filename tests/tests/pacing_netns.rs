@@ -17,6 +17,9 @@
 //! namespaces (`ip netns exec … --exact <child test>`), each killed by PID
 //! by its guard; the namespaces are deleted by a guard on every exit path.
 //! Needs root (skips with a message otherwise), `ip` and `tc`.
+// An integration test crate is test code throughout; the packet figures
+// the receiver prints are small indices.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::tests_outside_test_module, clippy::cast_possible_truncation)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};

@@ -590,7 +590,7 @@ impl RtpFecOutputConfig {
             flow_source: self.flow_source.clone(),
             start_flow_if_standby: self.start_flow_if_standby,
             manage_whitelist: self.manage_whitelist,
-            bind: self.bind.clone(),
+            bind: self.bind,
             dscp: self.dscp,
         }
     }

@@ -197,7 +197,7 @@ impl BatchSocket {
                         j += 1;
                     }
                     // A shorter datagram may close the run.
-                    if j < run.len() && j - i < MAX_GSO_SEGMENTS && run[j].len() < seg && run[j].len() > 0 {
+                    if j < run.len() && j - i < MAX_GSO_SEGMENTS && run[j].len() < seg && !run[j].is_empty() {
                         j += 1;
                     }
                     if j - i >= 2 && self.gso_ok && self.send_gso(&run[i..j], seg, to, &mut out) {
