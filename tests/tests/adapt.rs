@@ -34,13 +34,27 @@ fn secs(var: &str, default: u64) -> Duration {
 }
 
 fn cc_errors_from(file: &Path, offset: u64) -> u64 {
+    analyze_from(file, offset).cc_errors()
+}
+
+fn analyze_from(file: &Path, offset: u64) -> TsAnalyzer {
     let bytes = std::fs::read(file).unwrap_or_default();
     // Start on a packet boundary: srt-live-transmit writes whole 1316-byte
     // messages, so an offset rounded to 1316 is aligned to 188.
     let start = usize::try_from(offset / 1316 * 1316).unwrap_or(usize::MAX).min(bytes.len());
     let mut a = TsAnalyzer::new();
     a.push(&bytes[start..]);
-    a.cc_errors()
+    a
+}
+
+/// The agent's default video PID (`[transport_stream] video_pid`).
+const VIDEO_PID: u16 = 481;
+
+/// Video frames whose PTS step broke the cadence, and frames seen, at a
+/// receiver that lost nothing: an encoder frame drop shows as a double step.
+fn video_cadence(file: &Path) -> (u64, u64) {
+    let a = analyze_from(file, 0);
+    a.pids.get(&VIDEO_PID).map_or((0, 0), |v| (v.pts_irregular, v.pts_count))
 }
 
 fn target(agent: &AgentProc) -> Option<u64> {
@@ -172,6 +186,12 @@ fn narrowed(test: &str, share: f64) {
     record(test, "s back at the ceiling after the link returns", format!("{:.1}", back.as_secs_f64()));
     record(test, "packets tail-dropped at the bottleneck", stats.dropped_bottleneck);
     record(test, "pipeline restarts", restarts);
+    // The backup's link was never narrowed: every frame the encoder made
+    // reached it, so a dropped frame would show as a broken PTS cadence.
+    let (irregular, frames) = video_cadence(&r.peers[1].output);
+    record(test, "video frames at the unconstrained receiver, PTS steps off cadence", format!("{frames}, {irregular}"));
+    assert!(frames > 250, "only {frames} video frames at the backup");
+    assert_eq!(irregular, 0, "the encoder dropped or repeated frames while the target changed");
     assert!(below < Duration::from_secs(8), "{below:?} until the target fell below the link");
     assert_eq!(cc, vec![0, 0], "continuity errors after the transient");
     assert_eq!(restarts, 0, "the pipeline restarted");

@@ -19,12 +19,23 @@ pub struct PidStats {
     pub pcr_backwards: u64,
     /// Packets with the adaptation field's discontinuity_indicator set.
     pub discontinuities: u64,
+    /// PES packets that carry a PTS (one per video frame from the agent's
+    /// muxer: x264 in zerolatency has no B-frames, so PTS only rises).
+    pub pts_count: u64,
+    /// PTS steps that differ from the first step seen: a missing frame (a
+    /// double step), a repeated or reordered one. 0 on an unbroken stream
+    /// at a constant frame rate.
+    pub pts_irregular: u64,
     last_cc: Option<u8>,
     last_pcr: Option<u64>,
+    last_pts: Option<u64>,
+    pts_step: Option<u64>,
 }
 
 /// The PCR period, in 27 MHz ticks: 2^33 × 300.
 const PCR_WRAP: u64 = (1 << 33) * 300;
+/// The PTS period, in 90 kHz ticks: 2^33.
+const PTS_WRAP: u64 = 1 << 33;
 
 /// Feeds on any byte slices (not necessarily packet-aligned).
 #[derive(Debug, Default, Clone)]
@@ -53,6 +64,12 @@ impl TsAnalyzer {
     /// PCRs that went backwards, over all PIDs.
     pub fn pcr_backwards(&self) -> u64 {
         self.pids.values().map(|p| p.pcr_backwards).sum()
+    }
+
+    /// PTS steps off the stream's cadence, over all PIDs (see
+    /// [`PidStats::pts_irregular`]).
+    pub fn pts_irregular(&self) -> u64 {
+        self.pids.values().map(|p| p.pts_irregular).sum()
     }
 
     /// Packets flagged as discontinuities, over all PIDs.
@@ -128,6 +145,22 @@ impl TsAnalyzer {
         if pid == NULL_PID {
             return;
         }
+        let pusi = p[1] & 0x40 != 0;
+        let start = 4 + if has_af { 1 + af_len } else { 0 };
+        if let (true, true, Some(pes)) = (pusi, has_payload, p.get(start..)) {
+            if let Some(pts) = pes_pts(pes) {
+                st.pts_count += 1;
+                if let Some(last) = st.last_pts {
+                    let step = (pts + PTS_WRAP - last) % PTS_WRAP;
+                    match st.pts_step {
+                        None => st.pts_step = Some(step),
+                        Some(s) if s != step => st.pts_irregular += 1,
+                        Some(_) => {}
+                    }
+                }
+                st.last_pts = Some(pts);
+            }
+        }
         if let (Some(last), false) = (st.last_cc, discontinuity) {
             // §2.4.3.3: the counter increments only with a payload; one
             // duplicate (same counter) is allowed.
@@ -138,6 +171,23 @@ impl TsAnalyzer {
         }
         st.last_cc = Some(cc);
     }
+}
+
+/// The PTS of a PES packet header, if it carries one (ISO/IEC 13818-1
+/// §2.4.3.6/§2.4.3.7: start code 00 00 01, PTS_DTS_flags in byte 7, the
+/// 33-bit PTS in bytes 9–13 with marker bits).
+fn pes_pts(pes: &[u8]) -> Option<u64> {
+    if pes.len() < 14 || pes[..3] != [0, 0, 1] || pes[7] & 0x80 == 0 {
+        return None;
+    }
+    let b = &pes[9..14];
+    Some(
+        (u64::from(b[0] >> 1) & 0x07) << 30
+            | u64::from(b[1]) << 22
+            | u64::from(b[2] >> 1) << 15
+            | u64::from(b[3]) << 7
+            | u64::from(b[4] >> 1),
+    )
 }
 
 #[cfg(test)]
@@ -212,5 +262,41 @@ mod tests {
         a.push(&pkt(100, 0));
         a.push(&[9; 400]);
         assert!(a.sync_errors > 0);
+    }
+
+    /// A PES start packet with `pts` on `pid` (the casts pack bytes).
+    #[allow(clippy::cast_possible_truncation)]
+    fn pes(pid: u16, cc: u8, pts: u64) -> [u8; 188] {
+        let mut p = pkt(pid, cc);
+        p[1] |= 0x40;
+        let h = [
+            0,
+            0,
+            1,
+            0xE0,
+            0,
+            0,
+            0x80,
+            0x80,
+            5,
+            0x21 | ((pts >> 29) & 0x0E) as u8,
+            (pts >> 22) as u8,
+            0x01 | ((pts >> 14) & 0xFE) as u8,
+            (pts >> 7) as u8,
+            0x01 | ((pts << 1) & 0xFE) as u8,
+        ];
+        p[4..4 + h.len()].copy_from_slice(&h);
+        p
+    }
+
+    #[test]
+    fn a_missing_frame_is_an_irregular_pts_step() {
+        let mut a = TsAnalyzer::new();
+        let base = (1u64 << 33) - 7200; // wraps on the way
+        for (i, frame) in [0u64, 1, 2, 3, 5, 6].into_iter().enumerate() {
+            a.push(&pes(481, u8::try_from(i).unwrap(), (base + frame * 3600) % (1 << 33)));
+        }
+        assert_eq!((a.pids[&481].pts_count, a.pts_irregular()), (6, 1), "frame 4 is missing");
+        assert_eq!(a.cc_errors(), 0);
     }
 }
