@@ -131,9 +131,19 @@ impl Device for AgentDevice {
             .iter()
             .map(|s| json!({"name": s.name, "state": s.state, "connects": s.connects, "last_error": s.last_error}))
             .collect();
+        // The video rate goes into the retained state (not only telemetry)
+        // so `edgectl` shows target against configured and why: the state
+        // is republished when the target moves (at most once a second).
+        let video = json!({
+            "configured_kbps": ctl.cfg.video.bitrate_kbps.get(),
+            "target_kbps": ctl.video_target_kbps(),
+            "reason": ctl.adapt.as_ref().map(|a| a.reason.clone()),
+            "adapt_error": ctl.adapt_error,
+        });
         json!({
             "stream": if ctl.is_streaming() { "streaming" } else { "stopped" },
             "encoder": ctl.factory,
+            "video": video,
             "outputs": outputs,
         })
     }

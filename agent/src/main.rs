@@ -274,6 +274,11 @@ fn probe(json: bool) -> ExitCode {
             "inputs": inputs,
             "rtp_pacing": pacing,
             "encoders": report.candidates,
+            // Whether each installed encoder takes a new bitrate while
+            // playing (what `[adapt]` needs); absent when not installed.
+            "live_bitrate": report.candidates.iter()
+                .filter_map(|c| agent::pipeline::encoder::live_bitrate(c.factory).map(|l| (c.factory, l)))
+                .collect::<std::collections::BTreeMap<_, _>>(),
             "chosen": report.chosen().map(|c| c.factory),
             "why": report.why(),
             "hevc": {
@@ -301,7 +306,7 @@ fn probe(json: bool) -> ExitCode {
             println!("  {:<28} {:<13} {:<24} {}", i.id, i.kind, signal, i.name);
         }
         println!("H.264 ENCODERS (preference order)");
-        println!("  {:<10} {:<18} STATUS", "FAMILY", "FACTORY");
+        println!("  {:<10} {:<18} {:<13} STATUS", "FAMILY", "FACTORY", "LIVE BITRATE");
         for c in &report.candidates {
             let status = match &c.status {
                 hal::encoder::CandidateStatus::Chosen => "CHOSEN".to_owned(),
@@ -310,7 +315,14 @@ fn probe(json: bool) -> ExitCode {
                 hal::encoder::CandidateStatus::TrialFailed(e) => format!("trial failed: {e}"),
                 hal::encoder::CandidateStatus::NotRequested => "not requested".to_owned(),
             };
-            println!("  {:<10} {:<18} {}", c.kind.name(), c.factory, status);
+            // Network-adaptive bitrate needs a bitrate the element takes
+            // while playing.
+            let live = match agent::pipeline::encoder::live_bitrate(c.factory) {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            };
+            println!("  {:<10} {:<18} {:<13} {}", c.kind.name(), c.factory, live, status);
         }
         println!("{}", report.why());
         println!("HEVC: {}", hevc.why());

@@ -111,6 +111,15 @@ pub fn input_format(kind: EncoderKind) -> &'static str {
 }
 
 /// Changes the bitrate of a running encoder, where the element allows it.
+/// Whether `factory`'s `bitrate` can change while playing (its ParamSpec
+/// carries GStreamer's MUTABLE_PLAYING flag): what network-adaptive bitrate
+/// needs. `None` when the element is not installed or has no `bitrate`.
+pub fn live_bitrate(factory: &str) -> Option<bool> {
+    let enc = gst::ElementFactory::make(factory).build().ok()?;
+    let spec = enc.find_property("bitrate")?;
+    Some(spec.flags().contains(gst::PARAM_FLAG_MUTABLE_PLAYING))
+}
+
 pub fn set_bitrate(enc: &gst::Element, kbps: u32) -> Result<(), String> {
     set(enc, "bitrate", kbps)
 }

@@ -135,19 +135,35 @@ pub struct Summary {
     pub warning: usize,
 }
 
+impl DeviceView {
+    /// `2500`, or `1200/2500` (target/configured) while the box has turned
+    /// its video rate down for the network; `-` when the box does not say.
+    pub fn video_rate(&self) -> String {
+        let video = self.state.as_ref().map(|s| &s.state["video"]);
+        let kbps = |k: &str| video.and_then(|v| v[k].as_u64());
+        match (kbps("target_kbps"), kbps("configured_kbps")) {
+            (Some(t), Some(c)) if t == c => c.to_string(),
+            (Some(t), Some(c)) => format!("{t}/{c}"),
+            _ => "-".to_owned(),
+        }
+    }
+}
+
 /// One table row per device.
 pub fn table(devices: &[&DeviceView]) -> String {
-    let mut out = format!("{:<24} {:<8} {:<13} {:>6} {:>7} {}\n", "DEVICE", "ONLINE", "STATE", "BDSEQ", "CONFIG", "ALARMS");
+    let mut out =
+        format!("{:<24} {:<8} {:<13} {:>6} {:>7} {:>11} {}\n", "DEVICE", "ONLINE", "STATE", "BDSEQ", "CONFIG", "VIDEO KBPS", "ALARMS");
     for d in devices {
         let alarms: Vec<String> =
             d.active_alarms().iter().map(|a| format!("{}({:?})", term::text(&a.code), a.severity).to_lowercase()).collect();
         out.push_str(&format!(
-            "{:<24} {:<8} {:<13} {:>6} {:>7} {}\n",
+            "{:<24} {:<8} {:<13} {:>6} {:>7} {:>11} {}\n",
             term::text(&d.device),
             if d.online() { "online" } else { "offline" },
             d.presence(),
             d.status.as_ref().map_or(0, |s| s.bdseq),
             d.state.as_ref().map_or("-".to_owned(), |s| format!("v{}", s.config_version)),
+            d.video_rate(),
             if alarms.is_empty() { "-".to_owned() } else { alarms.join(",") },
         ));
     }
@@ -178,5 +194,23 @@ mod tests {
         assert!(out.contains("loss\\x1b]0;pwned\\x07\\r(major)"), "{out}");
         let json = term::json(serde_json::to_string_pretty(d).unwrap());
         assert!(!json.replace('\n', "").chars().any(char::is_control), "{json:?}");
+    }
+
+    /// The VIDEO column shows target/configured while the box adapts.
+    #[test]
+    fn table_shows_the_adaptive_video_target() {
+        let mut fleet = Fleet::default();
+        let state = |target: u32| {
+            serde_json::json!({
+                "v": 1, "ts": "2026-01-01T00:00:00Z", "seq": 1, "bdseq": 0, "config_version": 0,
+                "state": {"video": {"configured_kbps": 2500, "target_kbps": target}},
+            })
+        };
+        fleet.apply(&topics::topic("enc-a", topics::STATE), &serde_json::to_vec(&state(1200)).unwrap());
+        assert_eq!(fleet.devices["enc-a"].video_rate(), "1200/2500");
+        assert!(table(&[&fleet.devices["enc-a"]]).contains("1200/2500"));
+        fleet.apply(&topics::topic("enc-a", topics::STATE), &serde_json::to_vec(&state(2500)).unwrap());
+        assert_eq!(fleet.devices["enc-a"].video_rate(), "2500");
+        assert_eq!(DeviceView::default().video_rate(), "-");
     }
 }
