@@ -2,7 +2,7 @@
 //! that is resolved through AWS and may move.
 //!
 //! This module sits below the outputs and the cloud adapter: an output only
-//! needs a [`Dest`], and [`crate::cloud`] builds the [`FlowLink`]s with the
+//! needs a [`Dest`], and the cloud adapter builds the [`FlowLink`]s with the
 //! client factory it owns.
 
 use std::net::SocketAddr;

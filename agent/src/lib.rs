@@ -57,7 +57,7 @@ use action::{Action, Inbox};
 use config::AgentConfig;
 use pipeline::PipelineEvent;
 use shutdown::Shutdown;
-use state::{SharedPanelReadings, Snapshot, SnapshotReader};
+use state::{SharedPanelReadings, Snapshot};
 
 pub use pipeline::encoder::choose_encoder;
 
@@ -305,9 +305,6 @@ fn adapt_summary(snap: &Snapshot) -> String {
     let refused = snap.adapt_error.as_ref().map(|e| format!(" NOT APPLIED: {e}")).unwrap_or_default();
     format!("; video {}/{} kbit/s {}{refused}", a.target_kbps, a.ceiling_kbps, a.reason)
 }
-
-/// The reader of a running agent's snapshots, for embedders and tests.
-pub type Reader = SnapshotReader;
 
 /// `; input /dev/video0 1920x1080i50` or `; input test-pattern NO SIGNAL (slate)`.
 fn input_summary(i: &pipeline::pump::InputStatus) -> String {
