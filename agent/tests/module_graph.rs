@@ -1,6 +1,6 @@
 //! The agent's modules depend one way: fails on an import cycle among the
-//! top-level modules of `agent/src` (`crate::x` paths in code, comments
-//! ignored), and on a module reaching for an item of the crate root, which
+//! top-level modules of `agent/src` (`crate::x` paths in code and doc
+//! links; plain comments ignored), and on a module reaching for an item of the crate root, which
 //! depends on every module.
 //!
 //! Why: adapters (fleet, panel, AWS monitor) and the controller grew into a
@@ -45,7 +45,11 @@ fn module_of(src: &Path, file: &Path) -> Option<String> {
 fn crate_paths(code: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for line in code.lines() {
-        let line = line.split("//").next().unwrap_or("");
+        // Doc comments count (an intra-doc link is a dependency of the
+        // docs); plain comments do not.
+        let trimmed = line.trim_start();
+        let line =
+            if trimmed.starts_with("///") || trimmed.starts_with("//!") { trimmed } else { line.split("//").next().unwrap_or("") };
         let mut rest = line;
         while let Some(i) = rest.find("crate::") {
             let before = rest[..i].chars().last();
@@ -133,8 +137,9 @@ fn agent_modules_form_no_cycle() {
 
 #[test]
 fn the_check_finds_a_cycle_and_a_reach_into_the_root() {
-    let code = "use crate::{a, b::X};\n// crate::c in a comment\nlet x = crate::d::f();\nuse edge_crate::z;";
-    assert_eq!(crate_paths(code), ["a", "b", "d"].iter().map(|s| s.to_string()).collect());
+    let code =
+        "use crate::{a, b::X};\n// crate::c in a comment\nlet x = crate::d::f();\nuse edge_crate::z;\n/// [`crate::e`] is a link";
+    assert_eq!(crate_paths(code), ["a", "b", "d", "e"].iter().map(|s| s.to_string()).collect());
     let mut g = Graph::new();
     g.entry("a".into()).or_default().insert("b".into());
     g.entry("b".into()).or_default().insert("c".into());
