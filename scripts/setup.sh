@@ -38,6 +38,9 @@ PACKAGES=(
   systemd
   # Process tools used by the tests (pgrep/ps for leak checks).
   procps
+  # ip and tc: the network-namespace tests (DNS down, fq pacing) and the
+  # probe's pacing check; priority important, not on every minimal image.
+  iproute2
   # AWS emulation for the edge-cloud tests: moto's server runs in a venv.
   python3 python3-venv
   # Image (image/build.sh) and the QEMU boot/update tests (tests/tests/vm_boot.rs):
