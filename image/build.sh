@@ -15,6 +15,8 @@
 #   --version V  the bundle's version (default: the agent's git describe)
 #   --rootfs-only  only fill the rootfs cache (no --binary needed): CI
 #                starts it beside the cargo build so the QEMU tests find it
+#   --bundle-only  only the bundle (implies --bundle): no ESP, no disk.img, for
+#                update tests that never boot this build
 #   --slim       leave the media stack (GStreamer, codecs, Mesa) out of the
 #                slot (image/slim.py): for test bundles whose agent never
 #                starts, so they move half a slot under emulation
@@ -27,14 +29,14 @@
 # records which (its description). image/lib/signing.sh, image/README.md.
 #
 # Outputs in --out: disk.img (GPT: esp, root-a, root-b, data), vmlinuz +
-# initrd.img (direct QEMU boot); with --bundle also root.ext4 (the slot image)
-# and bundle.raucb.
+# initrd.img (direct QEMU boot); with --bundle also bundle.raucb (it carries the
+# slot image, root.ext4, which is then deleted: build machines are short of disk).
 # Steps and why: image/README.md. Needs root (mmdebstrap, chroot).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 
-binary="" out="$here/build" provision="$here/provision" extra="" compress=0 bundle=0 version="" slim=0 rootfs_only=0
+binary="" out="$here/build" provision="$here/provision" extra="" compress=0 bundle=0 bundle_only=0 version="" slim=0 rootfs_only=0
 while (($#)); do
   case "$1" in
     --binary) binary="$2"; shift 2 ;;
@@ -43,6 +45,7 @@ while (($#)); do
     --extra) extra="$2"; shift 2 ;;
     --compress) compress=1; shift ;;
     --bundle) bundle=1; shift ;;
+    --bundle-only) bundle=1 bundle_only=1; shift ;;
     --version) version="$2"; shift 2 ;;
     --slim) slim=1; shift ;;
     --rootfs-only) rootfs_only=1; shift ;;
@@ -215,6 +218,7 @@ step "file systems (root slot ext4, data $DATA_SIZE)" make_fs
 # Built as a vfat file and filled with mtools: repart 252 mounts the target to
 # CopyFiles= and the build hosts have no vfat module (docs/image.md#toolchain).
 make_esp() {
+  if ((bundle_only)); then return 0; fi
   local esp="$out/esp.vfat"
   rm -f "$esp"
   truncate -s "$ESP_SIZE" "$esp"
@@ -233,6 +237,7 @@ step "ESP (systemd-boot, mtools)" make_esp
 # (CopyBlocks=, repart.d(5)); the definitions are templates because
 # CopyBlocks= needs absolute paths.
 make_disk() {
+  if ((bundle_only)); then return 0; fi
   local defs="$out/repart.d"
   rm -rf "$defs" "$out/disk.img"
   mkdir -p "$defs"
@@ -269,8 +274,11 @@ make_bundle() {
 step "bundle (--bundle: RAUC, signed)" make_bundle
 
 # Build machines are short of disk: drop the intermediates (the stage is
-# hard links, but ~40k inodes), and the slot image unless a bundle wanted it.
-rm -rf "$stage" "$out/data-tree" "$out/esp.vfat" "$out/data.ext4"
-((bundle)) || rm -f "$out/root.ext4"
+# hard links, but ~40k inodes), and the slot image, which the bundle carries.
+rm -rf "$stage" "$out/data-tree" "$out/esp.vfat" "$out/data.ext4" "$out/root.ext4"
 
-printf 'image: %s (%s on disk) in %ds\n' "$out/disk.img" "$(du -h "$out/disk.img" | cut -f1)" $((SECONDS - t_all)) >&2
+if ((bundle_only)); then
+  printf 'bundle: %s (%s) in %ds\n' "$out/bundle.raucb" "$(du -h "$out/bundle.raucb" | cut -f1)" $((SECONDS - t_all)) >&2
+else
+  printf 'image: %s (%s on disk) in %ds\n' "$out/disk.img" "$(du -h "$out/disk.img" | cut -f1)" $((SECONDS - t_all)) >&2
+fi

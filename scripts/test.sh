@@ -15,6 +15,17 @@ export EDGE_FEATURES="${EDGE_FEATURES-edge-tests/aws}"
 features=()
 [[ -n "$EDGE_FEATURES" ]] && features=(--features "$EDGE_FEATURES")
 
+# A one-off build: incremental state is ~1.5 GB of disk nobody reuses.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# Free disk where the build goes, in GiB (printed at the start and the end:
+# CI machines come with whatever disk they have, and the suite needs ~12 GiB).
+disk_free() { df -BG --output=avail . 2>/dev/null | tail -n 1 | tr -dc '0-9'; }
+disk_start=$(disk_free)
+echo "test: ${disk_start:-?} GiB free on $(df --output=target . 2>/dev/null | tail -n 1)"
+if [[ -n "$disk_start" ]] && ((disk_start < 14)); then
+  echo "test: warning: under 14 GiB free; the build (~7 GiB) and the image tests (~3 GiB) may run out" >&2
+fi
+
 # A report from an earlier run must not stand in for this one's.
 rm -f target/nextest/ci/junit.xml
 # Wall time per phase, printed at the end (also when something failed).
@@ -27,6 +38,7 @@ print_phases() {
   echo "Phases (wall time):"
   ((${#phases[@]})) && printf '%s\n' "${phases[@]}"
   printf '%6ds  total\n' $((SECONDS - t_run))
+  echo "Disk: ${disk_start:-?} GiB free at the start, $(disk_free) GiB at the end; target/ holds $(du -sh target 2>/dev/null | cut -f1)"
 }
 rootfs_pid=""
 on_exit() {

@@ -138,6 +138,15 @@ pub fn build_image_with(dir: &Path, out: &Path, args: &[&str], tweak: impl FnOnc
     t0.elapsed()
 }
 
+/// After a passing run, frees the image's disk (a 1.2-1.7 GB disk.img and
+/// the boot files) and keeps the logs: CI machines are short of disk, and a
+/// failed run, which never gets here, leaves everything for inspection.
+pub fn discard_image(out: &Path) {
+    for f in ["disk.img", "vmlinuz", "initrd.img", "bundle.raucb"] {
+        let _ = std::fs::remove_file(out.join(f));
+    }
+}
+
 /// The key and certificate image/build.sh signs with (and the image trusts;
 /// image/lib/signing.sh): EDGE_RAUC_KEY / EDGE_RAUC_CERT, else the
 /// development pair the build made under its cache (EDGE_IMAGE_CACHE,

@@ -77,4 +77,5 @@ fn vm_boots_online_and_streams() {
     let synced = ts.chunks_exact(188).take(100).filter(|p| p.first() == Some(&0x47)).count();
     assert!(synced >= 95, "received data is not an aligned MPEG-TS ({synced}/100 sync bytes)");
     vm.stop();
+    vm::discard_image(&out);
 }

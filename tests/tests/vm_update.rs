@@ -84,7 +84,7 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     // units, which is what the trial and the fallback are about.
     let bad_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let bad_out = bin_dir().join("vm-update-bad");
-    vm::build_image_with(bad_dir.path(), &bad_out, &["--bundle", "--slim", "--version", "bad"], |extra| {
+    vm::build_image_with(bad_dir.path(), &bad_out, &["--bundle-only", "--slim", "--version", "bad"], |extra| {
         let bin = extra.join("usr/bin");
         std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("mkdir: {e}"));
         std::fs::write(bin.join("edge-agent"), "#!/bin/sh\necho 'broken build' >&2\nexit 1\n").unwrap_or_else(|e| panic!("{e}"));
@@ -95,6 +95,7 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     std::fs::create_dir_all(&www).unwrap_or_else(|e| panic!("mkdir: {e}"));
     std::fs::rename(out.join("bundle.raucb"), www.join("good.raucb")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::rename(bad_out.join("bundle.raucb"), www.join("bad.raucb")).unwrap_or_else(|e| panic!("{e}"));
+    vm::discard_image(&bad_out);
     // Tampered: a bundle signed like the others (same key, compatible,
     // verity format) whose payload is 16 MiB of noise rather than a whole
     // slot (the refusal happens before anything boots, so the download and
@@ -176,4 +177,5 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     });
     record("vm_update", "good bundle: command to slot B confirmed (s)", format!("{:.0}", t0.elapsed().as_secs_f64()));
     vm.stop();
+    vm::discard_image(&out);
 }
