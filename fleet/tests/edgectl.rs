@@ -1,4 +1,5 @@
-//! `edgectl` end to end against a simulated device process.
+//! `edgectl` end to end against a simulated device process: readable lines
+//! by default, the wire documents with `--json`.
 // An integration test crate is test code throughout (clippy.toml allows
 // unwrap/expect only inside #[test] functions and #[cfg(test)] modules).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::tests_outside_test_module)]
@@ -13,7 +14,7 @@ use serde_json::Value;
 fn wait_online(broker: &Broker, device: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (code, out, err) = edgectl(broker, &["status", device]);
+        let (code, out, err) = edgectl(broker, &["status", device, "--json"]);
         if code == 0 && serde_json::from_str::<Value>(&out).is_ok_and(|v| v["status"]["online"] == true) {
             return;
         }
@@ -39,18 +40,32 @@ fn edgectl_end_to_end() {
     assert_eq!(code, 0);
     assert!(out.contains("enc-e") && out.contains("online"), "{out}");
 
-    // status of an unknown device: 5.
+    // status: lines by default; an unknown device: 5.
+    let (code, out, err) = edgectl(&broker, &["status", "enc-e"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("enc-e: online (ready), bdseq "), "{out}");
+    assert!(out.lines().any(|l| l == "info:") && out.lines().any(|l| l == "  model: fake"), "{out}");
+    assert!(serde_json::from_str::<Value>(&out).is_err(), "not JSON by default: {out}");
     let (code, _, _) = edgectl(&broker, &["status", "enc-nobody"]);
     assert_eq!(code, 5);
 
-    // cmd: success, device refusal, local usage errors, timeout.
+    // cmd: success, device refusal (as lines, and as JSON with --json),
+    // local usage errors, timeout.
     let (code, out, err) = edgectl(&broker, &["cmd", "enc-e", "output.disable", "output=backup"]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.starts_with("enc-e: output.disable succeeded\n"), "{out}");
+    let (code, out, err) = edgectl(&broker, &["cmd", "enc-e", "identify", "--json"]);
     assert_eq!(code, 0, "{out} {err}");
     let r: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(r["state"], "succeeded");
     let (code, out, _) = edgectl(&broker, &["cmd", "enc-e", "output.enable", "output=nonexistent"]);
     assert_eq!(code, 3, "{out}");
-    assert!(out.contains("precondition_failed"), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with("enc-e: output.enable ") && out.contains("(precondition_failed): no output named `nonexistent`"), "{out}");
+    let (code, out, _) = edgectl(&broker, &["cmd", "enc-e", "output.enable", "output=nonexistent", "--json"]);
+    assert_eq!(code, 3, "{out}");
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["reason"], "precondition_failed", "{out}");
     let (code, _, err) = edgectl(&broker, &["cmd", "enc-e", "self.destruct"]);
     assert_eq!(code, 2, "unknown command is a usage error: {err}");
     let (code, _, err) = edgectl(&broker, &["cmd", "enc-e", "telemetry.boost", "interval_s=0"]);
@@ -72,16 +87,34 @@ fn edgectl_end_to_end() {
     assert_eq!(code, 0);
     assert!(out.contains("1 devices | 1 online | 0 offline") && out.contains("minor"), "{out}");
 
-    // config push: TOML with --confirm ends applied; an invalid one is refused.
+    // config push: TOML with --confirm ends applied; an invalid one is
+    // refused with its key and reason on one line.
     let cfg = state.path().join("agent.toml");
+    let path = cfg.to_str().unwrap();
     std::fs::write(&cfg, "[video]\nbitrate_kbps = 4000\n").unwrap();
-    let (code, out, err) = edgectl(&broker, &["config", "push", "enc-e", cfg.to_str().unwrap(), "--confirm"]);
+    let (code, out, err) = edgectl(&broker, &["config", "push", "enc-e", path, "--confirm", "--json"]);
     assert_eq!(code, 0, "{out} {err}");
     let r: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!((r["status"].as_str(), r["av"].as_u64(), r["running"].as_u64()), (Some("applied"), Some(1), Some(1)));
     std::fs::write(&cfg, "[video]\nbitrate_kbps = 1\n").unwrap();
-    let (code, out, _) = edgectl(&broker, &["config", "push", "enc-e", cfg.to_str().unwrap()]);
+    let (code, out, _) = edgectl(&broker, &["config", "push", "enc-e", path]);
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(out, "enc-e: version 2 rejected: video.bitrate_kbps: must be an integer in 100..=50000; running version 1\n");
+    let (code, out, _) = edgectl(&broker, &["config", "push", "enc-e", path, "--json"]);
     assert_eq!(code, 3, "{out}");
     let r: Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!((r["status"].as_str(), r["av"].as_u64(), r["key"].as_str()), (Some("rejected"), Some(2), Some("video.bitrate_kbps")));
+    assert_eq!((r["status"].as_str(), r["av"].as_u64(), r["key"].as_str()), (Some("rejected"), Some(3), Some("video.bitrate_kbps")));
+    let (_, out, _) = edgectl(&broker, &["status", "enc-e"]);
+    assert!(out.lines().any(|l| l.starts_with("config: version 3 rejected: video.bitrate_kbps: must be")), "{out}");
+
+    // A confirm window: the line says how to confirm, and that works.
+    std::fs::write(&cfg, "[video]\nbitrate_kbps = 3000\n").unwrap();
+    let (code, out, err) = edgectl(&broker, &["config", "push", "enc-e", path, "--confirm-within", "60"]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.starts_with("enc-e: version 4 pending_confirm: confirm with config.confirm{version:4} within 60 s"), "{out}");
+    assert!(out.ends_with("\n  confirm with: edgectl cmd enc-e config.confirm version=4\n"), "{out}");
+    let (code, out, err) = edgectl(&broker, &["cmd", "enc-e", "config.confirm", "version=4"]);
+    assert_eq!((code, out.as_str()), (0, "enc-e: config.confirm succeeded\n  version: 4\n"), "{err}");
+    let (_, out, _) = edgectl(&broker, &["config", "push", "enc-e", path]);
+    assert_eq!(out, "enc-e: version 5 applied; running version 5\n");
 }

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::conn::{BrokerArgs, Ctl};
-use crate::term;
 use crate::Exit;
+use crate::{show, term};
 
 #[derive(Debug, clap::Args)]
 pub struct CmdArgs {
@@ -28,6 +28,9 @@ pub struct CmdArgs {
     /// Seconds the device may take once started (sent as timeout_s).
     #[arg(long, default_value_t = 30)]
     device_timeout: u32,
+    /// The device's answer as JSON (`cmd/res`) instead of lines.
+    #[arg(long)]
+    json: bool,
 }
 
 /// A fresh command id: time-ordered like a ULID (ms, then randomness).
@@ -71,11 +74,12 @@ async fn send(ctl: &mut Ctl, device: &str, command: &Command, timeout_s: u32, de
         let r = (m.topic == res_topic).then(|| wire::parse::<CommandResponse>(&m.payload).ok()).flatten();
         match r {
             Some(r) if r.id == id => {
-                eprintln!("{}: {:?}", r.id, r.state);
                 if r.state.is_terminal() {
                     answer = Some(r);
                     break;
                 }
+                // Accepted, in progress: the answer follows on stdout.
+                eprint!("{}", show::command(device, command.name(), &r));
             }
             _ => other.push(m),
         }
@@ -106,7 +110,11 @@ pub async fn run(args: &BrokerArgs, a: &CmdArgs) -> Result<Exit> {
     ctl.close().await;
     Ok(match answer {
         Some(r) => {
-            println!("{}", term::json(serde_json::to_string(&r)?));
+            if a.json {
+                println!("{}", term::json(serde_json::to_string(&r)?));
+            } else {
+                print!("{}", show::command(&a.device, command.name(), &r));
+            }
             if r.state == CommandState::Succeeded {
                 Exit::Ok
             } else {
@@ -136,6 +144,9 @@ pub struct PushArgs {
     /// Version to publish (default: one above the highest seen).
     #[arg(long)]
     version: Option<u64>,
+    /// The device's report as JSON (`config/reported`) instead of a line.
+    #[arg(long)]
+    json: bool,
 }
 
 fn read_config(path: &PathBuf) -> Result<Value> {
@@ -209,11 +220,16 @@ pub async fn push(args: &BrokerArgs, a: &PushArgs) -> Result<Exit> {
         match send(&mut ctl, &a.device, &cmd, 30, deadline).await? {
             Some(c) if c.state == CommandState::Succeeded => {}
             Some(c) => {
-                println!("{}", term::json(serde_json::to_string(&c)?));
+                if a.json {
+                    println!("{}", term::json(serde_json::to_string(&c)?));
+                } else {
+                    print!("{}", show::command(&a.device, cmd.name(), &c));
+                }
                 ctl.close().await;
                 return Ok(Exit::Refused);
             }
             None => {
+                eprintln!("edgectl: no answer to config.confirm from {} within {} s", a.device, args.timeout);
                 ctl.close().await;
                 return Ok(Exit::Timeout);
             }
@@ -221,13 +237,18 @@ pub async fn push(args: &BrokerArgs, a: &PushArgs) -> Result<Exit> {
         match wait_report(&mut ctl, &reported_topic, version, Some(ConfigStatus::PendingConfirm), deadline).await? {
             Some(r2) => r = r2,
             None => {
+                eprintln!("edgectl: confirmed, but no report of version {version} within {} s", args.timeout);
                 ctl.close().await;
                 return Ok(Exit::Timeout);
             }
         }
     }
     ctl.close().await;
-    println!("{}", term::json(serde_json::to_string(&r)?));
+    if a.json {
+        println!("{}", term::json(serde_json::to_string(&r)?));
+    } else {
+        print!("{}", show::config_report(&a.device, &r));
+    }
     Ok(match r.status {
         ConfigStatus::Applied | ConfigStatus::PendingConfirm => Exit::Ok,
         ConfigStatus::Rejected | ConfigStatus::RolledBack => Exit::Refused,

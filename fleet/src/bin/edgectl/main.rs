@@ -7,6 +7,11 @@
 //! edgectl config push DEVICE FILE [--confirm]
 //! edgectl cmd DEVICE NAME [KEY=VALUE…]  e.g. `cmd enc-1 output.disable output=backup`
 //! ```
+//! Answers are readable lines (a rejection: `enc-1: version 2 rejected:
+//! video.bitrate_kbps: must be …; running version 1`); `--json` on
+//! `devices`, `status`, `config push` and `cmd` prints the wire documents
+//! instead, for scripts. Progress and errors go to stderr.
+//!
 //! Exit codes: 0 success; 1 error (broker, I/O); 2 usage (bad arguments,
 //! unknown command, invalid args: checked locally with the same `Command`
 //! parser the device uses); 3 the device rejected it, failed, or rolled
@@ -15,6 +20,7 @@
 mod cmd;
 mod conn;
 mod ops;
+mod show;
 mod simulate;
 mod term;
 mod view;
@@ -63,8 +69,14 @@ enum Sub {
         #[arg(long)]
         json: bool,
     },
-    /// Everything retained about one device, as JSON.
-    Status { device: String },
+    /// Everything retained about one device: presence, config, alarms,
+    /// info, state.
+    Status {
+        device: String,
+        /// The retained documents as JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// A live view: summary counts, devices with problems, a sorted page.
     Watch(ops::WatchArgs),
     /// Desired configuration.
@@ -99,7 +111,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Sub::Devices { json } => ops::devices(&cli.broker, json).await,
-            Sub::Status { device } => ops::status(&cli.broker, &device).await,
+            Sub::Status { device, json } => ops::status(&cli.broker, &device, json).await,
             Sub::Watch(a) => ops::watch(&cli.broker, &a).await,
             Sub::Config(ConfigCmd::Push(a)) => cmd::push(&cli.broker, &a).await,
             Sub::Cmd(a) => cmd::run(&cli.broker, &a).await,

@@ -8,9 +8,9 @@ use fleet::topics;
 use tokio::time::Instant;
 
 use crate::conn::{BrokerArgs, Ctl};
-use crate::term;
 use crate::view::{table, DeviceView, Fleet};
 use crate::Exit;
+use crate::{show, term};
 
 const FLEET_SUFFIXES: [&str; 3] = [topics::STATUS, topics::STATE, topics::ALARMS];
 
@@ -39,7 +39,7 @@ pub async fn devices(args: &BrokerArgs, json: bool) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-pub async fn status(args: &BrokerArgs, device: &str) -> Result<Exit> {
+pub async fn status(args: &BrokerArgs, device: &str, json: bool) -> Result<Exit> {
     if let Err(e) = topics::validate_device_id(device) {
         eprintln!("edgectl: {e}");
         return Ok(Exit::Usage);
@@ -49,7 +49,11 @@ pub async fn status(args: &BrokerArgs, device: &str) -> Result<Exit> {
     ctl.close().await;
     match fleet.devices.get(device) {
         Some(d) if d.status.is_some() => {
-            println!("{}", term::json(serde_json::to_string_pretty(d)?));
+            if json {
+                println!("{}", term::json(serde_json::to_string_pretty(d)?));
+            } else {
+                print!("{}", show::status(d));
+            }
             Ok(Exit::Ok)
         }
         _ => {
