@@ -52,7 +52,7 @@ fn led(mode: LedMode, color: LedColor) -> LedState {
 fn output_led(state: Option<&OutputState>) -> LedState {
     match state {
         Some(OutputState::Connected) => led(LedMode::On, LedColor::Green),
-        Some(OutputState::Connecting) => led(LedMode::Blink, LedColor::Amber),
+        Some(OutputState::Connecting | OutputState::Listening) => led(LedMode::Blink, LedColor::Amber),
         Some(OutputState::Backoff) => led(LedMode::Fast, LedColor::Red),
         Some(OutputState::Disabled | OutputState::Stopped) | None => LedState::OFF,
     }

@@ -499,6 +499,60 @@ latency_ms = 500
     }
 
     #[test]
+    fn srt_listener_keys_are_checked_with_positions() {
+        use crate::config::{OutputConfig, SrtMode};
+        let listener = GOOD.replace("address = \"127.0.0.1:9001\"", "mode = \"listener\"\nlisten = \"127.0.0.1:9001\"");
+        let cfg = from_str(&listener).unwrap();
+        let OutputConfig::Srt(srt) = &cfg.outputs[0] else { panic!("srt output expected") };
+        assert_eq!((srt.mode, srt.listen_addr()), (SrtMode::Listener, Some("127.0.0.1:9001".parse().unwrap())));
+        let OutputConfig::Srt(caller) = &from_str(GOOD).unwrap().outputs[0] else { panic!("srt output expected") };
+        assert_eq!((caller.mode, caller.listen_addr()), (SrtMode::Caller, None), "caller stays the default");
+
+        let e = err(&listener.replace("mode = \"listener\"", "mode = \"rendezvous\""));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].mode", Some(10)), "{e}");
+        assert!(e.message.contains("`caller`") && e.message.contains("`listener`"), "{}", e.message);
+        let e = err(&listener.replace("listen = \"127.0.0.1:9001\"\n", ""));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].listen", Some(7)), "points at the output's header: {e}");
+        assert!(e.message.contains("needs listen"), "{}", e.message);
+        let e = err(&listener.replace("127.0.0.1:9001", "127.0.0.1:0"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].listen", Some(11)), "{e}");
+        assert!(e.message.contains("port 0"), "{}", e.message);
+        let e = err(&listener.replace("127.0.0.1:9001", "encoder.local:9001"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].listen", Some(11)), "{e}");
+        let e = err(&listener.replace("latency_ms = 500", "address = \"127.0.0.1:9002\""));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].address", Some(12)), "{e}");
+        assert!(e.message.contains("mode = \"caller\""), "{}", e.message);
+        let e = err(&listener.replace("latency_ms = 500", "bind = \"127.0.0.1:5000\""));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].bind", Some(12)), "{e}");
+        let e = err(&GOOD.replace("latency_ms = 500", "listen = \"127.0.0.1:9002\""));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].listen", Some(11)), "{e}");
+        assert!(e.message.contains("mode = \"listener\""), "{}", e.message);
+        let e = err(&listener.replace("latency_ms = 500", "pbkeylen = 32"));
+        assert_eq!(e.key, "outputs[0].pbkeylen", "{e}");
+
+        // A written caller has no `mode` key (documents stay as they were);
+        // a listener keeps both keys.
+        let caller_text = toml::to_string(&from_str(GOOD).unwrap()).unwrap();
+        assert!(!caller_text.contains("mode") && !caller_text.contains("listen"), "{caller_text}");
+        let text = toml::to_string(&cfg).unwrap();
+        assert_eq!(from_str(&text).unwrap(), cfg, "{text}");
+    }
+
+    #[test]
+    fn srt_listener_example_parses() {
+        let cfg = from_str(include_str!("../../../examples/srt-listener.toml")).unwrap();
+        let ports: Vec<_> = cfg
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                crate::config::OutputConfig::Srt(s) => s.listen_addr().map(|a| a.port()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ports, [9001, 9002]);
+    }
+
+    #[test]
     fn key_with_brackets_is_an_error_not_a_panic() {
         // Issue #15: `"z[]]"` made the path parser slice out of bounds.
         for key in ["z[]]", "z[", "]", "[0]", "a.b", "a[1]b", "x[99999999999999999999]", "é[😀]", "", "q\"uote", "t`ick"] {

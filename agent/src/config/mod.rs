@@ -367,7 +367,8 @@ fn default_audio_pid() -> Pid {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum OutputConfig {
-    /// SRT caller to an `srt-listener` MediaConnect source.
+    /// SRT caller to an `srt-listener` MediaConnect source, or SRT
+    /// listener for an `srt-caller` source or MediaLive `SRT_CALLER` input.
     Srt(SrtOutputConfig),
     /// Plain RTP (MP2T, RFC 2250) to an `rtp` source.
     Rtp(RtpOutputConfig),
@@ -469,13 +470,39 @@ fn yes() -> bool {
     true
 }
 
-/// SRT caller settings (`docs/srt.md#caller-settings`).
+/// Which side of an SRT output dials (`mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtMode {
+    /// The box calls `address` or a flow's `srt-listener` source.
+    #[default]
+    Caller,
+    /// The box waits on `listen` for one caller: MediaLive's `SRT_CALLER`
+    /// input, MediaConnect's `srt-caller` source (`docs/srt.md#listener-mode`).
+    Listener,
+}
+
+impl SrtMode {
+    fn is_caller(&self) -> bool {
+        *self == SrtMode::Caller
+    }
+}
+
+/// SRT output settings (`docs/srt.md#caller-settings`,
+/// `docs/srt.md#listener-mode`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SrtOutputConfig {
     pub name: OutputName,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// `caller` (default) or `listener`. Left out of a written
+    /// configuration when `caller`, so existing documents stay as they are.
+    #[serde(default, skip_serializing_if = "SrtMode::is_caller")]
+    pub mode: SrtMode,
+    /// Listener mode only: the address of this box and the port callers
+    /// dial (`0.0.0.0:9001` for every interface).
+    pub listen: Option<ListenAddr>,
     /// The listener to call: the flow source's ingest IP and port. Give
     /// either this or `flow_arn`.
     pub address: Option<HostPort>,
@@ -505,6 +532,52 @@ pub struct SrtOutputConfig {
     pub stream_id: Option<StreamId>,
     /// Local address (and optionally port) to send from, e.g. to pin an uplink.
     pub bind: Option<BindAddr>,
+}
+
+impl SrtOutputConfig {
+    /// The address to listen on, for a listener.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        match self.mode {
+            SrtMode::Listener => self.listen.map(|l| l.addr()),
+            SrtMode::Caller => None,
+        }
+    }
+
+    /// The keys each mode takes: a listener has `listen` and no
+    /// destination; a caller has no `listen`. Key path and reason of the
+    /// first violation, for output `i`.
+    fn validate_mode(&self, i: usize) -> Result<(), (String, String)> {
+        match self.mode {
+            SrtMode::Caller if self.listen.is_some() => {
+                Err((format!("outputs[{i}].listen"), "applies only to mode = \"listener\"".into()))
+            }
+            SrtMode::Caller => Ok(()),
+            SrtMode::Listener => {
+                let caller_only = [
+                    ("address", self.address.is_some()),
+                    ("flow_arn", self.flow_arn.is_some()),
+                    ("region", self.region.is_some()),
+                    ("flow_source", self.flow_source.is_some()),
+                    ("start_flow_if_standby", self.start_flow_if_standby),
+                    ("manage_whitelist", self.manage_whitelist),
+                    ("bind", self.bind.is_some()),
+                ];
+                if let Some((key, _)) = caller_only.iter().find(|(_, set)| *set) {
+                    return Err((
+                        format!("outputs[{i}].{key}"),
+                        "applies only to mode = \"caller\": a listener waits on `listen` for its caller".into(),
+                    ));
+                }
+                if self.listen.is_none() {
+                    return Err((
+                        format!("outputs[{i}].listen"),
+                        "missing: mode = \"listener\" needs listen = \"ip:port\" (the port callers dial)".into(),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Plain RTP output settings.
@@ -733,8 +806,17 @@ impl AgentConfig {
             if self.outputs[..i].iter().any(|o| o.name() == out.name()) {
                 return Err((format!("outputs[{i}].name"), format!("duplicate output name `{}`", out.name())));
             }
+            let listener = match out {
+                OutputConfig::Srt(srt) => {
+                    srt.validate_mode(i)?;
+                    srt.mode == SrtMode::Listener
+                }
+                _ => false,
+            };
             let t = out.target();
             match (t.address, t.flow_arn) {
+                // Callers come to it: nowhere to send.
+                (None, None) if listener => {}
                 (Some(_), Some(_)) => {
                     return Err((format!("outputs[{i}].flow_arn"), "give either address or flow_arn, not both".into()))
                 }

@@ -433,6 +433,37 @@ impl From<BindAddr> for String {
     }
 }
 
+/// `ip:port` an SRT listener output waits on for its caller: an address of
+/// this box (an IP literal, `0.0.0.0` for all) and a fixed port, since the
+/// caller (MediaLive `SRT_CALLER`, MediaConnect `srt-caller`) is configured
+/// with it; port 0 would listen where no caller can find it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ListenAddr(SocketAddr);
+
+impl ListenAddr {
+    pub fn addr(&self) -> SocketAddr {
+        self.0
+    }
+}
+
+impl TryFrom<String> for ListenAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.parse::<SocketAddr>() {
+            Ok(a) if a.port() == 0 => Err(format!("`{s}`: port 0 cannot be called; give the port the caller dials")),
+            Ok(a) => Ok(ListenAddr(a)),
+            Err(_) => Err(format!("`{s}` is not ip:port (an address of this box, or 0.0.0.0, and the port callers dial)")),
+        }
+    }
+}
+
+impl From<ListenAddr> for String {
+    fn from(l: ListenAddr) -> String {
+        l.0.to_string()
+    }
+}
+
 impl From<HostPort> for String {
     fn from(h: HostPort) -> String {
         h.text

@@ -57,20 +57,23 @@ impl OutputHandle {
             status.set_state(OutputState::Disabled);
             return Ok(OutputHandle { status, stop, thread: None });
         }
-        let Some(dest) = dest else {
-            // Unreachable after validation (address or flow_arn is required).
+        // Unreachable after validation (address or flow_arn is required;
+        // an SRT listener has `listen` instead).
+        let nowhere = |status: Arc<OutputStatus>, stop: Shutdown| {
             status.failed("no address and no flow_arn".into());
-            return Ok(OutputHandle { status, stop, thread: None });
+            OutputHandle { status, stop, thread: None }
         };
         let thread = std::thread::Builder::new().name(format!("out-{name}"));
         let (thread, payload) = match cfg {
             OutputConfig::Srt(srt_cfg) => {
+                let Some(role) = srt::Role::of(srt_cfg, dest) else { return Ok(nowhere(status, stop)) };
                 let worker =
-                    srt::SrtOutput::new(srt_cfg.clone(), dest, status.clone(), live_edge, stop.clone(), agent_shutdown.clone())
+                    srt::SrtOutput::new(srt_cfg.clone(), role, status.clone(), live_edge, stop.clone(), agent_shutdown.clone())
                         .with_overhead_cap(srt_overhead_percent);
                 (thread.spawn(move || worker.run(rx))?, Payload::Ts)
             }
             OutputConfig::Rtp(_) | OutputConfig::RtpFec(_) => {
+                let Some(dest) = dest else { return Ok(nowhere(status, stop)) };
                 let settings = match cfg {
                     OutputConfig::RtpFec(f) => rtp::RtpSettings {
                         cfg: f.rtp(),

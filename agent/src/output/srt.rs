@@ -1,17 +1,23 @@
-//! SRT caller output through libsrt (the `srt` binding crate).
+//! SRT output through libsrt (the `srt` binding crate), as caller or listener.
 //!
 //! MediaConnect's `srt-listener` sources run libsrt, so the agent calls them
 //! with libsrt too (`docs/srt.md#why-libsrt`: the pure-Rust stack loses the
 //! negotiated latency against a long-running listener). One thread per output:
-//! connect, send chunks from the output's own queue, read libsrt statistics,
-//! and on any failure close, back off with jitter, and connect again, forever.
+//! find a peer, send chunks from the output's own queue, read libsrt
+//! statistics, and on any failure find a peer again, forever.
+//!
+//! How the peer is found is the only difference between the modes
+//! ([`Role`]): a caller connects (and on failure backs off with jitter); a
+//! listener (`docs/srt.md#listener-mode`) waits for a caller, and while one
+//! is connected a newer admitted caller replaces it. Sending and statistics
+//! ([`SrtOutput::stream`]) are shared.
 
 use std::net::SocketAddr;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use srt::{SocketOptions, SrtError, SrtSocket};
+use srt::{SocketOptions, SrtError, SrtListener, SrtSocket};
 use tracing::{info, warn};
 
 use super::backoff::Backoff;
@@ -46,12 +52,47 @@ const BATCH_INTERVAL: Duration = Duration::from_millis(2);
 /// At most this many chunks per wake-up (0.27 s at 20 Mbit/s, under the
 /// 1024-chunk queue); a full batch is followed at once by the next.
 const MAX_BATCH: usize = 512;
+/// A listener without a caller looks at its stop flags and empties its
+/// queue this often.
+const ACCEPT_POLL: Duration = Duration::from_millis(100);
+/// Longest part of a caller's stream id that goes into a log line or the
+/// status (it is the peer's text, up to 512 bytes).
+const SHOWN_STREAM_ID: usize = 64;
+
+/// How an SRT output finds its peer.
+#[derive(Debug, Clone)]
+pub enum Role {
+    /// Calls the destination (`mode = "caller"`).
+    Caller(Dest),
+    /// Waits on this address for one caller at a time (`mode = "listener"`).
+    Listener(SocketAddr),
+}
+
+impl Role {
+    /// The role `cfg` asks for; `None` for a caller without a destination.
+    pub fn of(cfg: &SrtOutputConfig, dest: Option<Dest>) -> Option<Role> {
+        match cfg.listen_addr() {
+            Some(addr) => Some(Role::Listener(addr)),
+            None => dest.map(Role::Caller),
+        }
+    }
+}
+
+/// Why [`SrtOutput::stream`] returned.
+enum Ended {
+    /// The output or the agent is stopping.
+    Stopped,
+    /// The connection failed or was given up; the reason for the operator.
+    Lost(String),
+    /// Listener: a newer admitted caller takes over.
+    Replaced(SrtSocket, SocketAddr),
+}
 
 /// The worker of one SRT output.
 #[derive(Debug)]
 pub struct SrtOutput {
     cfg: SrtOutputConfig,
-    dest: Dest,
+    role: Role,
     status: Arc<OutputStatus>,
     live_edge: Arc<LiveEdge>,
     stop: Shutdown,
@@ -65,13 +106,13 @@ pub struct SrtOutput {
 impl SrtOutput {
     pub fn new(
         cfg: SrtOutputConfig,
-        dest: Dest,
+        role: Role,
         status: Arc<OutputStatus>,
         live_edge: Arc<LiveEdge>,
         stop: Shutdown,
         agent_shutdown: Shutdown,
     ) -> Self {
-        SrtOutput { cfg, dest, status, live_edge, stop, agent_shutdown, overhead_percent: None }
+        SrtOutput { cfg, role, status, live_edge, stop, agent_shutdown, overhead_percent: None }
     }
 
     /// Caps retransmissions: `SRTO_MAXBW` 0 (relative), `SRTO_INPUTBW` 0
@@ -105,20 +146,35 @@ impl SrtOutput {
 
     /// Runs until the output or the agent is stopped.
     pub fn run(self, rx: Receiver<TsChunk>) {
-        let name = self.status.name.clone();
-        let local = self.cfg.bind.as_ref().map(|b| b.addr());
         let mut opts = Self::socket_options(&self.cfg);
         if let Some(pct) = self.overhead_percent {
             opts.input_bw_bytes_per_s = Some(0);
             opts.overhead_bw_percent = Some(pct);
         }
+        match &self.role {
+            Role::Caller(dest) => self.run_caller(&rx, dest, &opts),
+            Role::Listener(addr) => {
+                // The stream id is the caller's to send and ours to check
+                // (`admit`): set on the listening socket, libsrt would hand
+                // it to an accepted caller that sent none.
+                opts.stream_id = None;
+                self.run_listener(&rx, *addr, &opts);
+            }
+        }
+        self.status.set_state(OutputState::Stopped);
+    }
+
+    /// Caller: connect, stream, and on failure back off and connect again.
+    fn run_caller(&self, rx: &Receiver<TsChunk>, dest: &Dest, opts: &SocketOptions) {
+        let name = self.status.name.clone();
+        let local = self.cfg.bind.as_ref().map(|b| b.addr());
         let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
         let mut remote: Option<SocketAddr> = None;
         // Failed connects since the destination was last resolved.
         let mut failures = 0u32;
         while !self.stopping() {
             self.status.set_state(OutputState::Connecting);
-            let remote = match (&self.dest, remote) {
+            let remote = match (dest, remote) {
                 (Dest::Fixed(a), _) => *a,
                 // A name resolves at every attempt: DNS down is this
                 // output's error, retried with the same backoff.
@@ -151,21 +207,30 @@ impl SrtOutput {
                     }
                 },
             };
-            match SrtSocket::connect(remote, local, &opts) {
+            match SrtSocket::connect(remote, local, opts) {
                 Ok(sock) => {
                     backoff.reset();
                     failures = 0;
                     let latency = sock.peer_latency_ms().unwrap_or_default();
                     self.status.connected();
                     info!(output = %name, %remote, negotiated_latency_ms = latency, "SRT connected");
-                    let reason = self.stream(&sock, &rx, latency, remote);
+                    // The monitor found a new destination for the flow:
+                    // give this connection up and call there.
+                    let moved = || match dest {
+                        Dest::Flow(link) => {
+                            link.current().filter(|a| *a != remote).map(|now| Ended::Lost(format!("flow destination moved to {now}")))
+                        }
+                        Dest::Fixed(_) | Dest::Name(_) => None,
+                    };
+                    let ended = self.stream(&sock, rx, latency, moved);
                     drop(sock);
-                    match reason {
-                        Some(reason) => {
+                    match ended {
+                        Ended::Lost(reason) => {
                             warn!(output = %name, %remote, %reason, "SRT connection lost; reconnecting");
                             self.status.failed(reason);
                         }
-                        None => break,
+                        // A caller's check never replaces its connection.
+                        Ended::Stopped | Ended::Replaced(..) => break,
                     }
                 }
                 Err(e) => {
@@ -185,22 +250,135 @@ impl SrtOutput {
                 break;
             }
         }
-        self.status.set_state(OutputState::Stopped);
     }
 
-    /// Sends until the connection breaks (`Some(reason)`) or the output is
-    /// stopped (`None`).
-    fn stream(&self, sock: &SrtSocket, rx: &Receiver<TsChunk>, latency_ms: u32, remote: SocketAddr) -> Option<String> {
+    /// Listener: bind (retrying while the address cannot be had), then
+    /// serve one caller at a time, forever. A newer admitted caller
+    /// replaces the current one (`docs/srt.md#listener-mode`); when the
+    /// caller leaves, the output waits for the next.
+    fn run_listener(&self, rx: &Receiver<TsChunk>, addr: SocketAddr, opts: &SocketOptions) {
+        let name = self.status.name.clone();
+        let Some(listener) = self.bind_listener(rx, addr, opts) else { return };
+        info!(output = %name, listen = %addr, "SRT listening for a caller");
+        let mut next: Option<(SrtSocket, SocketAddr)> = None;
+        while !self.stopping() {
+            let (sock, peer) = match next.take() {
+                Some(caller) => caller,
+                None => {
+                    self.status.set_state(OutputState::Listening);
+                    match self.wait_for_caller(&listener, rx) {
+                        Some(caller) => caller,
+                        None => continue,
+                    }
+                }
+            };
+            let latency = sock.peer_latency_ms().unwrap_or_default();
+            self.status.connected();
+            info!(output = %name, caller = %peer, negotiated_latency_ms = latency, "SRT caller connected");
+            // Between batches: a newer caller replaces this one.
+            let newer = || match listener.accept(Duration::ZERO) {
+                Ok((new, new_peer)) if self.admit(&new, new_peer) => Some(Ended::Replaced(new, new_peer)),
+                _ => None,
+            };
+            let ended = self.stream(&sock, rx, latency, newer);
+            drop(sock);
+            match ended {
+                Ended::Stopped => break,
+                Ended::Lost(reason) => {
+                    warn!(output = %name, caller = %peer, %reason, "SRT caller left; waiting for a caller");
+                    self.status.failed(format!("caller {peer} left: {reason}"));
+                }
+                Ended::Replaced(new, new_peer) => {
+                    warn!(output = %name, caller = %peer, by = %new_peer, "SRT caller replaced by a newer one");
+                    next = Some((new, new_peer));
+                }
+            }
+        }
+    }
+
+    /// Binds the listening socket, retrying with backoff (the port may be
+    /// taken, the address not up yet); `None` once stopping.
+    fn bind_listener(&self, rx: &Receiver<TsChunk>, addr: SocketAddr, opts: &SocketOptions) -> Option<SrtListener> {
+        let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+        loop {
+            if self.stopping() {
+                return None;
+            }
+            match SrtListener::bind(addr, opts) {
+                Ok(l) => return Some(l),
+                Err(e) => {
+                    let reason = format!("cannot listen on {addr}: {}", describe(&e));
+                    let attempts = self.status.snapshot().failed_attempts;
+                    if attempts.is_multiple_of(10) {
+                        warn!(output = %self.status.name, %reason, attempts, "SRT listen failed");
+                    }
+                    self.status.failed(reason);
+                    self.status.set_state(OutputState::Backoff);
+                }
+            }
+            self.drop_queued(rx);
+            if self.stop.wait_timeout(backoff.next_delay()) || self.agent_shutdown.is_triggered() {
+                return None;
+            }
+        }
+    }
+
+    /// Waits up to [`ACCEPT_POLL`] for an admitted caller. Meanwhile the
+    /// queue is emptied: with nobody to send to, its chunks are stale.
+    fn wait_for_caller(&self, listener: &SrtListener, rx: &Receiver<TsChunk>) -> Option<(SrtSocket, SocketAddr)> {
+        self.drop_queued(rx);
+        match listener.accept(ACCEPT_POLL) {
+            Ok((sock, peer)) => self.admit(&sock, peer).then_some((sock, peer)),
+            Err(SrtError::Timeout) => None,
+            Err(e) => {
+                // A failed accept concerns that one caller; the listening
+                // socket stays. Pause briefly so a persistent error cannot spin.
+                warn!(output = %self.status.name, reason = %describe(&e), "SRT accept failed");
+                self.stop.wait_timeout(ACCEPT_POLL);
+                None
+            }
+        }
+    }
+
+    /// Counts whatever is queued as stale and drops it.
+    fn drop_queued(&self, rx: &Receiver<TsChunk>) {
+        let stale = rx.try_iter().count() as u64;
+        if stale > 0 {
+            self.status.add_sent(0, stale);
+        }
+    }
+
+    /// Whether an accepted caller may have the stream: with `stream_id`
+    /// configured, only a caller that sent exactly that one. A refused
+    /// caller is closed (when `sock` drops) and logged with the reason.
+    fn admit(&self, sock: &SrtSocket, peer: SocketAddr) -> bool {
+        let Some(want) = &self.cfg.stream_id else { return true };
+        let reason = match sock.stream_id() {
+            Ok(got) if got == want.as_str() => return true,
+            Ok(got) => {
+                let shown: String = got.chars().take(SHOWN_STREAM_ID).collect();
+                format!("caller {peer} refused: stream id {shown:?} is not the configured one")
+            }
+            Err(e) => format!("caller {peer} refused: cannot read its stream id: {}", describe(&e)),
+        };
+        warn!(output = %self.status.name, %reason, "SRT caller refused");
+        self.status.failed(reason);
+        false
+    }
+
+    /// Sends until the connection breaks ([`Ended::Lost`]), the output is
+    /// stopped ([`Ended::Stopped`]) or `check`, asked at every statistics
+    /// read, ends it (a flow that moved, a newer caller).
+    fn stream(&self, sock: &SrtSocket, rx: &Receiver<TsChunk>, latency_ms: u32, mut check: impl FnMut() -> Option<Ended>) -> Ended {
         // Whatever queued up while disconnected is stale: the receiver wants
         // the live edge, not seconds-old video.
-        let stale = rx.try_iter().count() as u64;
-        self.status.add_sent(0, stale);
+        self.drop_queued(rx);
         let mut last_check = Instant::now();
         let (mut sent, mut dropped) = (0u64, 0u64);
         loop {
             if self.stopping() {
                 self.status.add_sent(sent, dropped);
-                return None;
+                return Ended::Stopped;
             }
             // One wake-up per batch, not per chunk: block for the first
             // chunk, take everything else that queued (at most MAX_BATCH),
@@ -239,13 +417,13 @@ impl SrtOutput {
                     Err(SrtError::Timeout) => dropped += 1,
                     Err(e) => {
                         self.status.add_sent(sent, dropped);
-                        return Some(describe(&e));
+                        return Ended::Lost(describe(&e));
                     }
                 }
             }
             if ended {
                 self.status.add_sent(sent, dropped);
-                return None;
+                return Ended::Stopped;
             }
             // A full batch means more is queued: no sleep. An idle wake-up
             // goes straight back to blocking on the queue.
@@ -260,12 +438,10 @@ impl SrtOutput {
                 self.status.add_sent(sent, dropped);
                 (sent, dropped) = (0, 0);
                 if !sock.state().is_connected() {
-                    return Some(format!("connection {:?}", sock.state()).to_lowercase());
+                    return Ended::Lost(format!("connection {:?}", sock.state()).to_lowercase());
                 }
-                if let Dest::Flow(link) = &self.dest {
-                    if let Some(now) = link.current().filter(|a| *a != remote) {
-                        return Some(format!("flow destination moved to {now}"));
-                    }
+                if let Some(end) = check() {
+                    return end;
                 }
                 if let Ok(s) = sock.stats(false) {
                     self.status.set_srt(SrtSnapshot {

@@ -18,6 +18,8 @@ pub enum OutputState {
     Disabled,
     /// A connection attempt is under way.
     Connecting,
+    /// An SRT listener waiting for its caller.
+    Listening,
     /// Sending.
     Connected,
     /// Waiting before the next attempt after a failure.
@@ -31,6 +33,7 @@ impl fmt::Display for OutputState {
         f.write_str(match self {
             OutputState::Disabled => "disabled",
             OutputState::Connecting => "connecting",
+            OutputState::Listening => "listening",
             OutputState::Connected => "connected",
             OutputState::Backoff => "backoff",
             OutputState::Stopped => "stopped",
