@@ -21,7 +21,7 @@ pub mod broker {
 use std::path::PathBuf;
 
 pub use agent_proc::AgentProc;
-pub use peers::{ffprobe, SrtListenerPeer};
+pub use peers::{ffprobe, SrtCallerPeer, SrtListenerPeer};
 pub use test_support::ports::{free_udp_port, free_udp_port_triple};
 pub use test_support::{bin_dir, wait_for, ChildGuard};
 
@@ -88,6 +88,21 @@ pub fn srt_output(name: &str, port: u16, latency_ms: u32, secret: Option<(&str, 
     let mut s = format!("[[outputs]]\nname = \"{name}\"\nkind = \"srt\"\naddress = \"127.0.0.1:{port}\"\nlatency_ms = {latency_ms}\n");
     if let Some((pass, keylen)) = secret {
         s.push_str(&format!("passphrase = \"{pass}\"\npbkeylen = {keylen}\n"));
+    }
+    s.push('\n');
+    s
+}
+
+/// An `[[outputs]]` entry of kind srt in listener mode on `127.0.0.1:port`.
+pub fn srt_listener_output(name: &str, port: u16, latency_ms: u32, secret: Option<(&str, u8)>, stream_id: Option<&str>) -> String {
+    let mut s = format!(
+        "[[outputs]]\nname = \"{name}\"\nkind = \"srt\"\nmode = \"listener\"\nlisten = \"127.0.0.1:{port}\"\nlatency_ms = {latency_ms}\n"
+    );
+    if let Some((pass, keylen)) = secret {
+        s.push_str(&format!("passphrase = \"{pass}\"\npbkeylen = {keylen}\n"));
+    }
+    if let Some(id) = stream_id {
+        s.push_str(&format!("stream_id = \"{id}\"\n"));
     }
     s.push('\n');
     s

@@ -55,6 +55,46 @@ impl SrtListenerPeer {
     }
 }
 
+/// An `srt-live-transmit` caller pulling from an SRT listener (what a
+/// MediaLive `SRT_CALLER` input or a MediaConnect `srt-caller` source runs),
+/// writing what it receives to a file. It does not reconnect (`-a:no`): a
+/// caller that is dropped or refused exits, and a test starts a new one.
+#[derive(Debug)]
+pub struct SrtCallerPeer {
+    pub port: u16,
+    pub output: PathBuf,
+    pub proc: ChildGuard,
+}
+
+impl SrtCallerPeer {
+    /// Calls `127.0.0.1:port` with the given latency, optional
+    /// passphrase/key length and optional stream id; received TS goes to
+    /// `output`.
+    pub fn start(port: u16, latency_ms: u32, secret: Option<(&str, u8)>, stream_id: Option<&str>, output: &Path) -> Self {
+        let mut uri = format!("srt://127.0.0.1:{port}?mode=caller&latency={latency_ms}");
+        if let Some((pass, keylen)) = secret {
+            uri.push_str(&format!("&passphrase={pass}&pbkeylen={keylen}"));
+        }
+        if let Some(id) = stream_id {
+            uri.push_str(&format!("&streamid={id}"));
+        }
+        let out = std::fs::File::create(output).unwrap_or_else(|e| panic!("create {}: {e}", output.display()));
+        let child = Command::new("srt-live-transmit")
+            .args(["-q", "-a:no", &uri, "file://con"])
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start srt-live-transmit (install srt-tools): {e}"));
+        SrtCallerPeer { port, output: output.to_owned(), proc: ChildGuard::new("srt-live-transmit", child) }
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        std::fs::metadata(&self.output).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
 /// `ffprobe` of a TS file: programs, streams and per-packet sizes.
 pub fn ffprobe(file: &Path, extra: &[&str]) -> serde_json::Value {
     let out = Command::new("ffprobe")
