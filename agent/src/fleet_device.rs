@@ -74,16 +74,24 @@ impl AgentDevice {
 
 /// Parses a desired configuration (JSON with the TOML file's structure)
 /// through the same loader as the file, so errors name the same keys.
+///
+/// `[fleet]` is the box's own: from a desired config it would move the box
+/// to another broker or state directory. A section equal to the running
+/// one (an operator pushing the box's own `agent.toml` with one bitrate
+/// changed) is accepted and changes nothing; a different one is refused,
+/// naming the first key that differs (`fleet.broker`, `fleet.tls.ca`).
 pub fn parse_desired(value: &Value, running: &AgentConfig) -> Result<AgentConfig, ConfigRejection> {
-    if value.get("fleet").is_some() {
-        return Err(ConfigRejection { key: Some("fleet".into()), reason: "fleet settings are local to the box".into() });
-    }
     let text =
         toml::to_string(value).map_err(|e| ConfigRejection { key: None, reason: format!("not a configuration document: {e}") })?;
     let mut cfg = config::from_str_unvalidated(&text).map_err(|e| match e {
         config::ConfigError::Invalid(inv) => ConfigRejection { key: Some(inv.key).filter(|k| !k.is_empty()), reason: inv.message },
         other => ConfigRejection { key: None, reason: other.to_string() },
     })?;
+    if let Some(key) = cfg.fleet.as_ref().and_then(|theirs| fleet_difference(running.fleet.as_ref(), theirs)) {
+        // The box's values stay out of the reason: it is published to the broker.
+        let reason = format!("{key} is local to the box: leave [fleet] out or push the box's own section unchanged");
+        return Err(ConfigRejection { key: Some(key), reason });
+    }
     // Where signed AWS requests go and which file holds their credentials
     // are the box's own, like `[fleet]`: from a desired config they would
     // send signed requests to any host and read any file the agent can.
@@ -101,6 +109,28 @@ pub fn parse_desired(value: &Value, running: &AgentConfig) -> Result<AgentConfig
     cfg.fleet = running.fleet.clone();
     cfg.validate().map_err(|(key, reason)| ConfigRejection { key: Some(key), reason })?;
     Ok(cfg)
+}
+
+/// The first key in which a desired `[fleet]` section differs from the
+/// box's (`fleet` when the box has none); `None` when they are equal.
+/// Both are parsed, so defaults written out or left out compare equal.
+fn fleet_difference(mine: Option<&fleet::FleetSettings>, theirs: &fleet::FleetSettings) -> Option<String> {
+    fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
+        match (a, b) {
+            (Value::Object(a), Value::Object(b)) => a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))).find_map(|k| {
+                first_difference(&format!("{path}.{k}"), a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null))
+            }),
+            _ => (a != b).then(|| path.to_owned()),
+        }
+    }
+    let Some(mine) = mine else { return Some("fleet".to_owned()) };
+    if mine == theirs {
+        return None;
+    }
+    // Serialising settings cannot fail short of a non-UTF-8 path; then the
+    // section as a whole is named.
+    let tree = |s: &fleet::FleetSettings| serde_json::to_value(s).unwrap_or(Value::Null);
+    Some(first_difference("fleet", &tree(mine), &tree(theirs)).unwrap_or_else(|| "fleet".to_owned()))
 }
 
 impl Device for AgentDevice {

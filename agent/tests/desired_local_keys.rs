@@ -2,6 +2,8 @@
 //! change the box-local AWS keys (`aws.endpoint_url` would send signed
 //! requests to any host, `aws.credentials_file` read any file the agent
 //! can) nor name more than `MAX_OUTPUTS` outputs (issue #15, finding 5).
+//! Its `[fleet]` section may repeat the box's own but not change it
+//! (issue #17, item 5: pushing the box's own `agent.toml` works).
 
 #[cfg(test)]
 mod tests {
@@ -71,5 +73,57 @@ mod tests {
             file += &format!("\n[[outputs]]\nname = \"o{i}\"\nkind = \"srt\"\naddress = \"127.0.0.1:{}\"\n", 9001 + i);
         }
         assert!(config::from_str(&file).is_err(), "the file loader caps outputs too");
+    }
+
+    /// The box's file with a `[fleet]` section (defaults left out, as an
+    /// operator writes it) and its TLS files.
+    const FLEET_FILE: &str = "device_id = \"local-01\"\n\n[video]\nbitrate_kbps = 4000\n\n[[outputs]]\nname = \"primary\"\nkind = \"srt\"\naddress = \"127.0.0.1:9001\"\n\n[fleet]\nbroker = \"mqtt.example.net:8883\"\ndevice_id = \"local-01\"\nstate_dir = \"/var/lib/edge-agent/fleet\"\n\n[fleet.tls]\nca = \"/etc/edge-agent/fleet/ca.pem\"\ncert = \"/etc/edge-agent/fleet/cert.pem\"\nkey = \"/etc/edge-agent/fleet/key.pem\"\n";
+
+    /// `text` as `edgectl config push` sends a TOML file: parsed, as JSON.
+    fn pushed(text: &str) -> Value {
+        serde_json::to_value(toml::from_str::<toml::Value>(text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_boxs_own_fleet_section_is_accepted_and_left_alone() {
+        let running = config::from_str(FLEET_FILE).unwrap();
+        // The operator's first try: the box's own file, one bitrate changed.
+        let cfg = parse_desired(&pushed(&FLEET_FILE.replace("4000", "2500")), &running).unwrap();
+        assert_eq!(cfg.video.bitrate_kbps.get(), 2500);
+        assert_eq!(cfg.fleet, running.fleet, "[fleet] stays the box's own");
+        // Defaults written out compare equal to defaults left out.
+        let spelled = FLEET_FILE.replace("[fleet.tls]", "telemetry_interval_s = 10\nkeep_alive_s = 30\n\n[fleet.tls]");
+        parse_desired(&pushed(&spelled), &running).unwrap();
+        // Without a [fleet] section, as before.
+        let (bare, _) = FLEET_FILE.split_once("\n[fleet]").unwrap();
+        let cfg = parse_desired(&pushed(bare), &running).unwrap();
+        assert_eq!(cfg.fleet, running.fleet);
+    }
+
+    #[test]
+    fn a_different_fleet_section_is_refused_naming_the_key() {
+        let running = config::from_str(FLEET_FILE).unwrap();
+        for (from, to, key) in [
+            ("mqtt.example.net:8883", "mqtt.attacker.example:8883", "fleet.broker"),
+            ("/var/lib/edge-agent/fleet\"", "/tmp\"", "fleet.state_dir"),
+            ("/etc/edge-agent/fleet/ca.pem", "/tmp/ca.pem", "fleet.tls.ca"),
+            ("[fleet.tls]", "keep_alive_s = 60\n\n[fleet.tls]", "fleet.keep_alive_s"),
+        ] {
+            let e = parse_desired(&pushed(&FLEET_FILE.replace(from, to)), &running).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{to}: {}", e.reason);
+            assert!(e.reason.contains(key) && e.reason.contains("local to the box"), "{}", e.reason);
+            assert!(!e.reason.contains(from), "the box's own value is not published: {}", e.reason);
+        }
+        // Plain TCP instead of mutual TLS.
+        let (head, _) = FLEET_FILE.split_once("\n[fleet.tls]").unwrap();
+        let e = parse_desired(&pushed(&format!("{head}insecure_plaintext = true\n")), &running).unwrap_err();
+        assert!(matches!(e.key.as_deref(), Some("fleet.insecure_plaintext" | "fleet.tls")), "{:?}: {}", e.key, e.reason);
+        // A misspelt key is named by the loader, as in the file.
+        let e = parse_desired(&pushed(&FLEET_FILE.replace("broker =", "brokr =")), &running).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("fleet.brokr"), "{}", e.reason);
+        // A box without [fleet] takes none from a desired config.
+        let (bare, _) = FLEET_FILE.split_once("\n[fleet]").unwrap();
+        let e = parse_desired(&pushed(FLEET_FILE), &config::from_str(bare).unwrap()).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("fleet"), "{}", e.reason);
     }
 }
