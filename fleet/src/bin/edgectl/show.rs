@@ -107,7 +107,10 @@ pub fn status(d: &DeviceView) -> String {
     if let Some(v) = d.config_desired.as_ref().and_then(|c| c.get("version")) {
         out.push(format!("desired: version {v}"));
     }
-    out.push(format!("video: {} kbit/s", d.video_rate()));
+    match d.video_rate().as_str() {
+        "-" => out.push("video: not reported".to_owned()),
+        rate => out.push(format!("video: {rate} kbit/s")),
+    }
     let alarms = d.active_alarms();
     if alarms.is_empty() {
         out.push("alarms: none".to_owned());
@@ -208,6 +211,7 @@ mod tests {
         for line in [
             "enc-1: online (ready), bdseq 3, since 2026-01-01T00:00:00Z",
             "config: running the box's own file (version 0)",
+            "video: not reported",
             "alarms: 1",
             "  major OUTPUT_DOWN output:primary: refused",
             "state:",
