@@ -255,23 +255,40 @@ impl SrtOutput {
     /// Listener: bind (retrying while the address cannot be had), then
     /// serve one caller at a time, forever. A newer admitted caller
     /// replaces the current one (`docs/srt.md#listener-mode`); when the
-    /// caller leaves, the output waits for the next.
+    /// caller leaves, the output waits for the next. Should accepting fail
+    /// on the listening socket itself, it is bound again after a backoff.
     fn run_listener(&self, rx: &Receiver<TsChunk>, addr: SocketAddr, opts: &SocketOptions) {
-        let name = self.status.name.clone();
-        let Some(listener) = self.bind_listener(rx, addr, opts) else { return };
-        info!(output = %name, listen = %addr, "SRT listening for a caller");
+        let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+        while let Some(listener) = self.bind_listener(rx, addr, opts, &mut backoff) {
+            info!(output = %self.status.name, listen = %addr, "SRT listening for a caller");
+            let Err(reason) = self.serve(&listener, rx, &mut backoff) else { return };
+            drop(listener);
+            self.log_failure(&reason, "SRT accept failed; listening again");
+            self.status.failed(reason);
+            self.status.set_state(OutputState::Backoff);
+            if self.stop.wait_timeout(backoff.next_delay()) || self.agent_shutdown.is_triggered() {
+                return;
+            }
+        }
+    }
+
+    /// Serves callers on `listener` until stopping (`Ok`) or accepting
+    /// fails (`Err(reason)`).
+    fn serve(&self, listener: &SrtListener, rx: &Receiver<TsChunk>, backoff: &mut Backoff) -> Result<(), String> {
+        let name = &self.status.name;
         let mut next: Option<(SrtSocket, SocketAddr)> = None;
         while !self.stopping() {
             let (sock, peer) = match next.take() {
                 Some(caller) => caller,
                 None => {
                     self.status.set_state(OutputState::Listening);
-                    match self.wait_for_caller(&listener, rx) {
+                    match self.wait_for_caller(listener, rx)? {
                         Some(caller) => caller,
                         None => continue,
                     }
                 }
             };
+            backoff.reset();
             let latency = sock.peer_latency_ms().unwrap_or_default();
             self.status.connected();
             info!(output = %name, caller = %peer, negotiated_latency_ms = latency, "SRT caller connected");
@@ -294,12 +311,18 @@ impl SrtOutput {
                 }
             }
         }
+        Ok(())
     }
 
     /// Binds the listening socket, retrying with backoff (the port may be
     /// taken, the address not up yet); `None` once stopping.
-    fn bind_listener(&self, rx: &Receiver<TsChunk>, addr: SocketAddr, opts: &SocketOptions) -> Option<SrtListener> {
-        let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+    fn bind_listener(
+        &self,
+        rx: &Receiver<TsChunk>,
+        addr: SocketAddr,
+        opts: &SocketOptions,
+        backoff: &mut Backoff,
+    ) -> Option<SrtListener> {
         loop {
             if self.stopping() {
                 return None;
@@ -308,10 +331,7 @@ impl SrtOutput {
                 Ok(l) => return Some(l),
                 Err(e) => {
                     let reason = format!("cannot listen on {addr}: {}", describe(&e));
-                    let attempts = self.status.snapshot().failed_attempts;
-                    if attempts.is_multiple_of(10) {
-                        warn!(output = %self.status.name, %reason, attempts, "SRT listen failed");
-                    }
+                    self.log_failure(&reason, "SRT listen failed");
                     self.status.failed(reason);
                     self.status.set_state(OutputState::Backoff);
                 }
@@ -323,20 +343,24 @@ impl SrtOutput {
         }
     }
 
-    /// Waits up to [`ACCEPT_POLL`] for an admitted caller. Meanwhile the
-    /// queue is emptied: with nobody to send to, its chunks are stale.
-    fn wait_for_caller(&self, listener: &SrtListener, rx: &Receiver<TsChunk>) -> Option<(SrtSocket, SocketAddr)> {
+    /// Logs the first failure since the last success and then every tenth,
+    /// so an address that stays unusable does not flood the journal.
+    fn log_failure(&self, reason: &str, what: &str) {
+        let attempts = self.status.snapshot().failed_attempts;
+        if attempts.is_multiple_of(10) {
+            warn!(output = %self.status.name, %reason, attempts, "{what}");
+        }
+    }
+
+    /// Waits up to [`ACCEPT_POLL`] for an admitted caller (`Ok(None)`: none
+    /// came, or it was refused). Meanwhile the queue is emptied: with
+    /// nobody to send to, its chunks are stale. `Err`: accepting failed.
+    fn wait_for_caller(&self, listener: &SrtListener, rx: &Receiver<TsChunk>) -> Result<Option<(SrtSocket, SocketAddr)>, String> {
         self.drop_queued(rx);
         match listener.accept(ACCEPT_POLL) {
-            Ok((sock, peer)) => self.admit(&sock, peer).then_some((sock, peer)),
-            Err(SrtError::Timeout) => None,
-            Err(e) => {
-                // A failed accept concerns that one caller; the listening
-                // socket stays. Pause briefly so a persistent error cannot spin.
-                warn!(output = %self.status.name, reason = %describe(&e), "SRT accept failed");
-                self.stop.wait_timeout(ACCEPT_POLL);
-                None
-            }
+            Ok((sock, peer)) => Ok(self.admit(&sock, peer).then_some((sock, peer))),
+            Err(SrtError::Timeout) => Ok(None),
+            Err(e) => Err(format!("accepting on the listening socket failed: {}", describe(&e))),
         }
     }
 
