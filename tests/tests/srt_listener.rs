@@ -42,8 +42,12 @@ fn listener_outputs_serve_callers_reconnect_and_refuse_without_disturbing_each_o
     let dir = tempfile::tempdir().unwrap();
     let file = |name: &str| dir.path().join(name);
     let (p1, p2) = (free_udp_port(), free_udp_port());
+    // A third output's port is taken by another socket until later.
+    let squatter = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let p3 = squatter.local_addr().unwrap().port();
     let outputs = srt_listener_output("primary", p1, LATENCY_MS, Some((PASS, 16)), None)
-        + &srt_listener_output("backup", p2, LATENCY_MS, Some((PASS, 16)), Some(STREAM_ID));
+        + &srt_listener_output("backup", p2, LATENCY_MS, Some((PASS, 16)), Some(STREAM_ID))
+        + &srt_listener_output("taken", p3, LATENCY_MS, None, None);
     let mut agent = AgentProc::start(dir.path(), &config_toml("listener-01", 1500, &outputs));
 
     // No caller yet: both wait, and the time without one counts towards
@@ -55,6 +59,13 @@ fn listener_outputs_serve_callers_reconnect_and_refuse_without_disturbing_each_o
     wait_for("down_for_s to count while listening", CONNECT, || {
         agent.output("primary").filter(|o| o["down_for_s"].as_f64().unwrap_or(0.0) >= 1.0)
     });
+    // A port it cannot have is that output's error, retried until it is free.
+    let err = wait_for("the taken port to be reported", CONNECT, || {
+        agent.output("taken")?["last_error"].as_str().filter(|e| e.contains("cannot listen on")).map(str::to_owned)
+    });
+    assert!(err.contains(&p3.to_string()), "{err}");
+    drop(squatter);
+    agent.wait_output_state("taken", "listening", CONNECT);
 
     let a1 = SrtCallerPeer::start(p1, LATENCY_MS, Some((PASS, 16)), None, &file("a1.ts"));
     let backup = SrtCallerPeer::start(p2, LATENCY_MS, Some((PASS, 16)), Some(STREAM_ID), &file("backup.ts"));
