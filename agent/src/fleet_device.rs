@@ -15,6 +15,7 @@ use fleet::{Command, CommandResult, ConfigRejection, Device, Job};
 use serde_json::{json, Value};
 
 use crate::action::{Action, Inbox};
+use crate::adapt::AdaptStatus;
 use crate::config::{self, AgentConfig};
 use crate::state::{SharedPanelReadings, Snapshot, SnapshotReader};
 
@@ -239,16 +240,7 @@ impl Device for AgentDevice {
             };
             v.push(Alarm::raised(a.code, &a.component, severity, &a.message));
         }
-        for p in ctl.adapt.iter().flat_map(|a| a.paths.iter()).filter(|p| p.congested) {
-            let msg = format!(
-                "cannot carry the floor ({} kbit/s): {:?}, base RTT {:.0} ms, {:.1} % retransmitted; no longer sets the video rate",
-                ctl.adapt.as_ref().map_or(0, |a| a.floor_kbps),
-                p.verdict,
-                p.base_rtt_ms,
-                p.retrans_pct
-            );
-            v.push(Alarm::raised("PATH_CONGESTED", &format!("output:{}", p.output), Severity::Major, &msg));
-        }
+        v.extend(adapt_alarms(ctl.adapt.as_deref()));
         if let Some(e) = &ctl.adapt_error {
             v.push(Alarm::raised("ADAPT_REFUSED", "encoder", Severity::Warning, e));
         }
@@ -315,7 +307,16 @@ impl Device for AgentDevice {
 
     fn apply_config_job(&mut self, config: &Value) -> Job<Result<(), String>> {
         let parsed = parse_desired(config, &self.snap().cfg);
-        let (inbox, raw) = (self.inbox.clone(), config.clone());
+        // What is saved and reported as the running document leaves out a
+        // `[fleet]` that was accepted for being equal to the box's own: the
+        // section stays the file's, so a later local edit of it is not
+        // refused at the next start (main.rs re-checks the saved document
+        // against the file).
+        let mut raw = config.clone();
+        if let Some(doc) = raw.as_object_mut() {
+            doc.remove("fleet");
+        }
+        let inbox = self.inbox.clone();
         Box::new(move || {
             let cfg = parsed.map_err(|r| r.reason)?;
             inbox.ask(Action::ApplyConfig { cfg: Box::new(cfg), raw }, CHANGE_TIMEOUT).map(|_| ()).map_err(|e| e.message)
@@ -348,5 +349,79 @@ fn kind(o: &config::OutputConfig) -> &'static str {
         config::OutputConfig::Srt(_) => "srt",
         config::OutputConfig::Rtp(_) => "rtp",
         config::OutputConfig::RtpFec(_) => "rtp-fec",
+    }
+}
+
+/// The rate controller's alarms. `BITRATE_ADAPTED` stands for an adaptation
+/// episode: the session turns its raise and clear into the fleet events that
+/// mark where adaptation started and ended (its message is fixed for the
+/// episode, so nothing is published in between; the state carries the live
+/// target). `PATH_CONGESTED`: a path that cannot carry the floor.
+fn adapt_alarms(adapt: Option<&AdaptStatus>) -> Vec<Alarm> {
+    let Some(a) = adapt else { return Vec::new() };
+    let mut v = Vec::new();
+    if let Some(because) = &a.adapting_because {
+        let msg = format!("video bitrate below the configured {} kbit/s; started by: {because}", a.ceiling_kbps);
+        v.push(Alarm::raised("BITRATE_ADAPTED", "encoder", Severity::Warning, &msg));
+    }
+    for p in a.paths.iter().filter(|p| p.congested) {
+        let msg = format!(
+            "cannot carry the floor ({} kbit/s): {:?}, base RTT {:.0} ms, {:.1} % retransmitted; no longer sets the video rate",
+            a.floor_kbps, p.verdict, p.base_rtt_ms, p.retrans_pct
+        );
+        v.push(Alarm::raised("PATH_CONGESTED", &format!("output:{}", p.output), Severity::Major, &msg));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::adapt_alarms;
+    use crate::adapt::{Params, PathInput, Policy, RateController, SrtSample};
+
+    fn sample(rtt_ms: f64, send_buffer_ms: i64, sent: i64, retrans: i64) -> PathInput {
+        PathInput::Srt(SrtSample {
+            rtt_ms,
+            send_buffer_ms,
+            packets_sent: sent,
+            packets_retransmitted: retrans,
+            packets_dropped: 0,
+            bandwidth_mbps: 100.0,
+            latency_ms: 1000,
+        })
+    }
+
+    /// One alarm for the whole episode, with one message: the session's
+    /// alarm diff then publishes exactly a raise when the target leaves the
+    /// ceiling and a clear when it is back.
+    #[test]
+    fn an_adaptation_episode_is_one_alarm_with_a_fixed_message() {
+        let mut c = RateController::new(Params::new(Policy::FollowAll, 500, 2500));
+        let t0 = Instant::now();
+        let (mut sent, mut messages, mut saw_ceiling_after) = (0, Vec::new(), false);
+        for i in 0..600u32 {
+            let now = t0 + Duration::from_millis(200) * i;
+            sent += 50;
+            // 20 s clean, 20 s of a queue building with retransmissions, then clean.
+            let bad = (100..200).contains(&i);
+            let input = if bad { sample(20.0 + f64::from(i - 99) * 5.0, 900, sent, sent / 5) } else { sample(20.0, 5, sent, 0) };
+            let (status, _) = c.tick(now, &[("primary".to_owned(), input)]);
+            let alarms = adapt_alarms(Some(&status));
+            let adapted: Vec<_> = alarms.iter().filter(|a| a.code == "BITRATE_ADAPTED").collect();
+            assert_eq!(adapted.len(), usize::from(status.target_kbps < status.ceiling_kbps), "{status:?}");
+            if let Some(a) = adapted.first() {
+                if messages.last() != Some(&a.message) {
+                    messages.push(a.message.clone());
+                }
+            } else if !messages.is_empty() {
+                saw_ceiling_after = true;
+            }
+        }
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(messages[0].contains("2500 kbit/s"), "{messages:?}");
+        assert!(saw_ceiling_after, "never back at the ceiling");
+        assert!(adapt_alarms(None).is_empty());
     }
 }

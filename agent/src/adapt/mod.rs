@@ -202,6 +202,11 @@ pub struct AdaptStatus {
     pub ceiling_kbps: u32,
     pub floor_kbps: u32,
     pub reason: Reason,
+    /// While the target is below the ceiling: why it first left it. Fixed
+    /// for the whole episode, so the fleet's raise and clear events (alarm
+    /// `BITRATE_ADAPTED`) mark its start and end and nothing in between.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapting_because: Option<String>,
     pub paths: Vec<PathStatus>,
 }
 
@@ -211,7 +216,8 @@ pub struct RateController {
     p: Params,
     target: u32,
     paths: BTreeMap<String, PathState>,
-    adapting_since: Option<Instant>,
+    /// When and why the target left the ceiling (the episode in progress).
+    adapting_since: Option<(Instant, String)>,
 }
 
 impl RateController {
@@ -318,10 +324,10 @@ impl RateController {
         let (target, reason) = self.combine(sending);
         self.target = target;
         if target < self.p.ceiling_kbps && self.adapting_since.is_none() {
-            self.adapting_since = Some(now);
+            self.adapting_since = Some((now, reason.to_string()));
             events.push(Event::Started { target_kbps: target, reason: reason.to_string() });
         } else if target >= self.p.ceiling_kbps {
-            if let Some(since) = self.adapting_since.take() {
+            if let Some((since, _)) = self.adapting_since.take() {
                 events.push(Event::Ended { after_s: now.duration_since(since).as_secs_f64() });
             }
         }
@@ -331,6 +337,7 @@ impl RateController {
             ceiling_kbps: self.p.ceiling_kbps,
             floor_kbps: self.p.floor_kbps,
             reason,
+            adapting_because: self.adapting_since.as_ref().map(|(_, why)| why.clone()),
             paths: statuses,
         };
         (status, events)
