@@ -5,6 +5,12 @@ use std::time::{Duration, Instant};
 
 use super::{Params, SrtSample};
 
+/// Looks in a row a `Light` reading must last before it counts (1 s at the
+/// adapter's 200 ms tick).
+const RISE_LIGHT: u32 = 5;
+/// Looks in a row a `Congested` (or `Light`) reading must last.
+const RISE_CONGESTED: u32 = 2;
+
 /// How a path looks at one tick, worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -51,8 +57,9 @@ pub(super) struct PathState {
     prev: Option<SrtSample>,
     /// Smoothed share of sent packets that were retransmissions.
     pub retrans_share: f64,
-    /// Ticks in a row with a `Light` reading (one alone is jitter).
-    light_ticks: u32,
+    /// Ticks in a row reading `Light` or `Congested`: a rise must last
+    /// before it counts (see [`PathState::observe`]).
+    rise_ticks: u32,
     pub last_verdict: Verdict,
     /// Since when the path has been unable to carry the floor.
     pub starved_since: Option<Instant>,
@@ -78,7 +85,7 @@ impl PathState {
             probe_failures: 0,
             prev: None,
             retrans_share: 0.0,
-            light_ticks: 0,
+            rise_ticks: 0,
             last_verdict: Verdict::Hold,
             starved_since: None,
             healthy_since: None,
@@ -95,6 +102,15 @@ impl PathState {
     pub fn observe(&mut self, s: &SrtSample, p: &Params) -> Option<Verdict> {
         if self.prev.as_ref() == Some(s) {
             return None;
+        }
+        if self.prev.as_ref().is_some_and(|p| s.packets_sent < p.packets_sent) {
+            // The counters went back: a new connection (a listener output
+            // whose caller was replaced). Its path is another one: learn
+            // its base RTT afresh rather than read a slower path as a queue.
+            self.base_rtt_ms = None;
+            self.prev = None;
+            self.retrans_share = 0.0;
+            self.rise_ticks = 0;
         }
         let latency = f64::from(s.latency_ms.max(20));
         let base = match self.base_rtt_ms {
@@ -152,9 +168,19 @@ impl PathState {
         } else {
             Verdict::Hold
         };
-        self.light_ticks = if verdict == Verdict::Light { self.light_ticks + 1 } else { 0 };
-        // One Light tick alone is jitter; two in a row is a trend.
-        let verdict = if verdict == Verdict::Light && self.light_ticks < 2 { Verdict::Hold } else { verdict };
+        // A rise must last before it counts. A host stall (the box's own
+        // CPU busy, the receiver's ACKs late) lifts the smoothed RTT like a
+        // queue does, for a few hundred milliseconds: on a loaded 2-core CI
+        // machine a steady loopback link read `Light` two looks in a row.
+        // A queue near a full link persists, so `Light` waits one second
+        // (RISE_LIGHT looks) and `Congested` two looks; `Severe` (drops,
+        // retransmissions, a quarter of the latency gone) acts at once.
+        self.rise_ticks = if matches!(verdict, Verdict::Light | Verdict::Congested) { self.rise_ticks + 1 } else { 0 };
+        let verdict = match verdict {
+            Verdict::Light if self.rise_ticks < RISE_LIGHT => Verdict::Hold,
+            Verdict::Congested if self.rise_ticks < RISE_CONGESTED => Verdict::Hold,
+            v => v,
+        };
         self.last_verdict = verdict;
         Some(verdict)
     }

@@ -27,6 +27,10 @@ struct Link {
     latency_ms: u32,
     /// A dark path: nothing acknowledged since then.
     dark_for_ms: Option<f64>,
+    /// Host stalls: every `.0` ticks, for `.1` ticks, ACKs come `.2` ms
+    /// late (RTT and send buffer up, no queue, no loss).
+    stalls: Option<(u32, u32, f64)>,
+    ticks: u32,
 }
 
 impl Link {
@@ -44,6 +48,8 @@ impl Link {
             loss: 0.0,
             latency_ms: 500,
             dark_for_ms: None,
+            stalls: None,
+            ticks: 0,
         }
     }
 
@@ -77,7 +83,12 @@ impl Link {
         self.queue_kbit = self.queue_kbit.max(0.0);
         self.retx += (packets as f64 * lost_share).round() as i64;
         let qdelay = self.queue_kbit / cap * 1000.0;
-        let rtt = self.base_rtt_ms + qdelay + self.jitter_ms * self.rand();
+        self.ticks += 1;
+        let stall = match self.stalls {
+            Some((every, len, ms)) if self.ticks % every < len => ms,
+            _ => 0.0,
+        };
+        let rtt = self.base_rtt_ms + qdelay + stall + self.jitter_ms * self.rand();
         // Lost packets wait one more RTT in the send buffer.
         let sb = rtt + 10.0 + if lost_share > self.loss + 0.001 { rtt } else { 0.0 } + 3.0 * self.rand();
         if sb > f64::from(self.latency_ms) {
@@ -175,6 +186,35 @@ fn steady_link_never_moves_the_target() {
         assert!(s.log.iter().all(|(_, k, _)| *k == 2500), "rtt {rtt}: target moved");
         assert!(s.events().is_empty(), "{:?}", s.events());
     }
+}
+
+/// A loaded machine: ACKs late by 15-40 ms for up to 0.8 s every few
+/// seconds, on a loopback-like and a venue-like base RTT. No queue, no
+/// loss: the target stays at the ceiling.
+#[test]
+fn host_stalls_do_not_move_the_target() {
+    for (rtt, stall) in [(0.5, (25, 4, 15.0)), (0.5, (40, 3, 40.0)), (20.0, (25, 4, 25.0))] {
+        let mut l = wide();
+        l.base_rtt_ms = rtt;
+        l.latency_ms = 1000;
+        l.stalls = Some(stall);
+        let mut s = Sim::new(Policy::FollowAll, 500, 2500, vec![("primary", l)]);
+        s.run(Duration::from_secs(600));
+        assert!(s.log.iter().all(|(_, k, _)| *k == 2500), "rtt {rtt}, stalls {stall:?}: target moved");
+    }
+}
+
+/// A listener output's caller replaced by one on a slower path: the
+/// counters restart and the base RTT is learnt afresh, so 60 ms more RTT
+/// is a different path, not a queue.
+#[test]
+fn a_new_connection_on_a_slower_path_is_not_a_queue() {
+    let mut s = Sim::new(Policy::FollowAll, 500, 2500, vec![("primary", wide())]);
+    s.run(Duration::from_secs(30));
+    let l = s.link("primary");
+    *l = Link { base_rtt_ms: 80.0, latency_ms: 1000, ..Link::new(50_000) };
+    s.run(Duration::from_secs(120));
+    assert!(s.log.iter().all(|(_, k, _)| *k == 2500), "target moved after the new connection");
 }
 
 #[test]
