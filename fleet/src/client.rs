@@ -448,6 +448,10 @@ impl Shell {
         if let Some(h) = healthy {
             self.session.health(now, h);
         }
+        let thumbnail = lock(&self.device).thumbnail();
+        if let Some(jpeg) = thumbnail {
+            self.session.thumbnail(jpeg);
+        }
         let updates = lock(&self.device).poll_command_updates();
         for u in updates {
             match u {

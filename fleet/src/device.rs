@@ -83,6 +83,13 @@ pub trait Device: Send {
     fn poll_command_updates(&mut self) -> Vec<CommandUpdate> {
         Vec::new()
     }
+
+    /// A JPEG of the picture to publish now on `thumbnail`, if one is due
+    /// (polled once a second; the device keeps its own cadence). Devices
+    /// without a picture keep this default.
+    fn thumbnail(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// What a device reports about a command it runs in the background.

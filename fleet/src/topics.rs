@@ -24,6 +24,11 @@ pub const ALARMS: &str = "alarms";
 pub const CONFIG_REPORTED: &str = "config/reported";
 /// Command responses.
 pub const CMD_RES: &str = "cmd/res";
+/// The picture being encoded: a bare JPEG (no envelope), QoS 0, not
+/// retained (`docs/monitoring.md#thumbnails`).
+pub const THUMBNAIL: &str = "thumbnail";
+/// The largest thumbnail published; a larger one is dropped with a log line.
+pub const MAX_THUMBNAIL: usize = 64 * 1024;
 /// Suffixes the controller publishes.
 pub const CONFIG_DESIRED: &str = "config/desired";
 /// Command requests.

@@ -123,6 +123,7 @@ pub struct SessionStats {
     pub rollbacks: u64,
     pub store_errors: u64,
     pub foreign_messages: u64,
+    pub thumbnails_sent: u64,
 }
 
 /// The session of one device.
@@ -458,6 +459,30 @@ impl Session {
         if self.stats.oversize_dropped == before {
             self.stats.telemetry_sent += 1;
         }
+    }
+
+    /// Publishes one thumbnail as is (QoS 0, not retained: a stale picture
+    /// of a box gone offline must not greet a new subscriber). Dropped
+    /// offline, and dropped with a log line above
+    /// [`topics::MAX_THUMBNAIL`].
+    pub fn thumbnail(&mut self, jpeg: Vec<u8>) {
+        if !self.connected {
+            return;
+        }
+        if jpeg.len() > topics::MAX_THUMBNAIL {
+            self.stats.oversize_dropped += 1;
+            warn!(bytes = jpeg.len(), cap = topics::MAX_THUMBNAIL, "thumbnail over the size limit dropped");
+            return;
+        }
+        self.stats.thumbnails_sent += 1;
+        let topic = self.topic(topics::THUMBNAIL);
+        self.out.push_back(Output::Publish(Publish {
+            topic,
+            payload: jpeg,
+            qos: Qos::AtMostOnce,
+            retain: false,
+            delivery: Delivery::BestEffort,
+        }));
     }
 
     /// An incoming message on a subscribed topic.

@@ -540,3 +540,20 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn thumbnails_go_out_as_is_at_qos_0_and_oversize_ones_are_dropped() {
+    let mut h = Harness::new();
+    h.s.thumbnail(vec![0xFF, 0xD8, 0xFF, 0xD9]);
+    h.drain();
+    assert!(h.take(topics::THUMBNAIL).is_empty(), "offline: not queued");
+    h.connect();
+    assert_eq!(h.dev.thumbnail(), None, "the fake device has no picture");
+    h.s.thumbnail(vec![0xFF, 0xD8, 0xFF, 0xD9]);
+    h.s.thumbnail(vec![0; topics::MAX_THUMBNAIL + 1]);
+    h.drain();
+    let sent = h.take(topics::THUMBNAIL);
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].payload.as_slice(), sent[0].qos, sent[0].retain), (&[0xFF, 0xD8, 0xFF, 0xD9][..], Qos::AtMostOnce, false));
+    assert_eq!((h.s.stats.thumbnails_sent, h.s.stats.oversize_dropped), (1, 1));
+}
