@@ -45,6 +45,10 @@ pub enum Command {
     /// refuses one lower than its own unless `allow_downgrade` (a downgrade
     /// is rare and deliberate, a stale URL in a rollout script is not).
     FirmwareUpdate { url: String, sha256: String, version: Option<String>, allow_downgrade: bool },
+    /// Live controls of the test-pattern input, for testing the content
+    /// alarms: `pattern` bars or black, `motion` (the running clock) and
+    /// `tone`; what is not given stays. Refused on any other input.
+    InputPattern { black: Option<bool>, motion: Option<bool>, tone: Option<bool> },
 }
 
 /// A request that names no known command or carries bad arguments.
@@ -110,6 +114,24 @@ struct FirmwareArgs {
     allow_downgrade: bool,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternArgs {
+    #[serde(default)]
+    pattern: Option<PatternName>,
+    #[serde(default)]
+    motion: Option<bool>,
+    #[serde(default)]
+    tone: Option<bool>,
+}
+
+#[derive(Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum PatternName {
+    Bars,
+    Black,
+}
+
 /// Longest bundle URL accepted.
 const MAX_URL_LEN: usize = 2048;
 
@@ -128,6 +150,7 @@ impl Command {
         "channel.start",
         "channel.stop",
         "firmware.update",
+        "input.pattern",
     ];
 
     /// The wire name.
@@ -145,6 +168,7 @@ impl Command {
             Command::ChannelStart => "channel.start",
             Command::ChannelStop => "channel.stop",
             Command::FirmwareUpdate { .. } => "firmware.update",
+            Command::InputPattern { .. } => "input.pattern",
         }
     }
 
@@ -163,6 +187,19 @@ impl Command {
                     obj.insert("version".into(), json!(v));
                 }
                 a
+            }
+            Command::InputPattern { black, motion, tone } => {
+                let mut a = Map::new();
+                if let Some(b) = black {
+                    a.insert("pattern".into(), json!(if *b { "black" } else { "bars" }));
+                }
+                if let Some(m) = motion {
+                    a.insert("motion".into(), json!(m));
+                }
+                if let Some(t) = tone {
+                    a.insert("tone".into(), json!(t));
+                }
+                Value::Object(a)
             }
             Command::StreamStart
             | Command::StreamStop
@@ -229,6 +266,13 @@ impl Command {
                     version,
                     allow_downgrade: a.allow_downgrade,
                 }
+            }
+            "input.pattern" => {
+                let a = typed::<PatternArgs>(args)?;
+                if a.pattern.is_none() && a.motion.is_none() && a.tone.is_none() {
+                    return Err(invalid("give at least one of pattern, motion, tone"));
+                }
+                Command::InputPattern { black: a.pattern.map(|p| p == PatternName::Black), motion: a.motion, tone: a.tone }
             }
             other => {
                 return Err(CommandError {
@@ -333,6 +377,7 @@ mod tests {
                 version: Some("1.4.2".into()),
                 allow_downgrade: true,
             },
+            Command::InputPattern { black: Some(true), motion: Some(false), tone: None },
         ];
         assert_eq!(all.len(), Command::NAMES.len());
         for c in all {
@@ -357,6 +402,10 @@ mod tests {
         assert_eq!(e.reason, ReasonCode::InvalidArgs);
         let e = Command::parse("config.confirm", &json!([])).unwrap_err();
         assert_eq!(e.reason, ReasonCode::InvalidArgs);
+        for bad in [json!({}), json!({"pattern": "snow"}), json!({"tone": "off"})] {
+            let e = Command::parse("input.pattern", &bad).unwrap_err();
+            assert_eq!(e.reason, ReasonCode::InvalidArgs, "{bad}");
+        }
     }
 
     #[test]

@@ -182,6 +182,7 @@ impl Device for FakeDevice {
                 return Err((ReasonCode::PreconditionFailed, "no MediaLive channel configured".into()))
             }
             Command::FirmwareUpdate { .. } => return Err((ReasonCode::Unsupported, "the fake device has no slots".into())),
+            Command::InputPattern { .. } => return Err((ReasonCode::Unsupported, "the fake device has no test pattern".into())),
             Command::ConfigConfirm { .. } | Command::TelemetryBoost { .. } | Command::Rebirth => {
                 return Err((ReasonCode::Unsupported, "handled by the session".into()))
             }
