@@ -54,7 +54,9 @@ pub fn inputs(snap: &Snapshot) -> Vec<(String, PathInput)> {
                     },
                     _ => PathInput::Down,
                 },
-                OutputConfig::Rtp(_) | OutputConfig::RtpFec(_) => PathInput::Rtp,
+                // RTMP has TCP's flow control but no libsrt figures to read:
+                // like RTP, it does not steer the video rate.
+                OutputConfig::Rtp(_) | OutputConfig::RtpFec(_) | OutputConfig::Rtmp(_) => PathInput::Rtp,
             };
             (name, input)
         })

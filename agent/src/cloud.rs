@@ -188,7 +188,7 @@ impl Cloud {
         };
         let target = FlowTarget {
             arn: arn.clone(),
-            kind: o.cloud_kind(),
+            kind: o.cloud_kind()?,
             source_name: t.flow_source.map(|s| s.as_str().to_owned()),
             start_if_standby: t.start_flow_if_standby,
             whitelist_cidr: whitelist,
@@ -328,7 +328,7 @@ pub fn dry_run(cfg: &AgentConfig) -> Vec<DryRunRow> {
         .iter()
         .map(|o| {
             let t = o.target();
-            let kind = o.cloud_kind().as_str();
+            let kind = o.cloud_kind().map_or("rtmp", edge_cloud::OutputKind::as_str);
             let mut row = DryRunRow {
                 output: o.name().as_str().to_owned(),
                 kind,

@@ -349,6 +349,7 @@ fn kind(o: &config::OutputConfig) -> &'static str {
         config::OutputConfig::Srt(_) => "srt",
         config::OutputConfig::Rtp(_) => "rtp",
         config::OutputConfig::RtpFec(_) => "rtp-fec",
+        config::OutputConfig::Rtmp(_) => "rtmp",
     }
 }
 

@@ -117,7 +117,7 @@ fn parse(text: &str, validate: bool) -> Result<AgentConfig, ConfigError> {
 }
 
 /// Keys whose values are secrets: an error about one never shows its value.
-const SECRET_KEYS: &[&str] = &["passphrase"];
+const SECRET_KEYS: &[&str] = &["passphrase", "url"];
 
 /// For a secret key, replaces every `` `quoted` `` part of the message,
 /// which is where serde puts the offending value (``invalid type: integer
@@ -159,6 +159,7 @@ fn refine_tagged(text: &str, segments: &[Segment]) -> Option<(Vec<Segment>, Stri
         (true, "srt") => serde_path_to_error::deserialize::<_, super::SrtOutputConfig>(body).err()?,
         (true, "rtp") => serde_path_to_error::deserialize::<_, super::RtpOutputConfig>(body).err()?,
         (true, "rtp-fec") => serde_path_to_error::deserialize::<_, super::RtpFecOutputConfig>(body).err()?,
+        (true, "rtmp") => serde_path_to_error::deserialize::<_, super::RtmpOutputConfig>(body).err()?,
         _ => return None,
     };
     let mut full = segments.to_vec();
@@ -610,9 +611,9 @@ latency_ms = 500
 
     #[test]
     fn unknown_output_kind() {
-        let e = err(&GOOD.replace("kind = \"srt\"", "kind = \"rtmp\""));
+        let e = err(&GOOD.replace("kind = \"srt\"", "kind = \"rist\""));
         assert!(e.key.starts_with("outputs[0]"), "{}", e.key);
-        assert!(e.message.contains("rtmp"), "{}", e.message);
+        assert!(e.message.contains("rist"), "{}", e.message);
     }
 }
 

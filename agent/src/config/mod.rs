@@ -10,6 +10,7 @@
 mod adapt;
 mod input;
 mod load;
+mod rtmp;
 pub mod types;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use adapt::{AdaptConfig, AdaptMode, OverheadPercent};
 pub use input::{AudioSource, DeckLinkConnection, InputConfig};
 pub use load::{from_file, from_str, from_str_unvalidated, ConfigError};
+pub use rtmp::{RtmpOutputConfig, RtmpUrl};
 use types::*;
 
 /// The default configuration file location on a box.
@@ -374,6 +376,8 @@ pub enum OutputConfig {
     Rtp(RtpOutputConfig),
     /// RTP with SMPTE 2022-1 FEC to an `rtp-fec` source (FEC on port+2/+4).
     RtpFec(RtpFecOutputConfig),
+    /// RTMP(S) push of H.264 + AAC in FLV to a MediaLive `RTMP_PUSH` input.
+    Rtmp(RtmpOutputConfig),
 }
 
 impl OutputConfig {
@@ -382,6 +386,7 @@ impl OutputConfig {
             OutputConfig::Srt(s) => &s.name,
             OutputConfig::Rtp(r) => &r.name,
             OutputConfig::RtpFec(r) => &r.name,
+            OutputConfig::Rtmp(r) => &r.name,
         }
     }
 
@@ -393,6 +398,8 @@ impl OutputConfig {
             OutputConfig::RtpFec(o) => {
                 (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist)
             }
+            // Sends to its `url`, never to an address or a flow.
+            OutputConfig::Rtmp(_) => (&None, &None, &None, &None, false, false),
         };
         OutputTarget {
             address: address.as_ref(),
@@ -404,12 +411,14 @@ impl OutputConfig {
         }
     }
 
-    /// The output kind as the cloud resolver knows it.
-    pub fn cloud_kind(&self) -> edge_cloud::OutputKind {
+    /// The output kind as the cloud resolver knows it; `None` for kinds no
+    /// flow can feed (RTMP pushes to its URL).
+    pub fn cloud_kind(&self) -> Option<edge_cloud::OutputKind> {
         match self {
-            OutputConfig::Srt(_) => edge_cloud::OutputKind::Srt,
-            OutputConfig::Rtp(_) => edge_cloud::OutputKind::Rtp,
-            OutputConfig::RtpFec(_) => edge_cloud::OutputKind::RtpFec,
+            OutputConfig::Srt(_) => Some(edge_cloud::OutputKind::Srt),
+            OutputConfig::Rtp(_) => Some(edge_cloud::OutputKind::Rtp),
+            OutputConfig::RtpFec(_) => Some(edge_cloud::OutputKind::RtpFec),
+            OutputConfig::Rtmp(_) => None,
         }
     }
 
@@ -419,6 +428,7 @@ impl OutputConfig {
             OutputConfig::Srt(s) => s.enabled,
             OutputConfig::Rtp(r) => r.enabled,
             OutputConfig::RtpFec(r) => r.enabled,
+            OutputConfig::Rtmp(r) => r.enabled,
         }
     }
 }
@@ -811,6 +821,8 @@ impl AgentConfig {
                     srt.validate_mode(i)?;
                     srt.mode == SrtMode::Listener
                 }
+                // Pushes to its `url` instead.
+                OutputConfig::Rtmp(_) => true,
                 _ => false,
             };
             let t = out.target();
@@ -848,6 +860,7 @@ impl AgentConfig {
                     }
                 }
                 OutputConfig::Rtp(_) => {}
+                OutputConfig::Rtmp(_) => self.validate_rtmp(i)?,
                 OutputConfig::RtpFec(fec) => {
                     if let Err(e) = fec.matrix() {
                         return Err((format!("outputs[{i}].fec_rows"), e.to_string()));

@@ -189,7 +189,7 @@ impl<'de> Deserialize<'de> for Passphrase {
 }
 
 /// Accepts a string; for anything else names only the kind of value.
-struct SecretVisitor;
+pub(super) struct SecretVisitor;
 
 impl SecretVisitor {
     fn refuse<E: serde::de::Error>(kind: &str) -> Result<String, E> {

@@ -3,6 +3,7 @@
 //! never disturbs another path or the encoder.
 
 pub mod backoff;
+pub mod rtmp;
 pub mod rtp;
 pub mod srt;
 mod status;
@@ -11,7 +12,7 @@ pub mod udp_batch;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-pub use status::{OutputSnapshot, OutputState, OutputStatus, RtpSnapshot, SrtSnapshot};
+pub use status::{OutputSnapshot, OutputState, OutputStatus, RtmpSnapshot, RtpSnapshot, SrtSnapshot};
 
 use crate::config::OutputConfig;
 use crate::dest::Dest;
@@ -89,10 +90,17 @@ impl OutputHandle {
                         nominal_bps: nominal_bps.clone(),
                         live_edge: live_edge.clone(),
                     },
-                    OutputConfig::Srt(_) => unreachable!("matched above"),
+                    OutputConfig::Srt(_) | OutputConfig::Rtmp(_) => unreachable!("matched above"),
                 };
                 let worker = rtp::RtpOutput::new(settings, status.clone(), stop.clone(), agent_shutdown.clone());
                 (thread.spawn(move || worker.run(rx))?, Payload::Rtp)
+            }
+            OutputConfig::Rtmp(r) => {
+                // Fed with FLV tags by the pipeline's FLV branch, not with TS.
+                let worker = rtmp::RtmpOutput::new(r.clone(), status.clone(), stop.clone(), agent_shutdown.clone());
+                let thread = thread.spawn(move || worker.run(rx))?;
+                crate::pipeline::flv::hub().fan.add(&name, Payload::Ts, tx);
+                return Ok(OutputHandle { status, stop, thread: Some(thread) });
             }
         };
         fan.add(&name, payload, tx);

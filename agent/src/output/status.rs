@@ -76,6 +76,19 @@ pub struct RtpSnapshot {
     pub send_batch_mean: f64,
 }
 
+/// RTMP push figures (`rtmp2sink` statistics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RtmpSnapshot {
+    /// The destination, stream key redacted.
+    pub url: String,
+    /// Bytes written to the RTMP connections since start (all sessions).
+    pub bytes_sent: u64,
+    /// FLV tags (video frames, audio frames) handed to the connection.
+    pub tags_sent: u64,
+    /// Tags skipped to restart at a keyframe after a reconnect or a backlog.
+    pub tags_skipped: u64,
+}
+
 /// A consistent copy of one output's status.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputSnapshot {
@@ -99,6 +112,8 @@ pub struct OutputSnapshot {
     pub dropped_stale: u64,
     pub srt: Option<SrtSnapshot>,
     pub rtp: Option<RtpSnapshot>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtmp: Option<RtmpSnapshot>,
 }
 
 #[derive(Debug)]
@@ -114,6 +129,7 @@ struct Inner {
     dropped_stale: u64,
     srt: Option<SrtSnapshot>,
     rtp: Option<RtpSnapshot>,
+    rtmp: Option<RtmpSnapshot>,
 }
 
 /// Shared status of one output.
@@ -140,6 +156,7 @@ impl OutputStatus {
                 dropped_stale: 0,
                 srt: None,
                 rtp: None,
+                rtmp: None,
             }),
         }
     }
@@ -185,6 +202,10 @@ impl OutputStatus {
         self.lock().srt = Some(srt);
     }
 
+    pub fn update_rtmp(&self, f: impl FnOnce(&mut RtmpSnapshot)) {
+        f(self.lock().rtmp.get_or_insert_with(RtmpSnapshot::default));
+    }
+
     pub fn update_rtp(&self, f: impl FnOnce(&mut RtpSnapshot)) {
         f(self.lock().rtp.get_or_insert_with(RtpSnapshot::default));
     }
@@ -207,6 +228,7 @@ impl OutputStatus {
             dropped_stale: i.dropped_stale,
             srt: i.srt.clone(),
             rtp: i.rtp.clone(),
+            rtmp: i.rtmp.clone(),
         }
     }
 }
@@ -227,6 +249,7 @@ impl OutputSnapshot {
             dropped_stale: 0,
             srt: None,
             rtp: None,
+            rtmp: None,
         }
     }
 
@@ -260,6 +283,17 @@ impl OutputSnapshot {
                     r.pacing,
                     r.send_batch_mean,
                     r.send_errors,
+                    self.dropped_queue_full + self.dropped_stale,
+                ))
+            }
+            (OutputState::Connected, None) if self.rtmp.is_some() => {
+                let r = self.rtmp.clone().unwrap_or_default();
+                line.push_str(&format!(
+                    "  {}  sent {} B  tags {}  skipped {}  qdrop {}",
+                    r.url,
+                    r.bytes_sent,
+                    r.tags_sent,
+                    r.tags_skipped,
                     self.dropped_queue_full + self.dropped_stale,
                 ))
             }

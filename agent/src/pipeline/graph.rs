@@ -100,6 +100,8 @@ pub fn build(cfg: &AgentConfig, kind: EncoderKind, factory: &str) -> Result<Grap
 
     let (video_src, encoder) = add_video(&pipeline, cfg, kind, factory, &mux, &video_pad_name)?;
     let audio_src = add_audio(&pipeline, cfg, &mux, &audio_pad_name)?;
+    // RTMP outputs: H.264 + AAC teed off before the TS muxer (`flv.rs`).
+    super::flv::attach(&pipeline, cfg)?;
     Ok(Graph { pipeline, encoder, sink, inputs: Some((video_src, audio_src)) })
 }
 

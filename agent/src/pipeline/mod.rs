@@ -13,6 +13,7 @@
 
 pub mod capture;
 pub mod encoder;
+pub mod flv;
 pub mod frames;
 pub mod graph;
 pub mod pump;

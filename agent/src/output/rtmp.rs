@@ -1,0 +1,266 @@
+//! RTMP(S) push output: FLV tags from the pipeline's FLV branch
+//! ([`crate::pipeline::flv`]) to one server, through GStreamer's
+//! `rtmp2sink` in a small pipeline of its own (`appsrc ! rtmp2sink`).
+//!
+//! # Design
+//! The output's thread owns that pipeline. When the server refuses, drops
+//! the connection or stops reading, the thread tears its pipeline down and
+//! builds a new one after a backoff; the encoding graph, the TS outputs and
+//! the other RTMP output never notice. A new session starts at a video
+//! keyframe, with the stream headers (`streamheader` caps) sent first by
+//! `rtmp2sink`. A session that falls behind (a slow server) skips ahead to
+//! the next keyframe instead of sending old media.
+//!
+//! # Limitations
+//! RTMP runs over TCP: how far behind a slow server may fall is bounded by
+//! [`BACKLOG_BYTES`] and the live edge, not by a latency setting as in SRT.
+//! There are no transport figures beyond bytes written, so this output does
+//! not steer the adaptive bitrate (like RTP).
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tracing::{info, warn};
+
+use super::backoff::Backoff;
+use super::status::{OutputState, OutputStatus};
+use crate::config::RtmpOutputConfig;
+use crate::fanout::TsChunk;
+use crate::pipeline::flv::{hub, is_keyframe_tag};
+use crate::shutdown::Shutdown;
+
+/// A session with no RTMP connection after this long has failed (a host
+/// that drops SYNs would otherwise hold it for the kernel's ~2 min).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connected, media handed over, and not one byte written for this long:
+/// the server has stopped reading.
+const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// More than this waiting in the session's `appsrc` (the server reads
+/// slower than the stream) and the session skips to the next keyframe.
+pub const BACKLOG_BYTES: u64 = 2 * 1024 * 1024;
+/// The `appsrc` drops its oldest beyond this (a backstop; the skip above
+/// acts first).
+const APPSRC_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// One RTMP output's worker.
+#[derive(Debug)]
+pub struct RtmpOutput {
+    cfg: RtmpOutputConfig,
+    status: Arc<OutputStatus>,
+    stop: Shutdown,
+    agent_shutdown: Shutdown,
+}
+
+/// What one session pipeline is.
+struct Session {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    sink: gst::Element,
+}
+
+/// Running totals over sessions.
+#[derive(Debug, Default)]
+struct Totals {
+    /// Bytes of finished sessions.
+    bytes_before: u64,
+}
+
+impl RtmpOutput {
+    pub fn new(cfg: RtmpOutputConfig, status: Arc<OutputStatus>, stop: Shutdown, agent_shutdown: Shutdown) -> Self {
+        RtmpOutput { cfg, status, stop, agent_shutdown }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.is_triggered() || self.agent_shutdown.is_triggered()
+    }
+
+    /// Runs sessions until stopped; `rx` carries FLV tags from the hub.
+    pub fn run(self, rx: Receiver<TsChunk>) {
+        let url = self.cfg.url.to_string();
+        self.status.update_rtmp(|r| r.url = url.clone());
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let mut totals = Totals::default();
+        while !self.stopped() {
+            self.status.set_state(OutputState::Connecting);
+            let outcome = self.session(&rx, &mut totals, &mut backoff);
+            if self.stopped() {
+                break;
+            }
+            match outcome {
+                // A new FLV stream (the pipeline was rebuilt): a new session at once.
+                Ok(()) => continue,
+                Err(reason) => {
+                    warn!(output = %self.cfg.name, url = %url, %reason, "RTMP session failed");
+                    self.status.failed(reason);
+                }
+            }
+            self.status.set_state(OutputState::Backoff);
+            if self.drain_for(&rx, backoff.next_delay()) {
+                break;
+            }
+        }
+        hub().fan.remove(self.cfg.name.as_str());
+        self.status.set_state(OutputState::Stopped);
+    }
+
+    /// Discards queued tags for `d` (they would be stale by the next
+    /// session); true when stopped meanwhile.
+    fn drain_for(&self, rx: &Receiver<TsChunk>, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        let mut dropped = 0u64;
+        while Instant::now() < until {
+            if self.stopped() {
+                return true;
+            }
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100))) {
+                Ok(_) => dropped += 1,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return true,
+            }
+        }
+        self.status.add_sent(0, dropped);
+        self.stopped()
+    }
+
+    /// One RTMP session: waits for the FLV stream, connects, sends until an
+    /// error, a stall or a new stream (`Ok`).
+    fn session(&self, rx: &Receiver<TsChunk>, totals: &mut Totals, backoff: &mut Backoff) -> Result<(), String> {
+        let (generation, caps) = loop {
+            if let Some(s) = hub().stream() {
+                break s;
+            }
+            if self.drain_for(rx, Duration::from_millis(200)) {
+                return Ok(());
+            }
+        };
+        let s = self.build(&caps)?;
+        let result = match s.pipeline.set_state(gst::State::Playing) {
+            Ok(_) => self.send(&s, rx, generation, totals, backoff),
+            Err(_) => Err(self.bus_error(&s).unwrap_or_else(|| "the RTMP pipeline refused to start".into())),
+        };
+        totals.bytes_before += out_bytes(&s.sink);
+        let _ = s.pipeline.set_state(gst::State::Null);
+        result
+    }
+
+    fn build(&self, caps: &gst::Caps) -> Result<Session, String> {
+        gst::init().map_err(|e| e.to_string())?;
+        let pipeline = gst::Pipeline::with_name(&format!("rtmp-{}", self.cfg.name));
+        let src = gst_app::AppSrc::builder()
+            .name("flv-in")
+            .caps(caps)
+            .is_live(true)
+            .max_bytes(APPSRC_MAX_BYTES)
+            .leaky_type(gst_app::AppLeakyType::Downstream)
+            .build();
+        let sink = gst::ElementFactory::make("rtmp2sink")
+            .name("rtmp-sink")
+            .build()
+            .map_err(|_| "GStreamer element `rtmp2sink` is not installed (gstreamer1.0-plugins-bad)".to_owned())?;
+        sink.set_property("location", self.cfg.url.expose());
+        // Never wait for the clock or for preroll: the tags are live and
+        // the appsrc in front absorbs a slow connection.
+        sink.set_property("sync", false);
+        sink.set_property("async", false);
+        pipeline.add_many([src.upcast_ref(), &sink]).map_err(|e| e.to_string())?;
+        src.link(&sink).map_err(|e| e.to_string())?;
+        Ok(Session { pipeline, src, sink })
+    }
+
+    /// The first error on the session's bus, worded without the stream key.
+    fn bus_error(&self, s: &Session) -> Option<String> {
+        let bus = s.pipeline.bus()?;
+        while let Some(msg) = bus.pop() {
+            match msg.view() {
+                gst::MessageView::Error(e) => {
+                    // The debug text's last line is the cause ("Connection
+                    // refused"); the lines before it name source files.
+                    let cause = e.debug().and_then(|d| d.lines().last().map(|l| format!(": {}", l.trim()))).unwrap_or_default();
+                    return Some(self.cfg.url.scrub(&format!("{}{cause}", e.error())));
+                }
+                gst::MessageView::Eos(_) => return Some("the RTMP session ended".into()),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn send(
+        &self,
+        s: &Session,
+        rx: &Receiver<TsChunk>,
+        generation: u64,
+        totals: &Totals,
+        backoff: &mut Backoff,
+    ) -> Result<(), String> {
+        let live_edge = hub().fan.live_edge();
+        let started = Instant::now();
+        let mut connected = false;
+        let mut need_key = true;
+        let (mut last_bytes, mut last_progress, mut pushed_since_progress) = (0u64, Instant::now(), false);
+        loop {
+            if self.stopped() || hub().generation() != generation {
+                return Ok(());
+            }
+            if let Some(e) = self.bus_error(s) {
+                return Err(e);
+            }
+            let bytes = out_bytes(&s.sink);
+            if bytes > last_bytes {
+                (last_bytes, last_progress, pushed_since_progress) = (bytes, Instant::now(), false);
+            }
+            if !connected && bytes > 0 {
+                connected = true;
+                self.status.connected();
+                backoff.reset();
+                info!(output = %self.cfg.name, url = %self.cfg.url, "RTMP session publishing");
+            }
+            self.status.update_rtmp(|r| r.bytes_sent = totals.bytes_before + bytes);
+            if !connected && started.elapsed() > CONNECT_TIMEOUT {
+                return Err(format!("no RTMP session after {} s", CONNECT_TIMEOUT.as_secs()));
+            }
+            if connected && pushed_since_progress && last_progress.elapsed() > STALL_TIMEOUT {
+                return Err(format!("the server has read nothing for {} s", STALL_TIMEOUT.as_secs()));
+            }
+            let first = match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(c) => c,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            let (mut sent, mut stale, mut skipped) = (0u64, 0u64, 0u64);
+            for chunk in std::iter::once(first).chain(rx.try_iter().take(64)) {
+                if live_edge.is_stale(&chunk) {
+                    stale += 1;
+                    need_key = true;
+                    continue;
+                }
+                if s.src.current_level_bytes() > BACKLOG_BYTES {
+                    need_key = true;
+                }
+                if need_key && !is_keyframe_tag(&chunk.data) {
+                    skipped += 1;
+                    continue;
+                }
+                need_key = false;
+                s.src.push_buffer(gst::Buffer::from_slice(chunk.data)).map_err(|e| format!("cannot queue FLV: {e:?}"))?;
+                sent += 1;
+            }
+            pushed_since_progress |= sent > 0;
+            self.status.add_sent(sent, stale);
+            self.status.update_rtmp(|r| {
+                r.tags_sent += sent;
+                r.tags_skipped += skipped;
+            });
+        }
+    }
+}
+
+/// Bytes `rtmp2sink` has written on its connection (its `stats`).
+fn out_bytes(sink: &gst::Element) -> u64 {
+    let stats = sink.property::<Option<gst::Structure>>("stats");
+    stats.and_then(|s| s.get::<u64>("out-bytes-total").ok()).unwrap_or(0)
+}
