@@ -416,6 +416,20 @@ latency_ms = 500
     }
 
     #[test]
+    fn monitor_keys_are_checked_with_positions() {
+        let ok = from_str(&format!("{GOOD}\n[monitor]\nblack_after_s = 2\nsilent_dbfs = -50\n")).unwrap();
+        assert_eq!((ok.monitor.black_after_s.get(), ok.monitor.silent_dbfs.get(), ok.monitor.frozen_after_s.get()), (2, -50, 10));
+        assert_eq!(from_str(GOOD).unwrap().monitor, crate::config::MonitorConfig::default());
+        let e = err(&format!("{GOOD}\n[monitor]\nblack_luma_max = 300\n"));
+        assert_eq!((e.key.as_str(), e.line), ("monitor.black_luma_max", Some(14)));
+        let e = err(&format!("{GOOD}\n[monitor]\nblack_after_s = 5\nsilent_dbfs = 3\n"));
+        assert_eq!((e.key.as_str(), e.line), ("monitor.silent_dbfs", Some(15)));
+        let e = err(&format!("{GOOD}\n[monitor]\nfrozen_for_s = 5\n"));
+        assert!(e.message.contains("frozen_for_s"), "{}", e.message);
+        assert_eq!(e.line, Some(14));
+    }
+
+    #[test]
     fn cross_field_rules_have_positions() {
         let e = err(&format!("{GOOD}\n[transport_stream]\nvideo_pid = 256\n"));
         assert_eq!(e.key, "transport_stream.video_pid");

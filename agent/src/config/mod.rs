@@ -10,6 +10,7 @@
 mod adapt;
 mod input;
 mod load;
+mod monitor;
 mod rtmp;
 pub mod types;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use adapt::{AdaptConfig, AdaptMode, OverheadPercent};
 pub use input::{AudioSource, DeckLinkConnection, InputConfig};
 pub use load::{from_file, from_str, from_str_unvalidated, ConfigError};
+pub use monitor::{LumaMax, MonitorConfig, MonitorSeconds, SilentDbfs, ThumbnailWidth};
 pub use rtmp::{RtmpOutputConfig, RtmpUrl};
 use types::*;
 
@@ -55,6 +57,9 @@ pub struct AgentConfig {
     pub aws: Option<AwsConfig>,
     /// Network-adaptive video bitrate; absent = off.
     pub adapt: Option<AdaptConfig>,
+    /// Content alarms and thumbnails; absent = on with the defaults.
+    #[serde(default)]
+    pub monitor: MonitorConfig,
 }
 
 /// `[panel]`: the front-panel microcontroller (`hal::panel` protocol).
