@@ -39,6 +39,8 @@ pub struct AgentDevice {
     firmware: Option<crate::firmware::Firmware>,
     /// The front panel's readings, when a board is configured.
     panel: Option<SharedPanelReadings>,
+    /// The last thumbnail published (its number) and when.
+    thumbnail_sent: Option<(u64, std::time::Instant)>,
 }
 
 impl AgentDevice {
@@ -53,6 +55,7 @@ impl AgentDevice {
             under_systemd: std::env::var_os("NOTIFY_SOCKET").is_some(),
             firmware: None,
             panel: None,
+            thumbnail_sent: None,
         }
     }
 
@@ -226,6 +229,24 @@ impl Device for AgentDevice {
                 v.push(Alarm::raised("NO_SIGNAL", "input", Severity::Critical, &msg));
             }
         }
+        // Content alarms (docs/monitoring.md): held while the slate is on
+        // air, which NO_SIGNAL already reports. Messages name the settings,
+        // not live figures: a changed message would be a new raise event.
+        if let Some(c) = ctl.pipeline.as_ref().map(|s| s.content.status(std::time::Instant::now())) {
+            let m = &ctl.cfg.monitor;
+            if c.black() {
+                let msg = format!("picture black (mean luma <= {}) for {} s or more", m.black_luma_max.get(), m.black_after_s.get());
+                v.push(Alarm::raised("BLACK_PICTURE", "video", Severity::Major, &msg));
+            }
+            if c.frozen() {
+                let msg = format!("picture unchanged for {} s or more", m.frozen_after_s.get());
+                v.push(Alarm::raised("FROZEN_PICTURE", "video", Severity::Major, &msg));
+            }
+            if c.silent() {
+                let msg = format!("audio below {} dBFS for {} s or more", m.silent_dbfs.get(), m.silent_after_s.get());
+                v.push(Alarm::raised("SILENT_AUDIO", "audio", Severity::Warning, &msg));
+            }
+        }
         for s in ctl.output_snapshots() {
             if s.down_for_s > OUTPUT_DOWN_AFTER.as_secs_f64() {
                 let msg = s.last_error.clone().unwrap_or_else(|| format!("output {}", s.state));
@@ -337,6 +358,22 @@ impl Device for AgentDevice {
             }
             (other, _) => Err((ReasonCode::Unsupported, format!("{} does not run in the background", other.name()))),
         }
+    }
+
+    /// The newest thumbnail, once per `monitor.thumbnail_publish_s` and
+    /// only when it is a new one.
+    fn thumbnail(&mut self) -> Option<Vec<u8>> {
+        let snap = self.snap();
+        let t = snap.pipeline.as_ref()?.content.thumbnail()?;
+        let now = std::time::Instant::now();
+        let every = snap.cfg.monitor.thumbnail_publish_s.duration();
+        // Polled once a second: half a poll early is on time.
+        let early = |at: std::time::Instant| now.saturating_duration_since(at) + Duration::from_millis(500) < every;
+        if self.thumbnail_sent.is_some_and(|(seq, at)| seq == t.seq || early(at)) {
+            return None;
+        }
+        self.thumbnail_sent = Some((t.seq, now));
+        Some(t.jpeg.as_ref().clone())
     }
 
     fn poll_command_updates(&mut self) -> Vec<fleet::CommandUpdate> {

@@ -105,6 +105,9 @@ pub struct StatusDoc {
     pub adapt: Option<adapt::AdaptStatus>,
     /// Why the encoder did not take the target, if it refused.
     pub adapt_error: Option<String>,
+    /// Black, frozen, silent and thumbnails (docs/monitoring.md), while
+    /// streaming.
+    pub content: Option<pipeline::monitor::ContentStatus>,
 }
 
 /// Writes `bytes` to `path` so that a reader, a kill -9 or a power cut
@@ -200,6 +203,7 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     let tick = Duration::from_millis(500);
     let mut last_bytes = 0u64;
     let mut last_line = Instant::now();
+    let mut thumbnail_seq = 0u64;
     while !shutdown.wait_timeout(tick) {
         if let Some(w) = &watchdog {
             w.tick();
@@ -244,6 +248,7 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
             if let Err(e) = written {
                 warn!(path = %path.display(), error = %e, "cannot write status file");
             }
+            write_thumbnail(&snap, &path.with_file_name(THUMBNAIL_FILE), &mut thumbnail_seq);
         }
         if last_line.elapsed() < status_interval {
             continue;
@@ -295,6 +300,23 @@ fn status_doc(
         cloud: snap.cloud.has_work().then(|| snap.cloud_report.as_ref().clone()),
         adapt: snap.adapt.as_deref().cloned(),
         adapt_error: snap.adapt_error.clone(),
+        content: snap.pipeline.as_ref().map(|p| p.content.status(Instant::now())),
+    }
+}
+
+/// The newest thumbnail, beside the status file.
+pub const THUMBNAIL_FILE: &str = "thumbnail.jpg";
+
+/// Writes the newest thumbnail atomically when it is new (`seq` is the
+/// last one written).
+fn write_thumbnail(snap: &Snapshot, path: &std::path::Path, seq: &mut u64) {
+    let Some(t) = snap.pipeline.as_ref().and_then(|p| p.content.thumbnail()) else { return };
+    if t.seq == *seq {
+        return;
+    }
+    *seq = t.seq;
+    if let Err(e) = write_atomically(path, &t.jpeg) {
+        warn!(path = %path.display(), error = %e, "cannot write the thumbnail");
     }
 }
 

@@ -11,7 +11,7 @@
 //!
 //! | LED | Shows |
 //! |---|---|
-//! | power | green: streaming live · amber blink: slate (no input signal) · red blink: stream stopped |
+//! | power | green: streaming live · amber fast: live but black, frozen or silent · amber blink: slate (no input signal) · red blink: stream stopped |
 //! | network | green: fleet online (or, without fleet, an output connected) · amber blink: connecting · red fast: nothing reachable |
 //! | primary / backup (first / second output) | green: connected · amber blink: connecting · red fast: failing · off: disabled |
 //! | tally | red: on air (live picture leaving the box) · off otherwise |
@@ -39,6 +39,8 @@ pub struct PanelInputs {
     pub streaming: bool,
     /// The slate is on air (no input signal).
     pub slate: bool,
+    /// The picture is black or frozen, or the sound silent (content alarms).
+    pub content_fault: bool,
     pub outputs: Vec<OutputState>,
     /// `None` without fleet management.
     pub fleet_online: Option<bool>,
@@ -74,6 +76,7 @@ pub fn desired(s: &PanelInputs) -> PanelDesired {
         match (s.streaming, s.slate) {
             (false, _) => led(LedMode::Blink, LedColor::Red),
             (true, true) => led(LedMode::Blink, LedColor::Amber),
+            (true, false) if s.content_fault => led(LedMode::Fast, LedColor::Amber),
             (true, false) => led(LedMode::On, LedColor::Green),
         },
     );
@@ -97,6 +100,10 @@ pub fn inputs(ctl: &Snapshot, fleet_online: Option<bool>) -> PanelInputs {
     PanelInputs {
         streaming: ctl.is_streaming(),
         slate: input.is_some_and(|i| i.slate),
+        content_fault: ctl.pipeline.as_ref().is_some_and(|p| {
+            let c = p.content.status(std::time::Instant::now());
+            c.black() || c.frozen() || c.silent()
+        }),
         outputs: ctl.output_snapshots().into_iter().map(|s: OutputSnapshot| s.state).collect(),
         fleet_online,
         identifying: ctl.identifying(),
@@ -217,6 +224,7 @@ mod tests {
         PanelInputs {
             streaming: true,
             slate: false,
+            content_fault: false,
             outputs: vec![OutputState::Connected, OutputState::Connected],
             fleet_online: Some(true),
             identifying: false,
@@ -247,6 +255,16 @@ mod tests {
         let d = desired(&PanelInputs { outputs: vec![OutputState::Disabled], fleet_online: None, ..base() });
         assert_eq!(d.led(Led::Network), led(LedMode::Fast, LedColor::Red));
         assert_eq!(d.led(Led::Backup), LedState::OFF, "no second output");
+    }
+
+    #[test]
+    fn black_frozen_or_silent_blinks_power_amber_fast_and_stays_on_air() {
+        let d = desired(&PanelInputs { content_fault: true, ..base() });
+        assert_eq!(d.led(Led::Power), led(LedMode::Fast, LedColor::Amber));
+        assert_eq!(d.tally, Tally::Red);
+        // The slate says more (no signal at all).
+        let d = desired(&PanelInputs { content_fault: true, slate: true, ..base() });
+        assert_eq!(d.led(Led::Power), led(LedMode::Blink, LedColor::Amber));
     }
 
     #[test]

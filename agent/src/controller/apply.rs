@@ -67,6 +67,14 @@ impl Controller {
                 }
             }
         }
+        if new.monitor != old.monitor {
+            // Thresholds go live; the thumbnail's size and rate come with
+            // the next pipeline start (they are elements of the graph).
+            if let Some(p) = &self.pipeline {
+                p.stats.content.configure(pipeline::monitor::Thresholds::from_config(&new));
+            }
+            done.push("content monitor thresholds live".to_owned());
+        }
         self.cfg = new.clone();
         let names: BTreeSet<String> = old.outputs.iter().chain(new.outputs.iter()).map(|o| o.name().as_str().to_owned()).collect();
         for name in names {

@@ -176,12 +176,7 @@ impl RtmpOutput {
         let bus = s.pipeline.bus()?;
         while let Some(msg) = bus.pop() {
             match msg.view() {
-                gst::MessageView::Error(e) => {
-                    // The debug text's last line is the cause ("Connection
-                    // refused"); the lines before it name source files.
-                    let cause = e.debug().and_then(|d| d.lines().last().map(|l| format!(": {}", l.trim()))).unwrap_or_default();
-                    return Some(self.cfg.url.scrub(&format!("{}{cause}", e.error())));
-                }
+                gst::MessageView::Error(e) => return Some(self.cfg.url.scrub(&e.error().to_string())),
                 gst::MessageView::Eos(_) => return Some("the RTMP session ended".into()),
                 _ => {}
             }

@@ -16,6 +16,7 @@ pub mod encoder;
 pub mod flv;
 pub mod frames;
 pub mod graph;
+pub mod monitor;
 pub mod pump;
 pub mod slate;
 pub mod tone;
@@ -89,6 +90,8 @@ pub struct PipelineStats {
     pub input: Arc<Mutex<pump::InputStatus>>,
     /// Capture → pump hand-over (simulated loss is toggled here).
     pub frames: Arc<frames::FrameStore>,
+    /// Black, frozen, silent and the newest thumbnail ([`monitor`]).
+    pub content: Arc<monitor::ContentMonitor>,
     /// Milliseconds since `epoch` of the last TS chunk (0: none yet).
     last_chunk_ms: AtomicU64,
     epoch: Instant,
@@ -102,6 +105,7 @@ impl Default for PipelineStats {
             restarts: AtomicU64::new(0),
             input: Arc::new(Mutex::new(pump::InputStatus::new("test-pattern"))),
             frames: Arc::new(frames::FrameStore::default()),
+            content: Arc::default(),
             last_chunk_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -160,6 +164,7 @@ impl Supervisor {
     /// while it has no signal.
     pub fn with_media(mut self, cfg: AgentConfig) -> Self {
         *self.stats.input.lock().unwrap_or_else(|p| p.into_inner()) = pump::InputStatus::new(cfg.input.kind_name());
+        self.stats.content.configure(monitor::Thresholds::from_config(&cfg));
         self.media = Some(cfg);
         self
     }
@@ -232,6 +237,12 @@ impl Supervisor {
     /// Builds, plays and watches one pipeline until it fails or shutdown.
     fn run_once(&self, epoch: Instant) -> Result<(), PipelineError> {
         let g = (self.build)()?;
+        if let (Some(cfg), Some(_)) = (&self.media, &g.inputs) {
+            // Off the hot path; without it the stream still goes out.
+            if let Err(e) = monitor::attach(&g.pipeline, cfg, &self.stats.content, &self.stats.input) {
+                warn!(error = %e, "content monitoring and thumbnails are off");
+            }
+        }
         install_sink(&g.sink, self.fan.clone(), self.stats.clone(), epoch);
         *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = Some(g.encoder.clone());
         let pump_stop = Shutdown::new();
