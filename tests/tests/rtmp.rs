@@ -161,24 +161,56 @@ fn two_rtmp_destinations_from_one_encode_one_reconnects_while_the_other_and_srt_
 }
 
 #[test]
-fn a_refusing_rtmp_server_is_that_outputs_error_only() {
+fn a_refusing_and_a_stalled_rtmp_server_are_their_outputs_errors_only() {
     let dir = tempfile::tempdir().unwrap();
-    // Nothing listens on `dead`; `pb` is served.
-    let (dead, pb) = (free_tcp_port(), free_tcp_port());
-    let server_b = RtmpServer::start(pb, KEY_B, &dir.path().join("b.flv"));
-    let outputs = rtmp_output("dead", dead, KEY_A) + &rtmp_output("live", pb, KEY_B);
-    let mut agent = AgentProc::start(dir.path(), &config_toml("rtmp-02", 1000, &outputs));
-    agent.wait_output_state("live", "connected", CONNECT);
-    let dead_status = wait_for("the dead output's error", CONNECT, || {
-        agent.output("dead").filter(|o| o["failed_attempts"].as_u64().unwrap_or(0) >= 2 && o["state"] != "connected")
+    // Nothing listens on `dead`; `stalled` accepts, then stops reading; `live` is served.
+    let (dead, pst, pl, ps) = (free_tcp_port(), free_tcp_port(), free_tcp_port(), free_udp_port());
+    let stalled = RtmpServer::start(pst, KEY_A, &dir.path().join("stalled.flv"));
+    let live = RtmpServer::start(pl, KEY_B, &dir.path().join("live.flv"));
+    let srt = SrtListenerPeer::start(ps, 200, None, &dir.path().join("srt.ts"));
+    let outputs = rtmp_output("dead", dead, KEY_A)
+        + &rtmp_output("stalled", pst, KEY_A)
+        + &rtmp_output("live", pl, KEY_B)
+        + &srt_output("srt", ps, 200, None);
+    let mut agent = AgentProc::start(dir.path(), &config_toml("rtmp-02", 2500, &outputs));
+    for name in ["stalled", "live", "srt"] {
+        agent.wait_output_state(name, "connected", CONNECT);
+    }
+    wait_for("the stalled server receiving first", Duration::from_secs(20), || (stalled.received() > 100_000).then_some(()));
+    // SIGSTOP: the connection stays open and nothing reads it any more.
+    stalled.proc.signal("STOP");
+    let stopped = Instant::now();
+    let live_at_stop = live.received();
+    // Until the socket buffers on both sides are full (about 6 MB on
+    // loopback) the connection still takes bytes; then rtmp2sink's socket
+    // timeout or the output's own stall check (10 s without a byte) ends it.
+    wait_for("the stalled output to give up", Duration::from_secs(50), || {
+        agent.log().contains("RTMP session failed output=stalled").then_some(())
     });
-    wait_for("the live server receiving", Duration::from_secs(20), || (server_b.received() > 200_000).then_some(()));
-    let pipeline_restarts = agent.status().and_then(|s| s["pipeline_restarts"].as_u64()).unwrap_or(0);
+    let detected = stopped.elapsed();
+    let dead_status = agent.output("dead").unwrap_or_default();
+    let live_during = live.received();
+    let restarts = agent.status().and_then(|s| s["pipeline_restarts"].as_u64()).unwrap_or(u64::MAX);
+    let live_status = agent.output("live").unwrap_or_default();
     agent.stop();
-    let error = dead_status["last_error"].as_str().unwrap_or_default().to_owned();
-    assert!(error.to_lowercase().contains("refused") || error.to_lowercase().contains("connect"), "{dead_status}");
-    assert!(!error.contains(KEY_A), "{error}");
-    assert_eq!(pipeline_restarts, 0, "a refusing server restarted the encoder");
-    let (codecs, _) = probe(&server_b.output);
+    stalled.proc.signal("CONT");
+
+    let error = dead_status["last_error"].as_str().unwrap_or_default().to_lowercase();
+    assert!(dead_status["failed_attempts"].as_u64().unwrap_or(0) >= 2, "{dead_status}");
+    assert!(error.contains("refused") || error.contains("connect"), "{dead_status}");
+    assert_eq!(restarts, 0, "a refusing or stalled server restarted the encoder");
+    assert_eq!(live_status["connects"], 1, "the live output was disturbed: {live_status}");
+    // ~2.6 Mbit/s (330 kB/s) all the while the other server stalled.
+    let expected = (detected.as_secs_f64() * 200_000.0) as u64;
+    assert!(live_during - live_at_stop > expected, "the live server got {} B in {detected:?}", live_during - live_at_stop);
+    let ts = flv_video_timestamps(&live.output);
+    let max_gap = ts.windows(2).map(|w| w[1].saturating_sub(w[0])).max().unwrap_or(u32::MAX);
+    assert!(max_gap <= 200, "the live server's video has a {max_gap} ms gap");
+    let (codecs, _) = probe(&live.output);
     assert!(codecs.iter().any(|c| c == "h264") && codecs.iter().any(|c| c == "aac"), "{codecs:?}");
+    let mut srt_ts = TsAnalyzer::new();
+    srt_ts.push(&std::fs::read(&srt.output).unwrap_or_default());
+    assert_eq!((srt_ts.sync_errors, srt_ts.cc_errors()), (0, 0), "SRT TS damaged by the stalled server");
+    record("rtmp", "rtmp_stalled_server_given_up_s", format!("{:.1}", detected.as_secs_f64()));
+    record("rtmp", "rtmp_live_max_video_gap_ms_while_other_stalled", max_gap);
 }
