@@ -278,6 +278,22 @@ impl Controller {
             Command::StreamStop => self.stop_pipeline(),
             Command::OutputEnable { output } => self.set_output_enabled(output, true)?,
             Command::OutputDisable { output } => self.set_output_enabled(output, false)?,
+            Command::InputPattern { black, motion, tone } => {
+                if !matches!(self.cfg.input, crate::config::InputConfig::TestPattern { .. }) {
+                    let why =
+                        format!("input.pattern needs the test-pattern input; this box captures from `{}`", self.cfg.input.kind_name());
+                    return Err(ActionError::new(ReasonCode::PreconditionFailed, why));
+                }
+                let Some(p) = &self.pipeline else {
+                    return Err(ActionError::new(ReasonCode::PreconditionFailed, "the stream is stopped"));
+                };
+                p.stats.pattern.set(*black, *motion, *tone);
+                let c = &p.stats.pattern;
+                warn!(black = c.black(), still = c.still(), muted = c.muted(), "input.pattern: test pattern changed");
+                return Ok(Some(
+                    json!({ "pattern": if c.black() { "black" } else { "bars" }, "motion": !c.still(), "tone": !c.muted() }),
+                ));
+            }
             Command::Identify { duration_s } => {
                 self.identify_until = Some(Instant::now() + Duration::from_secs(u64::from(*duration_s)));
                 warn!(duration_s, "IDENTIFY requested: this box");

@@ -13,6 +13,7 @@
 //! pipeline keeps running on the slate meanwhile.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,40 @@ use super::PipelineError;
 use crate::config::{AgentConfig, AudioSource, DeckLinkConnection, InputConfig};
 use crate::output::backoff::Backoff;
 use crate::shutdown::Shutdown;
+
+/// Live controls of the test pattern (`input.pattern`), so the content
+/// alarms can be tried without a camera: black instead of bars, the
+/// running clock stopped (a still picture), the tone muted.
+#[derive(Debug, Default)]
+pub struct PatternControls {
+    black: AtomicBool,
+    still: AtomicBool,
+    mute: AtomicBool,
+}
+
+impl PatternControls {
+    /// Changes what is given; `None` keeps the current setting.
+    pub fn set(&self, black: Option<bool>, motion: Option<bool>, tone: Option<bool>) {
+        let put = |flag: &AtomicBool, v: Option<bool>| {
+            if let Some(v) = v {
+                flag.store(v, Ordering::Relaxed);
+            }
+        };
+        put(&self.black, black);
+        put(&self.still, motion.map(|m| !m));
+        put(&self.mute, tone.map(|t| !t));
+    }
+
+    pub fn black(&self) -> bool {
+        self.black.load(Ordering::Relaxed)
+    }
+    pub fn still(&self) -> bool {
+        self.still.load(Ordering::Relaxed)
+    }
+    pub fn muted(&self) -> bool {
+        self.mute.load(Ordering::Relaxed)
+    }
+}
 
 /// A concrete thing to capture from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,7 +297,7 @@ fn wire(g: &CaptureGraph, store: &Arc<FrameStore>) {
 /// Keeps a capture pipeline running for the configured input until
 /// `stop`, rebuilding it (and, for `auto`, re-choosing the device) after
 /// failures. Never touches the encoding pipeline.
-pub fn run(cfg: &AgentConfig, store: &Arc<FrameStore>, mut discovery: Discovery, stop: &Shutdown) {
+pub fn run(cfg: &AgentConfig, store: &Arc<FrameStore>, mut discovery: Discovery, stop: &Shutdown, controls: &Arc<PatternControls>) {
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
     // A box waiting for a cable retries every few seconds for hours: say
     // each distinct failure once, not every retry.
@@ -270,7 +305,7 @@ pub fn run(cfg: &AgentConfig, store: &Arc<FrameStore>, mut discovery: Discovery,
     while !stop.is_triggered() {
         let outcome = match resolve(&cfg.input, &mut discovery) {
             None => Err("no capture device present".to_owned()),
-            Some(source) => run_once(cfg, &source, store, stop, &mut backoff),
+            Some(source) => run_once(cfg, &source, store, stop, &mut backoff, controls),
         };
         store.reset(None);
         if stop.is_triggered() {
@@ -290,6 +325,37 @@ pub fn run(cfg: &AgentConfig, store: &Arc<FrameStore>, mut discovery: Discovery,
     }
 }
 
+/// Applies `input.pattern` to the test pattern from its own streaming
+/// thread, between two frames: black, or still (75 % bars, as SMPTE bars
+/// carry a noise patch, and no running clock).
+fn follow_controls(g: &CaptureGraph, controls: Arc<PatternControls>) {
+    let (Some(src), Some(clock)) = (g.pipeline.by_name("video-src"), g.pipeline.by_name("clock")) else { return };
+    let Some(pad) = src.static_pad("src") else { return };
+    // Weak: the probe lives on the source's own pad.
+    let (src, clock) = (src.downgrade(), clock.downgrade());
+    let shown = std::sync::Mutex::new((false, false));
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        let want = (controls.black(), controls.still());
+        let mut shown = shown.lock().unwrap_or_else(|p| p.into_inner());
+        if *shown != want {
+            *shown = want;
+            let pattern = match want {
+                (true, _) => "black",
+                (false, true) => "smpte75",
+                (false, false) => "smpte",
+            };
+            if let Some(src) = src.upgrade() {
+                src.set_property_from_str("pattern", pattern);
+            }
+            if let Some(clock) = clock.upgrade() {
+                clock.set_property("silent", want.1);
+            }
+            info!(pattern, clock = !want.1, "test pattern changed");
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// How long a capture may run without a frame before it is rebuilt (and,
 /// for `auto`, another device considered): some drivers never recover from a
 /// lost lock without a fresh open.
@@ -301,11 +367,15 @@ fn run_once(
     store: &Arc<FrameStore>,
     stop: &Shutdown,
     backoff: &mut Backoff,
+    controls: &Arc<PatternControls>,
 ) -> Result<(), String> {
     let g = build(cfg, source).map_err(|e| e.to_string())?;
     store.reset(Some(source.label()));
     wire(&g, store);
     let bus = g.pipeline.bus().ok_or("capture pipeline has no bus")?;
+    if *source == CaptureSource::TestPattern {
+        follow_controls(&g, controls.clone());
+    }
     let result = watch(cfg, &g, &bus, source, store, stop, backoff);
     let _ = g.pipeline.set_state(gst::State::Null);
     result

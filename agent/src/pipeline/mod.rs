@@ -92,6 +92,8 @@ pub struct PipelineStats {
     pub frames: Arc<frames::FrameStore>,
     /// Black, frozen, silent and the newest thumbnail ([`monitor`]).
     pub content: Arc<monitor::ContentMonitor>,
+    /// Live controls of the test pattern (`input.pattern`).
+    pub pattern: Arc<capture::PatternControls>,
     /// Milliseconds since `epoch` of the last TS chunk (0: none yet).
     last_chunk_ms: AtomicU64,
     epoch: Instant,
@@ -106,6 +108,7 @@ impl Default for PipelineStats {
             input: Arc::new(Mutex::new(pump::InputStatus::new("test-pattern"))),
             frames: Arc::new(frames::FrameStore::default()),
             content: Arc::default(),
+            pattern: Arc::default(),
             last_chunk_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -198,11 +201,11 @@ impl Supervisor {
     /// capture runs beside it for the whole run.
     pub fn run(self) {
         let capture = self.media.clone().and_then(|cfg| {
-            let (store, stop) = (self.stats.frames.clone(), self.shutdown.clone());
+            let (store, stop, controls) = (self.stats.frames.clone(), self.shutdown.clone(), self.stats.pattern.clone());
             let discovery = hal_discovery();
             std::thread::Builder::new()
                 .name("capture".into())
-                .spawn(move || capture::run(&cfg, &store, discovery, &stop))
+                .spawn(move || capture::run(&cfg, &store, discovery, &stop, &controls))
                 .map_err(|e| error!(error = %e, "cannot start the capture thread; slate only"))
                 .ok()
         });
@@ -241,6 +244,9 @@ impl Supervisor {
             // Off the hot path; without it the stream still goes out.
             if let Err(e) = monitor::attach(&g.pipeline, cfg, &self.stats.content, &self.stats.input) {
                 warn!(error = %e, "content monitoring and thumbnails are off");
+            }
+            if matches!(cfg.input, crate::config::InputConfig::TestPattern { .. }) {
+                monitor::mute_on_request(&g.pipeline, &self.stats.pattern);
             }
         }
         install_sink(&g.sink, self.fan.clone(), self.stats.clone(), epoch);

@@ -485,6 +485,26 @@ pub fn attach(
     Ok(())
 }
 
+/// `input.pattern {tone: false}`: the test pattern's tone (made by the
+/// frame pump) is zeroed where it enters the encoding graph, so the
+/// encoder and the level meter hear silence. A memset of one frame's
+/// samples, only while muted.
+pub fn mute_on_request(pipeline: &gst::Pipeline, controls: &Arc<super::capture::PatternControls>) {
+    let Some(pad) = pipeline.by_name("audio-in").and_then(|src| src.static_pad("src")) else { return };
+    let controls = controls.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if !controls.muted() {
+            return gst::PadProbeReturn::Ok;
+        }
+        if let Some(gst::PadProbeData::Buffer(buf)) = &mut info.data {
+            if let Ok(mut map) = buf.make_mut().map_writable() {
+                map.as_mut_slice().fill(0);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
