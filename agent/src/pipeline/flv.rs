@@ -72,8 +72,8 @@ impl FlvHub {
         self.generation.load(Ordering::Acquire)
     }
 
-    fn set_caps(&self, caps: gst::Caps) {
-        *self.caps.lock().unwrap_or_else(|p| p.into_inner()) = Some(caps);
+    fn set_caps(&self, caps: Option<gst::Caps>) {
+        *self.caps.lock().unwrap_or_else(|p| p.into_inner()) = caps;
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -88,9 +88,13 @@ pub fn is_keyframe_tag(tag: &[u8]) -> bool {
 }
 
 /// Adds the FLV branch to a graph built by [`super::graph::build`] when
-/// `cfg` has an RTMP output; does nothing otherwise.
+/// `cfg` has an RTMP output; otherwise ends the previous graph's FLV
+/// stream, so no output keeps sending its stale headers.
 pub fn attach(pipeline: &gst::Pipeline, cfg: &AgentConfig) -> Result<(), PipelineError> {
     if !cfg.outputs.iter().any(|o| matches!(o, OutputConfig::Rtmp(_))) {
+        if hub().stream().is_some() {
+            hub().set_caps(None);
+        }
         return Ok(());
     }
     let mux = make("flvmux", "flv-mux")?;
@@ -139,7 +143,7 @@ fn install_sink(sink: &gst_app::AppSink) {
                     let mut last = last_caps.lock().unwrap_or_else(|p| p.into_inner());
                     if last.as_ref().is_none_or(|l| l.as_ref() != caps) {
                         info!("FLV stream headers ready");
-                        hub().set_caps(caps.to_owned());
+                        hub().set_caps(Some(caps.to_owned()));
                         *last = Some(caps.to_owned());
                     }
                 }
