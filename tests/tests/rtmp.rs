@@ -81,6 +81,13 @@ fn connects(agent: &AgentProc, name: &str) -> u64 {
 }
 
 #[test]
+fn the_medialive_example_checks() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/medialive-rtmp.toml");
+    let out = Command::new(edge_tests::agent_bin()).arg("check-config").arg(&path).output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn two_rtmp_destinations_from_one_encode_one_reconnects_while_the_other_and_srt_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let (pa, pb, ps) = (free_tcp_port(), free_tcp_port(), free_udp_port());
