@@ -429,7 +429,7 @@ mod tests {
             input_attachments: vec![InputAttachment { name: Some("slate".into()), input_id: Some("9".into()) }],
             ..Channel::default()
         });
-        fake.put_input(Input { id: "9".into(), kind: Some("MP4_FILE".into()), flow_arns: vec![] });
+        fake.put_input(Input { id: "9".into(), kind: Some("MP4_FILE".into()), ..Input::default() });
         let cfg = config();
         let cloud = Cloud::with_backend(&cfg, fake.clone(), fake.clone());
         let links: Vec<Dest> = cfg.outputs.iter().filter_map(|o| cloud.dest(o, false)).collect();

@@ -3,7 +3,7 @@
 //! hand-written fake ([`crate::fake`]). Calls are blocking: the agent runs
 //! one thread per output and has no async runtime of its own.
 
-use crate::model::{Channel, ChannelId, Flow, FlowArn, FlowStatus, Input, SourceMetadata, SourceUpdate};
+use crate::model::{Channel, ChannelId, Flow, FlowArn, FlowStatus, Input, InputSecurityGroup, SourceMetadata, SourceUpdate};
 
 /// Why a call to AWS failed. Messages never contain credentials: they come
 /// from the service's error code and message, or the transport's error kind.
@@ -42,8 +42,11 @@ pub trait FlowApi: Send + Sync + std::fmt::Debug {
 pub trait ChannelApi: Send + Sync + std::fmt::Debug {
     /// `DescribeChannel`.
     fn describe_channel(&self, id: &ChannelId) -> Result<Channel, ApiError>;
-    /// `DescribeInput`.
+    /// `DescribeInput`: type, destinations, SRT caller sources, flows,
+    /// security group ids.
     fn describe_input(&self, id: &str) -> Result<Input, ApiError>;
+    /// `DescribeInputSecurityGroup`: the group's whitelist CIDRs.
+    fn describe_input_security_group(&self, id: &str) -> Result<InputSecurityGroup, ApiError>;
     /// `StartChannel`: the state it returns.
     fn start_channel(&self, id: &ChannelId) -> Result<String, ApiError>;
     /// `StopChannel`: the state it returns.

@@ -366,8 +366,44 @@ impl ChannelApi for AwsCloud {
         let out = self.run(self.ml.describe_input().input_id(id).send()).map_err(|e| api_error("DescribeInput", e))?;
         Ok(Input {
             id: id.to_owned(),
+            name: out.name().map(str::to_owned),
             kind: out.r#type().map(|t| t.as_str().to_owned()),
+            state: out.state().map(|s| s.as_str().to_owned()),
             flow_arns: out.media_connect_flows().iter().filter_map(|f| f.flow_arn().map(str::to_owned)).collect(),
+            destinations: out
+                .destinations()
+                .iter()
+                .map(|d| InputDestination {
+                    ip: d.ip().map(str::to_owned),
+                    port: d.port().map(str::to_owned),
+                    url: d.url().map(str::to_owned),
+                })
+                .collect(),
+            srt_caller_sources: out
+                .srt_settings()
+                .map(|s| s.srt_caller_sources())
+                .unwrap_or_default()
+                .iter()
+                .map(|c| SrtCallerSource {
+                    listener_address: c.srt_listener_address().map(str::to_owned),
+                    listener_port: c.srt_listener_port().map(str::to_owned),
+                    stream_id: c.stream_id().map(str::to_owned),
+                    minimum_latency_ms: to_u32(c.minimum_latency()),
+                    decryption_algorithm: c.decryption().and_then(|d| d.algorithm()).map(|a| a.as_str().to_owned()),
+                    passphrase_secret_arn: c.decryption().and_then(|d| d.passphrase_secret_arn()).map(str::to_owned),
+                })
+                .collect(),
+            security_groups: out.security_groups().to_vec(),
+        })
+    }
+
+    fn describe_input_security_group(&self, id: &str) -> Result<InputSecurityGroup, ApiError> {
+        let out = self
+            .run(self.ml.describe_input_security_group().input_security_group_id(id).send())
+            .map_err(|e| api_error("DescribeInputSecurityGroup", e))?;
+        Ok(InputSecurityGroup {
+            id: out.id().unwrap_or(id).to_owned(),
+            cidrs: out.whitelist_rules().iter().filter_map(|r| r.cidr().map(str::to_owned)).collect(),
         })
     }
 

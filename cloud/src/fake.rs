@@ -1,5 +1,7 @@
 //! A hand-written fake of both services, for what moto does not emulate
-//! (`Transport`, source metadata, `PipelineDetails`) and for fast unit tests.
+//! (`Transport`, source metadata, `PipelineDetails`, an input's
+//! `Destinations` addresses and `SrtSettings`, input security groups) and
+//! for fast unit tests.
 //! Like moto 5.2.5, `UpdateFlowSource` replaces the whole source with what
 //! the request carries (unsent fields become empty), so a partial update
 //! shows up as lost fields.
@@ -8,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::api::{ApiError, ChannelApi, FlowApi};
-use crate::model::{Channel, ChannelId, Flow, FlowArn, FlowStatus, Input, SourceMetadata, SourceUpdate};
+use crate::model::{Channel, ChannelId, Flow, FlowArn, FlowStatus, Input, InputSecurityGroup, SourceMetadata, SourceUpdate};
 
 #[derive(Debug, Default)]
 struct State {
@@ -16,6 +18,7 @@ struct State {
     metadata: BTreeMap<String, SourceMetadata>,
     channels: BTreeMap<String, Channel>,
     inputs: BTreeMap<String, Input>,
+    security_groups: BTreeMap<String, InputSecurityGroup>,
     updates: Vec<SourceUpdate>,
     calls: Vec<&'static str>,
 }
@@ -49,6 +52,11 @@ impl FakeCloud {
 
     pub fn put_input(&self, input: Input) {
         self.lock().inputs.insert(input.id.clone(), input);
+    }
+
+    /// An input security group (moto 5.2.5 has no `DescribeInputSecurityGroup`).
+    pub fn put_security_group(&self, group: InputSecurityGroup) {
+        self.lock().security_groups.insert(group.id.clone(), group);
     }
 
     /// Every `UpdateFlowSource` request received.
@@ -113,6 +121,12 @@ impl ChannelApi for FakeCloud {
         let mut s = self.lock();
         s.calls.push("DescribeInput");
         s.inputs.get(id).cloned().ok_or_else(|| ApiError::NotFound(id.to_owned()))
+    }
+
+    fn describe_input_security_group(&self, id: &str) -> Result<InputSecurityGroup, ApiError> {
+        let mut s = self.lock();
+        s.calls.push("DescribeInputSecurityGroup");
+        s.security_groups.get(id).cloned().ok_or_else(|| ApiError::NotFound(id.to_owned()))
     }
 
     fn start_channel(&self, id: &ChannelId) -> Result<String, ApiError> {

@@ -316,8 +316,9 @@ mod tests {
                 id: "in-box".into(),
                 kind: Some("MEDIACONNECT".into()),
                 flow_arns: vec!["arn:flow:a".into(), "arn:flow:b".into()],
+                ..Input::default()
             },
-            Input { id: "in-slate".into(), kind: Some("MP4_FILE".into()), flow_arns: vec![] },
+            Input { id: "in-slate".into(), kind: Some("MP4_FILE".into()), ..Input::default() },
         ];
         (ch, inputs)
     }

@@ -16,10 +16,15 @@
 //!   check (SRT needs `srt-listener`, RTP-FEC `rtp-fec` with FEC on P+2/P+4),
 //!   start-if-STANDBY, and the whitelist read-modify-write that sends every
 //!   field (an update blanks the fields it is not given).
+//! - [`input`]: MediaLive input id + pipeline → destination: the input
+//!   type must fit the output's kind (`RTP_PUSH` → RTP/RTP-FEC,
+//!   `RTMP_PUSH` → RTMP, `SRT_CALLER` → SRT listener, `MEDIACONNECT` → its
+//!   flows, resolved as above); security groups checked, not rewritten.
 //! - [`health`]: flow status and source metadata, channel state and the
 //!   active input per pipeline → telemetry and alarms.
 //! - [`fake`]: a hand-written fake of both services for tests (moto lacks
-//!   `Transport`, metadata and `PipelineDetails`).
+//!   `Transport`, metadata, `PipelineDetails`, input destination addresses,
+//!   `SrtSettings` and `DescribeInputSecurityGroup`).
 //! - `aws` (feature `aws`): the SDK-backed implementation. The SDK crates
 //!   take minutes to compile on two cores, so builds without the feature
 //!   keep everything else and only lose the real client.
@@ -37,10 +42,12 @@ pub mod api;
 pub mod aws;
 pub mod fake;
 pub mod health;
+pub mod input;
 pub mod model;
 pub mod resolve;
 
 pub use api::{ApiError, ChannelApi, FlowApi};
 pub use health::{channel_health, flow_health, ChannelHealth, CloudAlarm, FlowHealth, Severity};
-pub use model::{ChannelId, FlowArn, Protocol};
+pub use input::{resolve_input, InputEndpoint, InputError, InputOutputKind, InputResolved, InputTarget};
+pub use model::{ChannelId, FlowArn, InputId, InputType, Pipeline, Protocol};
 pub use resolve::{plan, resolve, Destination, FlowTarget, OutputKind, ResolveError, Resolved};

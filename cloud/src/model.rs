@@ -323,10 +323,169 @@ pub struct InputAttachment {
     pub input_id: Option<String>,
 }
 
-/// `DescribeInput`, reduced to the flows behind a `MEDIACONNECT` input.
+/// `DescribeInput`: what the agent needs to send to a MediaLive input
+/// (`docs/medialive-inputs.md`). Nothing here is a secret: an SRT
+/// passphrase is named by its Secrets Manager ARN only.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Input {
     pub id: String,
+    pub name: Option<String>,
+    /// `Type` as sent (`RTMP_PUSH`, `RTP_PUSH`, `SRT_CALLER`, `MEDIACONNECT`, …);
+    /// see [`Input::input_type`].
     pub kind: Option<String>,
+    /// `State` (`DETACHED`, `ATTACHED`, …).
+    pub state: Option<String>,
+    /// `MediaConnectFlows[].FlowArn`: one per pipeline (A first).
     pub flow_arns: Vec<String>,
+    /// `Destinations`: one per pipeline (A first) for push inputs.
+    pub destinations: Vec<InputDestination>,
+    /// `SrtSettings.SrtCallerSources`: one per pipeline (A first).
+    pub srt_caller_sources: Vec<SrtCallerSource>,
+    /// `SecurityGroups`: input security group ids (push inputs).
+    pub security_groups: Vec<String>,
+}
+
+impl Input {
+    pub fn input_type(&self) -> InputType {
+        InputType::from_wire(self.kind.as_deref().unwrap_or_default())
+    }
+}
+
+/// One `Destinations` entry: MediaLive reports `Ip`, `Port` (a string) and
+/// `Url` (`rtp://203.0.113.5:5000`, `rtmp://203.0.113.5:1935/app/instance`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct InputDestination {
+    pub ip: Option<String>,
+    pub port: Option<String>,
+    pub url: Option<String>,
+}
+
+/// One `SrtCallerSources` entry: MediaLive calls the encoder at
+/// `SrtListenerAddress:SrtListenerPort`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SrtCallerSource {
+    pub listener_address: Option<String>,
+    /// `SrtListenerPort` (a string in the API).
+    pub listener_port: Option<String>,
+    pub stream_id: Option<String>,
+    pub minimum_latency_ms: Option<u32>,
+    /// `Decryption.Algorithm` (`AES128`, `AES192`, `AES256`).
+    pub decryption_algorithm: Option<String>,
+    /// `Decryption.PassphraseSecretArn`: the ARN, never the passphrase.
+    pub passphrase_secret_arn: Option<String>,
+}
+
+/// A MediaLive input type, as far as the agent can feed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum InputType {
+    RtmpPush,
+    RtpPush,
+    SrtCaller,
+    MediaConnect,
+    /// Any other type (`URL_PULL`, `MP4_FILE`, `INPUT_DEVICE`, `UDP_PUSH`, …):
+    /// nothing an output of the box can send to.
+    Unsupported(String),
+}
+
+impl InputType {
+    pub fn from_wire(s: &str) -> InputType {
+        match s {
+            "RTMP_PUSH" => InputType::RtmpPush,
+            "RTP_PUSH" => InputType::RtpPush,
+            "SRT_CALLER" => InputType::SrtCaller,
+            "MEDIACONNECT" => InputType::MediaConnect,
+            other => InputType::Unsupported(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            InputType::RtmpPush => "RTMP_PUSH",
+            InputType::RtpPush => "RTP_PUSH",
+            InputType::SrtCaller => "SRT_CALLER",
+            InputType::MediaConnect => "MEDIACONNECT",
+            InputType::Unsupported(s) => s,
+        }
+    }
+}
+
+impl From<InputType> for String {
+    fn from(t: InputType) -> String {
+        t.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for InputType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A MediaLive input id: digits on AWS (`1234567`), a hex UUID on moto.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InputId(String);
+
+impl InputId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for InputId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            Ok(InputId(s))
+        } else {
+            Err(format!("`{s}` is not a MediaLive input id (letters and digits, e.g. \"1234567\")"))
+        }
+    }
+}
+
+impl From<InputId> for String {
+    fn from(i: InputId) -> String {
+        i.0
+    }
+}
+
+impl fmt::Display for InputId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A MediaLive pipeline: a standard-class input has one destination (or
+/// flow, or SRT caller source) per pipeline, A first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Pipeline {
+    A,
+    B,
+}
+
+impl Pipeline {
+    /// The index of this pipeline's entry in the input's lists.
+    pub fn index(self) -> usize {
+        match self {
+            Pipeline::A => 0,
+            Pipeline::B => 1,
+        }
+    }
+}
+
+impl fmt::Display for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Pipeline::A => "A",
+            Pipeline::B => "B",
+        })
+    }
+}
+
+/// `DescribeInputSecurityGroup`: the whitelist rules of one group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct InputSecurityGroup {
+    pub id: String,
+    pub cidrs: Vec<String>,
 }
