@@ -4,7 +4,8 @@
 //! - an output that is added, removed or changed is started or stopped on
 //!   its own; the other outputs and the encoder never notice;
 //! - only input, codec, audio or transport-stream changes rebuild the
-//!   pipeline.
+//!   pipeline, and the first RTMP output added or the last one removed
+//!   (the FLV branch is part of the graph).
 //!
 //! The raw configuration (JSON, secrets included) is kept as the rollback
 //! target and persisted atomically (write, fsync, rename) so a power cut
@@ -27,11 +28,7 @@ impl Controller {
     pub(super) fn apply(&mut self, new: AgentConfig, raw: Value) -> Result<Vec<String>, ControlError> {
         let old = self.cfg.clone();
         let mut done = Vec::new();
-        let rebuild = old.input != new.input
-            || old.audio != new.audio
-            || old.transport_stream != new.transport_stream
-            || old.device_id != new.device_id
-            || VideoConfig { bitrate_kbps: new.video.bitrate_kbps, ..old.video.clone() } != new.video;
+        let rebuild = needs_rebuild(&old, &new);
         if new.video.encoder != old.video.encoder || new.video.codec != old.video.codec {
             let report = pipeline::encoder::choose_encoder(&new).map_err(|e| ControlError::Encoder(e.to_string()))?;
             let chosen = report.chosen().ok_or_else(|| ControlError::Encoder(report.why()))?;
@@ -109,5 +106,47 @@ impl Controller {
                 Some(format!("{}: {e}", path.display()))
             }
         };
+    }
+}
+
+/// Whether going from `old` to `new` changes the pipeline's graph or its
+/// elements' fixed settings: input, audio, transport stream, device id,
+/// video settings other than the (live) bitrate, and the FLV branch, which
+/// exists while there is an RTMP output (the first one added or the last
+/// one removed).
+fn needs_rebuild(old: &AgentConfig, new: &AgentConfig) -> bool {
+    old.input != new.input
+        || old.audio != new.audio
+        || old.transport_stream != new.transport_stream
+        || old.device_id != new.device_id
+        || VideoConfig { bitrate_kbps: new.video.bitrate_kbps, ..old.video.clone() } != new.video
+        || pipeline::flv::wanted(old) != pipeline::flv::wanted(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_rebuild;
+    use crate::config::{from_str, AgentConfig};
+
+    const BASE: &str = "device_id = \"apply-01\"\n[input]\nkind = \"test-pattern\"\n[video]\nbitrate_kbps = 2500\n\
+        [[outputs]]\nname = \"primary\"\nkind = \"srt\"\naddress = \"127.0.0.1:9001\"\n";
+    const RTMP: &str = "[[outputs]]\nname = \"a\"\nkind = \"rtmp\"\nurl = \"rtmp://127.0.0.1:1935/live/a\"\n";
+    const RTMP_B: &str = "[[outputs]]\nname = \"b\"\nkind = \"rtmp\"\nurl = \"rtmp://127.0.0.1:1936/live/b\"\n";
+
+    fn cfg(text: &str) -> AgentConfig {
+        from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    #[test]
+    fn outputs_and_the_bitrate_never_rebuild_but_the_flv_branch_does() {
+        let base = cfg(BASE);
+        let with_a = cfg(&format!("{BASE}{RTMP}"));
+        let with_ab = cfg(&format!("{BASE}{RTMP}{RTMP_B}"));
+        assert!(!needs_rebuild(&base, &cfg(&BASE.replace("2500", "1800"))), "a bitrate change goes live");
+        assert!(!needs_rebuild(&base, &cfg(&BASE.replace("9001", "9005"))), "an SRT output change is that output's");
+        assert!(needs_rebuild(&base, &with_a), "the first RTMP output needs the FLV branch");
+        assert!(needs_rebuild(&with_a, &base), "the last RTMP output gone, the branch goes");
+        assert!(!needs_rebuild(&with_a, &with_ab), "a second RTMP output uses the branch there is");
+        assert!(needs_rebuild(&base, &cfg(&BASE.replace("apply-01", "apply-02"))));
     }
 }

@@ -35,6 +35,13 @@ use super::PipelineError;
 use crate::config::{AgentConfig, OutputConfig};
 use crate::fanout::{FanOut, TsChunk};
 
+/// Whether `cfg` needs the FLV branch (any RTMP output). The branch is part
+/// of the graph: a configuration that adds the first RTMP output or removes
+/// the last one rebuilds the pipeline (`controller::apply`).
+pub fn wanted(cfg: &AgentConfig) -> bool {
+    cfg.outputs.iter().any(|o| matches!(o, OutputConfig::Rtmp(_)))
+}
+
 /// How much the branch may hold before the FLV muxer, in time; older
 /// buffers are dropped (`leaky=downstream`), never the encoder blocked.
 const BRANCH_QUEUE_NS: u64 = 2_000_000_000;
@@ -91,7 +98,7 @@ pub fn is_keyframe_tag(tag: &[u8]) -> bool {
 /// `cfg` has an RTMP output; otherwise ends the previous graph's FLV
 /// stream, so no output keeps sending its stale headers.
 pub fn attach(pipeline: &gst::Pipeline, cfg: &AgentConfig) -> Result<(), PipelineError> {
-    if !cfg.outputs.iter().any(|o| matches!(o, OutputConfig::Rtmp(_))) {
+    if !wanted(cfg) {
         if hub().stream().is_some() {
             hub().set_caps(None);
         }
