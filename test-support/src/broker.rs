@@ -253,7 +253,7 @@ pub fn version() -> String {
         .unwrap_or_else(|| "mosquitto (version unknown)".into())
 }
 
-/// Records every message under `fleet/#` on a plain broker as `topic
+/// Records every message under `fleet/#` but thumbnails on a plain broker as `topic
 /// payload` lines in `file` (QoS 1, persistent session `test-recorder`, so
 /// nothing is lost across a broker restart).
 ///
@@ -262,7 +262,10 @@ pub fn version() -> String {
 pub fn record_all(port: u16, file: &Path) -> ChildGuard {
     let out = std::fs::File::create(file).unwrap_or_else(|e| panic!("create {}: {e}", file.display()));
     let mut cmd = Command::new("mosquitto_sub");
+    // Thumbnails are binary JPEG (docs/monitoring.md): left out so the log
+    // stays text that tests can read as a string.
     cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-v", "-q", "1", "-c", "-i", "test-recorder", "-t", "fleet/#"])
+        .args(["-T", "fleet/v1/+/thumbnail"])
         .stdout(Stdio::from(out))
         .stderr(Stdio::null());
     ChildGuard::spawn("mosquitto_sub", &mut cmd).unwrap_or_else(|e| panic!("{e} (apt-get install mosquitto-clients)"))
