@@ -430,6 +430,37 @@ latency_ms = 500
     }
 
     #[test]
+    fn medialive_input_keys_are_checked_with_positions() {
+        let out = |body: &str| format!("{GOOD}\n[[outputs]]\nname = \"ml\"\nkind = \"rtp\"\n{body}");
+        let ok = from_str(&out("medialive_input_id = \"1234567\"\npipeline = \"B\"\n")).unwrap();
+        let t = ok.outputs[1].target();
+        assert_eq!((t.medialive_input_id.map(|i| i.as_str()), t.pipeline), (Some("1234567"), Some(edge_cloud::Pipeline::B)));
+        let e = err(&out("address = \"127.0.0.1:5000\"\nmedialive_input_id = \"1234567\"\npipeline = \"A\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[1].medialive_input_id", Some(17)));
+        assert!(e.message.contains("one of address, flow_arn or medialive_input_id"), "{}", e.message);
+        let e = err(&out("medialive_input_id = \"1234567\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[1].medialive_input_id", Some(16)));
+        assert!(e.message.contains("pipeline"), "{}", e.message);
+        let e = err(&out("medialive_input_id = \"1234567\"\npipeline = \"C\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[1].pipeline", Some(17)));
+        let e = err(&out("address = \"127.0.0.1:5000\"\npipeline = \"A\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[1].pipeline", Some(17)));
+        let e = err(&out("medialive_input_id = \"12 34\"\npipeline = \"A\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[1].medialive_input_id", Some(16)));
+        let e = err(&out("medialive_input_id = \"1234567\"\npipeline = \"A\"\nmanage_whitelist = true\n"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[1].manage_whitelist", Some(18)));
+        // An SRT listener fed to an SRT_CALLER input keeps `listen`; the
+        // input's region may be named.
+        let listener = format!(
+            "{GOOD}\n[[outputs]]\nname = \"ml\"\nkind = \"srt\"\nmode = \"listener\"\nlisten = \"0.0.0.0:9001\"\n\
+             medialive_input_id = \"1234567\"\npipeline = \"A\"\nregion = \"eu-west-1\"\n"
+        );
+        assert!(from_str(&listener).is_ok());
+        let e = err(&listener.replace("listen = \"0.0.0.0:9001\"\n", ""));
+        assert_eq!(e.key, "outputs[1].listen");
+    }
+
+    #[test]
     fn cross_field_rules_have_positions() {
         let e = err(&format!("{GOOD}\n[transport_stream]\nvideo_pid = 256\n"));
         assert_eq!(e.key, "transport_stream.video_pid");

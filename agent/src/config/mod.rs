@@ -406,7 +406,15 @@ impl OutputConfig {
             // Sends to its `url`, never to an address or a flow.
             OutputConfig::Rtmp(_) => (&None, &None, &None, &None, false, false),
         };
+        let (medialive_input_id, pipeline) = match self {
+            OutputConfig::Srt(o) => (o.medialive_input_id.as_ref(), o.pipeline),
+            OutputConfig::Rtp(o) => (o.medialive_input_id.as_ref(), o.pipeline),
+            OutputConfig::RtpFec(o) => (o.medialive_input_id.as_ref(), o.pipeline),
+            OutputConfig::Rtmp(_) => (None, None),
+        };
         OutputTarget {
+            medialive_input_id,
+            pipeline,
             address: address.as_ref(),
             flow_arn: flow_arn.as_ref(),
             region: region.as_ref(),
@@ -449,6 +457,9 @@ pub const MAX_OUTPUTS: usize = 8;
 pub struct OutputTarget<'a> {
     pub address: Option<&'a HostPort>,
     pub flow_arn: Option<&'a FlowArn>,
+    /// A MediaLive input and its pipeline (`docs/medialive-inputs.md`).
+    pub medialive_input_id: Option<&'a edge_cloud::InputId>,
+    pub pipeline: Option<edge_cloud::Pipeline>,
     pub region: Option<&'a AwsRegion>,
     pub flow_source: Option<&'a FlowSourceName>,
     pub start_flow_if_standby: bool,
@@ -524,6 +535,13 @@ pub struct SrtOutputConfig {
     /// A MediaConnect flow to resolve the destination from (DescribeFlow)
     /// instead of `address`; needs the `aws` build feature.
     pub flow_arn: Option<FlowArn>,
+    /// A MediaLive input to send to, resolved through DescribeInput,
+    /// instead of `address` or `flow_arn`; with `pipeline`
+    /// (`docs/medialive-inputs.md`). Needs the `aws` build feature.
+    pub medialive_input_id: Option<edge_cloud::InputId>,
+    /// Which pipeline of the input this output feeds: `"A"` or `"B"`. Only
+    /// with `medialive_input_id`.
+    pub pipeline: Option<edge_cloud::Pipeline>,
     /// Region for the flow's API calls; default `[aws] region`, then the
     /// ARN's region. Only with `flow_arn`.
     pub region: Option<AwsRegion>,
@@ -571,7 +589,9 @@ impl SrtOutputConfig {
                 let caller_only = [
                     ("address", self.address.is_some()),
                     ("flow_arn", self.flow_arn.is_some()),
-                    ("region", self.region.is_some()),
+                    // A listener fed to a MediaLive SRT_CALLER input may
+                    // name the region of its input.
+                    ("region", self.region.is_some() && self.medialive_input_id.is_none()),
                     ("flow_source", self.flow_source.is_some()),
                     ("start_flow_if_standby", self.start_flow_if_standby),
                     ("manage_whitelist", self.manage_whitelist),
@@ -608,6 +628,13 @@ pub struct RtpOutputConfig {
     /// A MediaConnect flow to resolve the destination from (DescribeFlow)
     /// instead of `address`; needs the `aws` build feature.
     pub flow_arn: Option<FlowArn>,
+    /// A MediaLive input to send to, resolved through DescribeInput,
+    /// instead of `address` or `flow_arn`; with `pipeline`
+    /// (`docs/medialive-inputs.md`). Needs the `aws` build feature.
+    pub medialive_input_id: Option<edge_cloud::InputId>,
+    /// Which pipeline of the input this output feeds: `"A"` or `"B"`. Only
+    /// with `medialive_input_id`.
+    pub pipeline: Option<edge_cloud::Pipeline>,
     /// Region for the flow's API calls; default `[aws] region`, then the
     /// ARN's region. Only with `flow_arn`.
     pub region: Option<AwsRegion>,
@@ -641,6 +668,13 @@ pub struct RtpFecOutputConfig {
     /// A MediaConnect flow to resolve the destination from (DescribeFlow)
     /// instead of `address`; needs the `aws` build feature.
     pub flow_arn: Option<FlowArn>,
+    /// A MediaLive input to send to, resolved through DescribeInput,
+    /// instead of `address` or `flow_arn`; with `pipeline`
+    /// (`docs/medialive-inputs.md`). Needs the `aws` build feature.
+    pub medialive_input_id: Option<edge_cloud::InputId>,
+    /// Which pipeline of the input this output feeds: `"A"` or `"B"`. Only
+    /// with `medialive_input_id`.
+    pub pipeline: Option<edge_cloud::Pipeline>,
     /// Region for the flow's API calls; default `[aws] region`, then the
     /// ARN's region. Only with `flow_arn`.
     pub region: Option<AwsRegion>,
@@ -674,6 +708,8 @@ impl RtpFecOutputConfig {
             enabled: self.enabled,
             address: self.address.clone(),
             flow_arn: self.flow_arn.clone(),
+            medialive_input_id: self.medialive_input_id.clone(),
+            pipeline: self.pipeline,
             region: self.region.clone(),
             flow_source: self.flow_source.clone(),
             start_flow_if_standby: self.start_flow_if_standby,
@@ -831,9 +867,24 @@ impl AgentConfig {
                 _ => false,
             };
             let t = out.target();
+            if t.medialive_input_id.is_some() {
+                let key = format!("outputs[{i}].medialive_input_id");
+                if t.address.is_some() || t.flow_arn.is_some() {
+                    return Err((key, "give one of address, flow_arn or medialive_input_id".into()));
+                }
+                if t.pipeline.is_none() {
+                    return Err((key, "needs pipeline = \"A\" or \"B\" (which of the input's destinations)".into()));
+                }
+                if t.manage_whitelist && self.aws.as_ref().and_then(|a| a.public_ip).is_none() {
+                    return Err((format!("outputs[{i}].manage_whitelist"), "needs [aws] public_ip (the box's public address)".into()));
+                }
+            } else if t.pipeline.is_some() {
+                return Err((format!("outputs[{i}].pipeline"), "applies only to an output with medialive_input_id".into()));
+            }
             match (t.address, t.flow_arn) {
-                // Callers come to it: nowhere to send.
-                (None, None) if listener => {}
+                // Callers come to it: nowhere to send. An input-named
+                // output is resolved through MediaLive (checked above).
+                (None, None) if listener || t.medialive_input_id.is_some() => {}
                 (Some(_), Some(_)) => {
                     return Err((format!("outputs[{i}].flow_arn"), "give either address or flow_arn, not both".into()))
                 }
