@@ -3,7 +3,8 @@
 //! monitor thread, and the health report for telemetry and alarms.
 //!
 //! # Design
-//! An output named by `flow_arn` resolves its destination itself before it
+//! An output named by `flow_arn` (or by `medialive_input_id` and `pipeline`,
+//! `docs/medialive-inputs.md`) resolves its destination itself before it
 //! first sends and again after [`RESOLVE_AFTER_FAILURES`] failed attempts
 //! (the flow may have moved). While it sends, it never blocks on AWS: the
 //! monitor thread re-resolves every `poll_interval_s` into the output's
@@ -20,11 +21,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use edge_cloud::{ApiError, ChannelApi, ChannelHealth, CloudAlarm, FlowApi, FlowHealth, FlowTarget, Resolved};
+use edge_cloud::{
+    ApiError, ChannelApi, ChannelHealth, CloudAlarm, FlowApi, FlowArn, FlowHealth, FlowTarget, InputOutputKind, InputResolved,
+    InputTarget, Resolved,
+};
 use serde::Serialize;
 
-use crate::config::{AgentConfig, AwsConfig, OutputConfig};
-pub use crate::dest::{Dest, FlowLink, LinkState, RESOLVE_AFTER_FAILURES};
+use crate::config::{AgentConfig, AwsConfig, OutputConfig, SrtMode};
+pub use crate::dest::{Apis, Dest, FlowLink, LinkState, LinkTarget, RESOLVE_AFTER_FAILURES};
 
 /// What AWS says, for telemetry and alarms.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -37,14 +41,15 @@ pub struct CloudReport {
 }
 
 impl CloudReport {
-    /// Every alarm: flow and channel health, plus protocol mismatches.
+    /// Every alarm: flow and channel health, plus protocol and input-type
+    /// mismatches (`FLOW_MISMATCH`, `INPUT_MISMATCH`).
     pub fn alarms(&self) -> Vec<CloudAlarm> {
         let mut v: Vec<CloudAlarm> = self.flows.iter().flat_map(|f| f.alarms.iter().cloned()).collect();
         v.extend(self.channel.iter().flat_map(|c| c.alarms.iter().cloned()));
         for (name, st) in &self.destinations {
             if let (true, Some(e)) = (st.permanent, &st.error) {
                 v.push(CloudAlarm {
-                    code: "FLOW_MISMATCH",
+                    code: if st.named_by == "medialive_input_id" { "INPUT_MISMATCH" } else { "FLOW_MISMATCH" },
                     component: format!("output:{name}"),
                     severity: edge_cloud::Severity::Major,
                     message: e.clone(),
@@ -144,17 +149,18 @@ impl Clients {
         Err(NO_AWS.to_owned())
     }
 
-    fn flow_api(&self, region: Option<&str>, fallback: &str) -> Result<Arc<dyn FlowApi>, String> {
-        if let Some((f, _)) = &self.injected {
-            return Ok(f.clone());
+    /// Both services for a link: its region, else the ARN's (`fallback`).
+    fn apis(&self, region: Option<&str>, fallback: Option<&str>) -> Result<Apis, String> {
+        if let Some((flows, channels)) = &self.injected {
+            return Ok(Apis { flows: flows.clone(), channels: channels.clone() });
         }
         #[cfg(feature = "aws")]
         {
-            self.client(region, Some(fallback)).map(|c| c as Arc<dyn FlowApi>)
+            self.client(region, fallback).map(|c| Apis { flows: c.clone(), channels: c })
         }
         #[cfg(not(feature = "aws"))]
         {
-            self.client(region, Some(fallback)).and_then(|_| Err(NO_AWS.to_owned()))
+            self.client(region, fallback).and_then(|_| Err(NO_AWS.to_owned()))
         }
     }
 
@@ -174,27 +180,59 @@ impl Clients {
 }
 
 impl Cloud {
-    /// Where `o` sends; for a flow-named output, its (new) link. `dry_run`
-    /// links never start a flow or change a whitelist.
+    /// Where `o` sends; for a flow- or input-named output, its (new) link.
+    /// `dry_run` links never start a flow or change a whitelist.
     pub fn dest(&self, o: &OutputConfig, dry_run: bool) -> Option<Dest> {
         let t = o.target();
         if let Some(addr) = t.address {
             return Some(addr.literal().map_or_else(|| Dest::Name(addr.clone()), Dest::Fixed));
         }
-        let arn = t.flow_arn?;
-        let whitelist = match (t.manage_whitelist, self.config().and_then(|a| a.public_ip)) {
-            (true, Some(ip)) => Some(format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })),
-            _ => None,
-        };
-        let target = FlowTarget {
-            arn: arn.clone(),
-            kind: o.cloud_kind()?,
-            source_name: t.flow_source.map(|s| s.as_str().to_owned()),
-            start_if_standby: t.start_flow_if_standby,
-            whitelist_cidr: whitelist,
+        let public_ip = self.config().and_then(|a| a.public_ip);
+        let target = match (t.flow_arn, t.medialive_input_id, t.pipeline) {
+            (Some(arn), _, _) => {
+                let whitelist = match (t.manage_whitelist, public_ip) {
+                    (true, Some(ip)) => Some(format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })),
+                    _ => None,
+                };
+                LinkTarget::Flow(FlowTarget {
+                    arn: arn.clone(),
+                    kind: o.cloud_kind()?,
+                    source_name: t.flow_source.map(|s| s.as_str().to_owned()),
+                    start_if_standby: t.start_flow_if_standby,
+                    whitelist_cidr: whitelist,
+                })
+            }
+            (None, Some(id), Some(pipeline)) => {
+                let (kind, listen_port, stream_id, encrypted) = match o {
+                    OutputConfig::Srt(s) => (
+                        if s.mode == SrtMode::Listener { InputOutputKind::SrtListener } else { InputOutputKind::SrtCaller },
+                        s.listen_addr().map(|a| a.port()),
+                        s.stream_id.as_ref().map(|i| i.as_str().to_owned()),
+                        s.passphrase.is_some(),
+                    ),
+                    OutputConfig::Rtp(_) => (InputOutputKind::Rtp, None, None, false),
+                    OutputConfig::RtpFec(_) => (InputOutputKind::RtpFec, None, None, false),
+                    OutputConfig::Rtmp(_) => (InputOutputKind::Rtmp, None, None, false),
+                    // Has no medialive_input_id: never reaches here.
+                    OutputConfig::Rist(_) => return None,
+                };
+                LinkTarget::Input(InputTarget {
+                    id: id.clone(),
+                    pipeline,
+                    kind,
+                    listen_port,
+                    stream_id,
+                    encrypted,
+                    flow_source: t.flow_source.map(|s| s.as_str().to_owned()),
+                    start_if_standby: t.start_flow_if_standby,
+                    public_ip,
+                    manage_whitelist: t.manage_whitelist,
+                })
+            }
+            _ => return None,
         };
         let clients = self.clients.clone();
-        let factory: crate::dest::FlowApiFactory = Arc::new(move |region, fallback| clients.flow_api(region, fallback));
+        let factory: crate::dest::FlowApiFactory = Arc::new(move |region, fallback| clients.apis(region, fallback));
         let region = t.region.map(|r| r.as_str().to_owned());
         let link = Arc::new(FlowLink::new(o.name().as_str(), target, region, dry_run, factory));
         if !dry_run {
@@ -222,13 +260,22 @@ impl Cloud {
     pub fn poll(&self, sending: &dyn Fn(&str) -> bool) -> CloudReport {
         let links: Vec<Arc<FlowLink>> = self.links.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         let mut report = CloudReport::default();
+        let mut flows: Vec<String> = Vec::new();
         for link in &links {
-            let _ = link.resolve();
-            report.destinations.insert(link.output.clone(), link.state());
+            let st = link.refresh();
+            report.destinations.insert(link.output.clone(), st.clone());
             let Ok(api) = link.api() else { continue };
-            match api.describe_flow(&link.target.arn) {
+            // The flow behind the link: the configured ARN, else the one a
+            // MEDIACONNECT input resolved to.
+            let arn = match &link.target {
+                LinkTarget::Flow(f) => Some(f.arn.clone()),
+                LinkTarget::Input(_) => st.flow().and_then(|r| FlowArn::try_from(r.destination.flow_arn.clone()).ok()),
+            };
+            let Some(arn) = arn else { continue };
+            flows.push(arn.to_string());
+            match api.flows.describe_flow(&arn) {
                 Ok(flow) => {
-                    let meta = match api.source_metadata(&link.target.arn) {
+                    let meta = match api.flows.source_metadata(&arn) {
                         Ok(m) => Some(m),
                         Err(ApiError::Unsupported(_)) => None,
                         Err(e) => {
@@ -236,7 +283,7 @@ impl Cloud {
                             None
                         }
                     };
-                    let source = link.state().resolved.map(|r| r.destination.source_name);
+                    let source = st.flow().map(|r| r.destination.source_name.clone());
                     report.flows.push(edge_cloud::flow_health(
                         &link.output,
                         &flow,
@@ -257,7 +304,6 @@ impl Cloud {
                         .filter_map(|a| a.input_id.as_deref())
                         .filter_map(|i| api.describe_input(i).ok())
                         .collect();
-                    let flows: Vec<String> = links.iter().map(|l| l.target.arn.to_string()).collect();
                     report.channel = Some(edge_cloud::channel_health(&ch, &inputs, &flows));
                 }
                 Err(e) => report.errors.push(format!("channel {id}: {e}")),
@@ -282,12 +328,15 @@ pub struct DryRunRow {
     pub output: String,
     pub kind: &'static str,
     pub enabled: bool,
-    /// `address` or the flow ARN.
+    /// `address`, the flow ARN, `medialive_input_id <id> pipeline <A|B>`, or
+    /// a listener's `listen <ip:port>`.
     pub source: String,
     pub destination: Option<SocketAddr>,
     /// P+2 and P+4 for `rtp-fec`.
     pub fec_ports: Option<(u16, u16)>,
     pub flow: Option<Resolved>,
+    /// A `medialive_input_id` output's input: type, pipeline, endpoint.
+    pub input: Option<InputResolved>,
     pub ms: Option<u64>,
     pub error: Option<String>,
 }
@@ -304,9 +353,27 @@ impl DryRunRow {
         if let Some((c, r)) = self.fec_ports {
             s.push_str(&format!(" fec {c}/{r}"));
         }
-        if let Some(f) = &self.flow {
+        if let Some(i) = &self.input {
+            s.push_str(&format!(" via MediaLive input {}", i.input_id));
+            if let Some(name) = &i.input_name {
+                s.push_str(&format!(" `{name}`"));
+            }
+            s.push_str(&format!(" {} pipeline {}: {}", i.input_type, i.pipeline, i.endpoint.describe()));
+            for a in &i.actions {
+                s.push_str(&format!("; {a}"));
+            }
+        } else if self.error.is_some() && self.source.starts_with("medialive_input_id") {
+            s.push_str(&format!(" [{}]", self.source));
+        }
+        let flow = self.flow.as_ref().or(match self.input.as_ref().map(|i| &i.endpoint) {
+            Some(edge_cloud::InputEndpoint::Flow(r)) => Some(r),
+            _ => None,
+        });
+        if let Some(f) = flow {
             let d = &f.destination;
-            s.push_str(&format!(" via {} [{}] source `{}` {}", d.flow_name, d.flow_status, d.source_name, d.protocol));
+            if self.input.is_none() {
+                s.push_str(&format!(" via {} [{}] source `{}` {}", d.flow_name, d.flow_status, d.source_name, d.protocol));
+            }
             if let Some(l) = d.min_latency_ms {
                 s.push_str(&format!(" min_latency {l} ms"));
             }
@@ -323,20 +390,38 @@ impl DryRunRow {
 
 /// Resolves every output without changing anything (`edge-agent resolve`).
 pub fn dry_run(cfg: &AgentConfig) -> Vec<DryRunRow> {
-    let cloud = Cloud::new(cfg);
+    dry_run_on(&Cloud::new(cfg), cfg)
+}
+
+/// [`dry_run`] over a given cloud (tests: the fake).
+pub fn dry_run_on(cloud: &Cloud, cfg: &AgentConfig) -> Vec<DryRunRow> {
     cfg.outputs
         .iter()
         .map(|o| {
             let t = o.target();
             let kind = o.cloud_kind().map_or("rtmp", edge_cloud::OutputKind::as_str);
+            let listen = match o {
+                OutputConfig::Srt(s) => s.listen_addr(),
+                _ => None,
+            };
+            let source = match (t.address, t.flow_arn, t.medialive_input_id, listen) {
+                (Some(a), _, _, _) => a.to_string(),
+                (_, Some(a), _, _) => a.to_string(),
+                (_, _, Some(id), _) => {
+                    format!("medialive_input_id {id} pipeline {}", t.pipeline.map_or("?".into(), |p| p.to_string()))
+                }
+                (_, _, _, Some(l)) => format!("listen {l}"),
+                _ => String::new(),
+            };
             let mut row = DryRunRow {
                 output: o.name().as_str().to_owned(),
                 kind,
                 enabled: o.enabled(),
-                source: t.address.map(|a| a.to_string()).or_else(|| t.flow_arn.map(|a| a.to_string())).unwrap_or_default(),
+                source,
                 destination: None,
                 fec_ports: None,
                 flow: None,
+                input: None,
                 ms: None,
                 error: None,
             };
@@ -352,19 +437,24 @@ pub fn dry_run(cfg: &AgentConfig) -> Vec<DryRunRow> {
                 }
                 Some(Dest::Flow(link)) => {
                     let started = Instant::now();
-                    match link.resolve() {
-                        Ok(r) => {
-                            row.destination = Some(r.destination.address);
-                            row.fec_ports = r.destination.fec_ports;
-                            row.flow = Some(r);
-                        }
-                        Err(e) => row.error = Some(e),
+                    let st = link.refresh();
+                    if let Some(r) = &st.resolved {
+                        row.destination = Some(r.destination.address);
+                        row.fec_ports = r.destination.fec_ports;
+                        row.flow = r.flow.clone();
+                    }
+                    row.input = st.input;
+                    row.error = st.error;
+                    if row.error.is_some() {
+                        row.destination = None;
                     }
                     row.ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
                 }
+                // A listener waits for its caller: nothing to resolve.
+                None if listen.is_some() => {}
                 None => row.error = Some("no address and no flow_arn".into()),
             }
-            if let (Some(a), None, "rtp-fec") = (row.destination, &row.flow, kind) {
+            if let (Some(a), None, None, "rtp-fec") = (row.destination, &row.flow, &row.input, kind) {
                 row.fec_ports = Some((a.port().wrapping_add(2), a.port().wrapping_add(4)));
             }
             row
@@ -449,6 +539,119 @@ mod tests {
         assert_eq!(json["destinations"]["backup"]["permanent"], true);
 
         assert_eq!(cloud.channel_command(false).unwrap(), "STOPPING");
+    }
+
+    const ML_HEAD: &str = "device_id = \"t\"\n[input]\nkind = \"test-pattern\"\n\n[aws]\npublic_ip = \"192.0.2.7\"\n\n";
+
+    /// RTP_PUSH, SRT_CALLER and MEDIACONNECT inputs as real MediaLive
+    /// reports them (moto reports no addresses: `docs/medialive-inputs.md#moto`).
+    fn medialive_fake() -> Arc<FakeCloud> {
+        let fake = Arc::new(FakeCloud::default());
+        let d = |ip: &str| InputDestination { ip: Some(ip.into()), port: Some("5000".into()), url: Some(format!("rtp://{ip}:5000")) };
+        fake.put_input(Input {
+            id: "1001".into(),
+            name: Some("venue-rtp".into()),
+            kind: Some("RTP_PUSH".into()),
+            destinations: vec![d("203.0.113.5"), d("203.0.113.6")],
+            security_groups: vec!["77".into()],
+            ..Input::default()
+        });
+        fake.put_security_group(InputSecurityGroup { id: "77".into(), cidrs: vec!["192.0.2.0/24".into()] });
+        let caller = |port: &str| SrtCallerSource {
+            listener_address: Some("192.0.2.7".into()),
+            listener_port: Some(port.into()),
+            stream_id: Some("venue".into()),
+            passphrase_secret_arn: Some("arn:aws:secretsmanager:eu-west-1:1:secret:pw".into()),
+            ..SrtCallerSource::default()
+        };
+        fake.put_input(Input {
+            id: "1003".into(),
+            kind: Some("SRT_CALLER".into()),
+            srt_caller_sources: vec![caller("9001"), caller("9002")],
+            ..Input::default()
+        });
+        fake.put_input(Input {
+            id: "1004".into(),
+            kind: Some("MEDIACONNECT".into()),
+            flow_arns: vec![ARN_FEC.into(), ARN_SRT.into()],
+            ..Input::default()
+        });
+        fake.put_flow(flow(ARN_SRT, Protocol::SrtListener));
+        fake.put_flow(flow(ARN_FEC, Protocol::RtpFec));
+        fake
+    }
+
+    #[test]
+    fn input_named_outputs_resolve_per_pipeline_and_a_mismatch_is_that_outputs_alarm() {
+        let fake = medialive_fake();
+        let cfg = crate::config::from_str(&format!(
+            "{ML_HEAD}[[outputs]]\nname = \"rtp-b\"\nkind = \"rtp-fec\"\nmedialive_input_id = \"1001\"\npipeline = \"B\"\n\
+             manage_whitelist = true\nfec_columns = 10\nfec_rows = 10\n\n\
+             [[outputs]]\nname = \"wrong\"\nkind = \"srt\"\nmedialive_input_id = \"1001\"\npipeline = \"A\"\n\n\
+             [[outputs]]\nname = \"listener\"\nkind = \"srt\"\nmode = \"listener\"\nlisten = \"0.0.0.0:9002\"\n\
+             medialive_input_id = \"1003\"\npipeline = \"B\"\nstream_id = \"venue\"\npassphrase = \"0123456789abcdef\"\n\n\
+             [[outputs]]\nname = \"mc-b\"\nkind = \"srt\"\nmedialive_input_id = \"1004\"\npipeline = \"B\"\n"
+        ))
+        .unwrap();
+        let cloud = Cloud::with_backend(&cfg, fake.clone(), fake.clone());
+        let links: Vec<Arc<FlowLink>> = cfg
+            .outputs
+            .iter()
+            .map(|o| match cloud.dest(o, false) {
+                Some(Dest::Flow(l)) => l,
+                other => panic!("link expected, got {other:?}"),
+            })
+            .collect();
+        let r = links[0].resolve().unwrap();
+        assert_eq!(r.destination, crate::dest::SendTo { address: "203.0.113.6:5000".parse().unwrap(), fec_ports: Some((5002, 5004)) });
+        assert!(r.actions[0].contains("allowed by security group 77"), "{:?}", r.actions);
+        let e = links[1].resolve().unwrap_err();
+        assert!(e.contains("input mismatch") && e.contains("RTP_PUSH"), "{e}");
+        assert_eq!(links[1].retry_delay(Duration::from_millis(1)), crate::dest::PERMANENT_RETRY);
+        // The listener sends nowhere: its link says who calls it.
+        let st = links[2].refresh();
+        assert!(st.error.is_none() && st.resolved.is_none(), "{st:?}");
+        let ep = st.input.as_ref().unwrap().endpoint.describe();
+        assert!(ep.contains("calls 192.0.2.7:9002") && ep.contains("secret:pw"), "{ep}");
+        assert_eq!(links[3].resolve().unwrap().destination.address, "198.51.100.4:5000".parse().unwrap());
+
+        let report = cloud.poll(&|_| true);
+        let alarms = report.alarms();
+        let mismatches: Vec<_> = alarms.iter().filter(|a| a.code == "INPUT_MISMATCH").collect();
+        assert_eq!(mismatches.len(), 1, "{alarms:?}");
+        assert_eq!(mismatches[0].component, "output:wrong");
+        // The MEDIACONNECT input's flow is watched like a flow_arn output's.
+        assert_eq!(report.flows.len(), 1);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["destinations"]["rtp-b"]["resolved"]["destination"]["address"], "203.0.113.6:5000");
+        assert_eq!(json["destinations"]["listener"]["input"]["input_type"], "SRT_CALLER");
+        assert_eq!(json["destinations"]["wrong"]["named_by"], "medialive_input_id");
+        assert!(!json.to_string().contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn resolve_prints_input_type_pipeline_destination_and_mismatch() {
+        let fake = medialive_fake();
+        let cfg = crate::config::from_str(&format!(
+            "{ML_HEAD}[[outputs]]\nname = \"a\"\nkind = \"rtp\"\nmedialive_input_id = \"1001\"\npipeline = \"A\"\n\n\
+             [[outputs]]\nname = \"wrong\"\nkind = \"rtp\"\nmedialive_input_id = \"1003\"\npipeline = \"B\"\n\n\
+             [[outputs]]\nname = \"mc\"\nkind = \"rtp-fec\"\nmedialive_input_id = \"1004\"\npipeline = \"A\"\n\
+             fec_columns = 10\nfec_rows = 10\n"
+        ))
+        .unwrap();
+        let rows = dry_run_on(&Cloud::with_backend(&cfg, fake.clone(), fake.clone()), &cfg);
+        let lines: Vec<String> = rows.iter().map(DryRunRow::line).collect();
+        assert!(
+            lines[0].starts_with("a (rtp) -> 203.0.113.5:5000 via MediaLive input 1001 `venue-rtp` RTP_PUSH pipeline A: send to"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].contains("ERROR input mismatch") && lines[1].contains("SRT_CALLER"), "{}", lines[1]);
+        assert!(lines[1].contains("[medialive_input_id 1003 pipeline B]"), "{}", lines[1]);
+        assert!(lines[2].starts_with("mc (rtp-fec) -> 198.51.100.4:5000 fec 5002/5004 via MediaLive input 1004"), "{}", lines[2]);
+        assert!(lines[2].contains("MEDIACONNECT pipeline A: flow venue"), "{}", lines[2]);
+        // A dry run starts and updates nothing.
+        assert!(fake.calls().iter().all(|c| c.starts_with("Describe")), "{:?}", fake.calls());
     }
 
     #[test]
