@@ -57,6 +57,9 @@ pub fn inputs(snap: &Snapshot) -> Vec<(String, PathInput)> {
                 // RTMP has TCP's flow control but no libsrt figures to read:
                 // like RTP, it does not steer the video rate.
                 OutputConfig::Rtp(_) | OutputConfig::RtpFec(_) | OutputConfig::Rtmp(_) => PathInput::Rtp,
+                // RIST retransmits within its buffer but has no send-buffer
+                // figure to steer by: like RTP (docs/rist.md#limitations).
+                OutputConfig::Rist(_) => PathInput::Rtp,
             };
             (name, input)
         })

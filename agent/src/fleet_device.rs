@@ -387,6 +387,7 @@ fn kind(o: &config::OutputConfig) -> &'static str {
         config::OutputConfig::Rtp(_) => "rtp",
         config::OutputConfig::RtpFec(_) => "rtp-fec",
         config::OutputConfig::Rtmp(_) => "rtmp",
+        config::OutputConfig::Rist(_) => "rist",
     }
 }
 

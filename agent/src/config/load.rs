@@ -160,6 +160,7 @@ fn refine_tagged(text: &str, segments: &[Segment]) -> Option<(Vec<Segment>, Stri
         (true, "rtp") => serde_path_to_error::deserialize::<_, super::RtpOutputConfig>(body).err()?,
         (true, "rtp-fec") => serde_path_to_error::deserialize::<_, super::RtpFecOutputConfig>(body).err()?,
         (true, "rtmp") => serde_path_to_error::deserialize::<_, super::RtmpOutputConfig>(body).err()?,
+        (true, "rist") => serde_path_to_error::deserialize::<_, super::RistOutputConfig>(body).err()?,
         _ => return None,
     };
     let mut full = segments.to_vec();
@@ -656,9 +657,9 @@ latency_ms = 500
 
     #[test]
     fn unknown_output_kind() {
-        let e = err(&GOOD.replace("kind = \"srt\"", "kind = \"rist\""));
+        let e = err(&GOOD.replace("kind = \"srt\"", "kind = \"zixi\""));
         assert!(e.key.starts_with("outputs[0]"), "{}", e.key);
-        assert!(e.message.contains("rist"), "{}", e.message);
+        assert!(e.message.contains("zixi"), "{}", e.message);
     }
 }
 

@@ -11,6 +11,7 @@ mod adapt;
 mod input;
 mod load;
 mod monitor;
+mod rist;
 mod rtmp;
 pub mod types;
 
@@ -20,6 +21,7 @@ pub use adapt::{AdaptConfig, AdaptMode, OverheadPercent};
 pub use input::{AudioSource, DeckLinkConnection, InputConfig};
 pub use load::{from_file, from_str, from_str_unvalidated, ConfigError};
 pub use monitor::{LumaMax, MonitorConfig, MonitorSeconds, SilentDbfs, ThumbnailWidth};
+pub use rist::{RistAddress, RistBufferMs, RistOutputConfig};
 pub use rtmp::{RtmpOutputConfig, RtmpUrl};
 use types::*;
 
@@ -383,6 +385,8 @@ pub enum OutputConfig {
     RtpFec(RtpFecOutputConfig),
     /// RTMP(S) push of H.264 + AAC in FLV to a MediaLive `RTMP_PUSH` input.
     Rtmp(RtmpOutputConfig),
+    /// RIST simple profile (RTP on port P, RTCP on P+1) to a `rist` source.
+    Rist(RistOutputConfig),
 }
 
 impl OutputConfig {
@@ -392,11 +396,25 @@ impl OutputConfig {
             OutputConfig::Rtp(r) => &r.name,
             OutputConfig::RtpFec(r) => &r.name,
             OutputConfig::Rtmp(r) => &r.name,
+            OutputConfig::Rist(r) => &r.name,
         }
     }
 
     /// Where the output sends: a fixed address or a flow to resolve.
     pub fn target(&self) -> OutputTarget<'_> {
+        // A fixed address only: no flow or input resolves to a RIST source yet.
+        if let OutputConfig::Rist(o) = self {
+            return OutputTarget {
+                address: Some(o.address.host_port()),
+                flow_arn: None,
+                medialive_input_id: None,
+                pipeline: None,
+                region: None,
+                flow_source: None,
+                start_flow_if_standby: false,
+                manage_whitelist: false,
+            };
+        }
         let (address, flow_arn, region, source, start, whitelist) = match self {
             OutputConfig::Srt(o) => (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist),
             OutputConfig::Rtp(o) => (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist),
@@ -404,13 +422,13 @@ impl OutputConfig {
                 (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist)
             }
             // Sends to its `url`, never to an address or a flow.
-            OutputConfig::Rtmp(_) => (&None, &None, &None, &None, false, false),
+            OutputConfig::Rtmp(_) | OutputConfig::Rist(_) => (&None, &None, &None, &None, false, false),
         };
         let (medialive_input_id, pipeline) = match self {
             OutputConfig::Srt(o) => (o.medialive_input_id.as_ref(), o.pipeline),
             OutputConfig::Rtp(o) => (o.medialive_input_id.as_ref(), o.pipeline),
             OutputConfig::RtpFec(o) => (o.medialive_input_id.as_ref(), o.pipeline),
-            OutputConfig::Rtmp(_) => (None, None),
+            OutputConfig::Rtmp(_) | OutputConfig::Rist(_) => (None, None),
         };
         OutputTarget {
             medialive_input_id,
@@ -431,7 +449,7 @@ impl OutputConfig {
             OutputConfig::Srt(_) => Some(edge_cloud::OutputKind::Srt),
             OutputConfig::Rtp(_) => Some(edge_cloud::OutputKind::Rtp),
             OutputConfig::RtpFec(_) => Some(edge_cloud::OutputKind::RtpFec),
-            OutputConfig::Rtmp(_) => None,
+            OutputConfig::Rtmp(_) | OutputConfig::Rist(_) => None,
         }
     }
 
@@ -442,6 +460,7 @@ impl OutputConfig {
             OutputConfig::Rtp(r) => r.enabled,
             OutputConfig::RtpFec(r) => r.enabled,
             OutputConfig::Rtmp(r) => r.enabled,
+            OutputConfig::Rist(r) => r.enabled,
         }
     }
 }
@@ -915,7 +934,8 @@ impl AgentConfig {
                         return Err((format!("outputs[{i}].pbkeylen"), "pbkeylen needs a passphrase".into()));
                     }
                 }
-                OutputConfig::Rtp(_) => {}
+                // The port was checked when read (even, P+1 exists).
+                OutputConfig::Rtp(_) | OutputConfig::Rist(_) => {}
                 OutputConfig::Rtmp(_) => self.validate_rtmp(i)?,
                 OutputConfig::RtpFec(fec) => {
                     if let Err(e) = fec.matrix() {

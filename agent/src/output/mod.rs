@@ -3,6 +3,7 @@
 //! never disturbs another path or the encoder.
 
 pub mod backoff;
+pub mod rist;
 pub mod rtmp;
 pub mod rtp;
 pub mod srt;
@@ -12,7 +13,7 @@ pub mod udp_batch;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-pub use status::{OutputSnapshot, OutputState, OutputStatus, RtmpSnapshot, RtpSnapshot, SrtSnapshot};
+pub use status::{OutputSnapshot, OutputState, OutputStatus, RistSnapshot, RtmpSnapshot, RtpSnapshot, SrtSnapshot};
 
 use crate::config::OutputConfig;
 use crate::dest::Dest;
@@ -90,10 +91,16 @@ impl OutputHandle {
                         nominal_bps: nominal_bps.clone(),
                         live_edge: live_edge.clone(),
                     },
-                    OutputConfig::Srt(_) | OutputConfig::Rtmp(_) => unreachable!("matched above"),
+                    OutputConfig::Srt(_) | OutputConfig::Rtmp(_) | OutputConfig::Rist(_) => unreachable!("matched above"),
                 };
                 let worker = rtp::RtpOutput::new(settings, status.clone(), stop.clone(), agent_shutdown.clone());
                 (thread.spawn(move || worker.run(rx))?, Payload::Rtp)
+            }
+            OutputConfig::Rist(r) => {
+                // Sends to its own address (`ristsink` resolves a name at
+                // each session), so `dest` is not needed.
+                let worker = rist::RistOutput::new(r.clone(), status.clone(), live_edge, stop.clone(), agent_shutdown.clone());
+                (thread.spawn(move || worker.run(rx))?, Payload::Ts)
             }
             OutputConfig::Rtmp(r) => {
                 // Fed with FLV tags by the pipeline's FLV branch, not with TS.

@@ -89,6 +89,25 @@ pub struct RtmpSnapshot {
     pub tags_skipped: u64,
 }
 
+/// RIST simple-profile figures (`ristsink` statistics and its RTCP socket).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RistSnapshot {
+    /// The receiver, `host:P` (RTP on P, RTCP on P+1).
+    pub address: String,
+    /// The retransmission buffer, ms.
+    pub buffer_ms: u32,
+    /// RTP bytes handed to `ristsink` (TS payload) since start.
+    pub bytes_sent: u64,
+    /// Original RTP packets sent (all sessions).
+    pub packets_sent: u64,
+    /// Packets resent after the receiver's NACKs (all sessions).
+    pub packets_retransmitted: u64,
+    /// Round-trip time from the receiver's RTCP reports; 0 until one came.
+    pub rtt_ms: f64,
+    /// RTCP packets heard from the receiver (reports and NACKs).
+    pub rtcp_received: u64,
+}
+
 /// A consistent copy of one output's status.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputSnapshot {
@@ -114,6 +133,8 @@ pub struct OutputSnapshot {
     pub rtp: Option<RtpSnapshot>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtmp: Option<RtmpSnapshot>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rist: Option<RistSnapshot>,
 }
 
 #[derive(Debug)]
@@ -130,6 +151,7 @@ struct Inner {
     srt: Option<SrtSnapshot>,
     rtp: Option<RtpSnapshot>,
     rtmp: Option<RtmpSnapshot>,
+    rist: Option<RistSnapshot>,
 }
 
 /// Shared status of one output.
@@ -157,6 +179,7 @@ impl OutputStatus {
                 srt: None,
                 rtp: None,
                 rtmp: None,
+                rist: None,
             }),
         }
     }
@@ -206,6 +229,10 @@ impl OutputStatus {
         f(self.lock().rtmp.get_or_insert_with(RtmpSnapshot::default));
     }
 
+    pub fn update_rist(&self, f: impl FnOnce(&mut RistSnapshot)) {
+        f(self.lock().rist.get_or_insert_with(RistSnapshot::default));
+    }
+
     pub fn update_rtp(&self, f: impl FnOnce(&mut RtpSnapshot)) {
         f(self.lock().rtp.get_or_insert_with(RtpSnapshot::default));
     }
@@ -229,6 +256,7 @@ impl OutputStatus {
             srt: i.srt.clone(),
             rtp: i.rtp.clone(),
             rtmp: i.rtmp.clone(),
+            rist: i.rist.clone(),
         }
     }
 }
@@ -250,6 +278,7 @@ impl OutputSnapshot {
             srt: None,
             rtp: None,
             rtmp: None,
+            rist: None,
         }
     }
 
@@ -294,6 +323,19 @@ impl OutputSnapshot {
                     r.bytes_sent,
                     r.tags_sent,
                     r.tags_skipped,
+                    self.dropped_queue_full + self.dropped_stale,
+                ))
+            }
+            (OutputState::Connected, None) if self.rist.is_some() => {
+                let r = self.rist.clone().unwrap_or_default();
+                line.push_str(&format!(
+                    "  {}  rtt {:6.1} ms  buf {} ms  sent {}  retx {}  rtcp {}  qdrop {}",
+                    r.address,
+                    r.rtt_ms,
+                    r.buffer_ms,
+                    r.packets_sent,
+                    r.packets_retransmitted,
+                    r.rtcp_received,
                     self.dropped_queue_full + self.dropped_stale,
                 ))
             }

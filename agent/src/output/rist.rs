@@ -1,0 +1,341 @@
+//! RIST simple-profile output (VSF TR-06-1): TS chunks from the fan-out to
+//! one receiver through GStreamer's `ristsink`, in a small pipeline of its
+//! own (`appsrc ! rtpmp2tpay ! ristsink`), on the output's own thread.
+//!
+//! # Design
+//! `ristsink` sends RTP to the receiver's port P and RTCP to P+1, keeps
+//! `buffer_ms` of sent packets and resends the ones the receiver NACKs
+//! (RTX with the RIST SSRC convention); see `docs/rist.md` for why this
+//! element and not a hand-written sender. The thread pushes chunks into an
+//! `appsrc` that drops its oldest data rather than block, so the fan-out
+//! never waits for this path; chunks that fell behind the live edge are
+//! dropped here, as the other outputs do. A pipeline error tears the
+//! session down and builds a new one after a backoff.
+//!
+//! RIST has no connection. The output counts as connected while the
+//! receiver's RTCP (receiver reports, NACKs) reaches the sender's RTCP
+//! socket, counted by a probe on `ristsink`'s RTCP `udpsrc`; silence for
+//! [`RECEIVER_SILENT`] is "connecting" again (so `down_for_s` grows and
+//! `OUTPUT_DOWN` follows), while the sender goes on sending: the receiver
+//! may only have lost its return path.
+//!
+//! # Limitations
+//! `ristsink` (GStreamer 1.22) binds its RTCP socket to any address and an
+//! ephemeral port itself; `bind` pins only the RTP socket. There is no
+//! send-buffer figure to steer the rate by, so the adaptive bitrate
+//! ignores this output (like RTP).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tracing::{info, warn};
+
+use super::backoff::Backoff;
+use super::status::{OutputState, OutputStatus};
+use crate::config::RistOutputConfig;
+use crate::fanout::{LiveEdge, TsChunk};
+use crate::shutdown::Shutdown;
+
+/// No RTCP from the receiver for this long: it is not (or no longer)
+/// hearing us, or its reports cannot reach us. TR-06-1 receivers report at
+/// least every 100 ms while data flows.
+pub const RECEIVER_SILENT: Duration = Duration::from_secs(5);
+/// The `appsrc` drops its oldest beyond this rather than block the thread
+/// (about 2.7 s at 12 Mbit/s; the live-edge check acts first).
+const APPSRC_MAX_BYTES: u64 = 4 * 1024 * 1024;
+/// How often the figures are read from `ristsink`.
+const STATS_EVERY: Duration = Duration::from_millis(500);
+
+/// One RIST output's worker.
+#[derive(Debug)]
+pub struct RistOutput {
+    cfg: RistOutputConfig,
+    status: Arc<OutputStatus>,
+    live_edge: Arc<LiveEdge>,
+    stop: Shutdown,
+    agent_shutdown: Shutdown,
+}
+
+/// RTCP heard from the receiver, written by the pad probe.
+#[derive(Debug)]
+struct Heard {
+    epoch: Instant,
+    packets: AtomicU64,
+    /// Nanoseconds after `epoch` of the last packet (0: none yet).
+    last_ns: AtomicU64,
+}
+
+impl Heard {
+    fn new() -> Self {
+        Heard { epoch: Instant::now(), packets: AtomicU64::new(0), last_ns: AtomicU64::new(0) }
+    }
+
+    fn mark(&self) {
+        let ns = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.last_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// Since the last RTCP packet; `None` before the first.
+    fn silent_for(&self) -> Option<Duration> {
+        match self.last_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(self.epoch.elapsed().saturating_sub(Duration::from_nanos(ns))),
+        }
+    }
+}
+
+struct Session {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    sink: gst::Element,
+    heard: Arc<Heard>,
+}
+
+/// `ristsink`'s counters for one session.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct SinkStats {
+    sent: u64,
+    retransmitted: u64,
+    rtt_ms: f64,
+}
+
+/// Running totals over sessions.
+#[derive(Debug, Default)]
+struct Totals {
+    bytes: u64,
+    sent_before: u64,
+    retransmitted_before: u64,
+    rtcp_before: u64,
+}
+
+impl RistOutput {
+    pub fn new(
+        cfg: RistOutputConfig,
+        status: Arc<OutputStatus>,
+        live_edge: Arc<LiveEdge>,
+        stop: Shutdown,
+        agent_shutdown: Shutdown,
+    ) -> Self {
+        RistOutput { cfg, status, live_edge, stop, agent_shutdown }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.is_triggered() || self.agent_shutdown.is_triggered()
+    }
+
+    /// Runs sessions until stopped.
+    pub fn run(self, rx: Receiver<TsChunk>) {
+        let (address, buffer_ms) = (self.cfg.address.to_string(), self.cfg.buffer_ms.get());
+        self.status.update_rist(|r| {
+            r.address = address.clone();
+            r.buffer_ms = buffer_ms;
+        });
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let mut totals = Totals::default();
+        while !self.stopped() {
+            self.status.set_state(OutputState::Connecting);
+            let outcome = self.session(&rx, &mut totals, &mut backoff);
+            if self.stopped() {
+                break;
+            }
+            if let Err(reason) = outcome {
+                warn!(output = %self.cfg.name, address = %address, %reason, "RIST session failed");
+                self.status.failed(reason);
+            }
+            self.status.set_state(OutputState::Backoff);
+            if self.drain_for(&rx, backoff.next_delay()) {
+                break;
+            }
+        }
+        self.status.set_state(OutputState::Stopped);
+    }
+
+    /// Discards queued chunks for `d` (stale by the next session); true
+    /// when stopped meanwhile.
+    fn drain_for(&self, rx: &Receiver<TsChunk>, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        let mut dropped = 0u64;
+        while Instant::now() < until {
+            if self.stopped() {
+                return true;
+            }
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100))) {
+                Ok(_) => dropped += 1,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return true,
+            }
+        }
+        self.status.add_sent(0, dropped);
+        self.stopped()
+    }
+
+    /// One session: builds, plays and sends until an error (`Err`) or stop.
+    fn session(&self, rx: &Receiver<TsChunk>, totals: &mut Totals, backoff: &mut Backoff) -> Result<(), String> {
+        let s = self.build()?;
+        let result = match s.pipeline.set_state(gst::State::Playing) {
+            Ok(_) => self.send(&s, rx, totals, backoff),
+            Err(_) => Err(bus_error(&s.pipeline).unwrap_or_else(|| "the RIST pipeline refused to start".into())),
+        };
+        let last = sink_stats(&s.sink);
+        totals.sent_before += last.sent;
+        totals.retransmitted_before += last.retransmitted;
+        totals.rtcp_before += s.heard.packets.load(Ordering::Relaxed);
+        let _ = s.pipeline.set_state(gst::State::Null);
+        result
+    }
+
+    fn build(&self) -> Result<Session, String> {
+        gst::init().map_err(|e| e.to_string())?;
+        let missing = |e: &str| format!("GStreamer element `{e}` is not installed (gstreamer1.0-plugins-bad/-good)");
+        let pipeline = gst::Pipeline::with_name(&format!("rist-{}", self.cfg.name));
+        let caps = gst::Caps::builder("video/mpegts").field("systemstream", true).field("packetsize", 188i32).build();
+        let src = gst_app::AppSrc::builder()
+            .name("ts-in")
+            .caps(&caps)
+            .is_live(true)
+            .format(gst::Format::Time)
+            .do_timestamp(true)
+            .max_bytes(APPSRC_MAX_BYTES)
+            .leaky_type(gst_app::AppLeakyType::Downstream)
+            .build();
+        let pay = gst::ElementFactory::make("rtpmp2tpay").name("pay").build().map_err(|_| missing("rtpmp2tpay"))?;
+        let sink = gst::ElementFactory::make("ristsink").name("rist-sink").build().map_err(|_| missing("ristsink"))?;
+        sink.set_property("address", self.cfg.address.host());
+        sink.set_property("port", u32::from(self.cfg.address.port()));
+        sink.set_property("sender-buffer", self.cfg.buffer_ms.get());
+        let bin = sink.downcast_ref::<gst::Bin>().ok_or("ristsink is not a bin")?;
+        if let Some(bind) = self.cfg.bind {
+            let udp = bin.by_name("rist_rtp_udpsink0").ok_or("ristsink has no RTP udpsink to bind")?;
+            udp.set_property("bind-address", bind.addr().ip().to_string());
+            udp.set_property("bind-port", i32::from(bind.addr().port()));
+        }
+        let heard = Arc::new(Heard::new());
+        let rtcp_src = bin.by_name("rist_rtcp_udpsrc0").ok_or("ristsink has no RTCP udpsrc")?;
+        let pad = rtcp_src.static_pad("src").ok_or("ristsink's RTCP udpsrc has no src pad")?;
+        let h = heard.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            h.mark();
+            gst::PadProbeReturn::Ok
+        });
+        pipeline.add_many([src.upcast_ref(), &pay, &sink]).map_err(|e| e.to_string())?;
+        gst::Element::link_many([src.upcast_ref(), &pay, &sink]).map_err(|e| e.to_string())?;
+        Ok(Session { pipeline, src, sink, heard })
+    }
+
+    fn send(&self, s: &Session, rx: &Receiver<TsChunk>, totals: &mut Totals, backoff: &mut Backoff) -> Result<(), String> {
+        let mut heard = false;
+        let mut last_stats = Instant::now() - STATS_EVERY;
+        loop {
+            if self.stopped() {
+                return Ok(());
+            }
+            if let Some(e) = bus_error(&s.pipeline) {
+                return Err(e);
+            }
+            if last_stats.elapsed() >= STATS_EVERY {
+                last_stats = Instant::now();
+                let now = s.heard.silent_for().is_some_and(|d| d < RECEIVER_SILENT);
+                if now && !heard {
+                    self.status.connected();
+                    backoff.reset();
+                    info!(output = %self.cfg.name, address = %self.cfg.address, "RIST receiver reporting");
+                } else if !now && heard {
+                    let reason = format!("no RTCP from the receiver for {} s", RECEIVER_SILENT.as_secs());
+                    warn!(output = %self.cfg.name, address = %self.cfg.address, %reason, "RIST receiver silent");
+                    self.status.failed(reason);
+                    self.status.set_state(OutputState::Connecting);
+                }
+                heard = now;
+                let st = sink_stats(&s.sink);
+                let rtcp = totals.rtcp_before + s.heard.packets.load(Ordering::Relaxed);
+                let bytes = totals.bytes;
+                self.status.update_rist(|r| {
+                    r.packets_sent = totals.sent_before + st.sent;
+                    r.packets_retransmitted = totals.retransmitted_before + st.retransmitted;
+                    r.rtt_ms = st.rtt_ms;
+                    r.rtcp_received = rtcp;
+                    r.bytes_sent = bytes;
+                });
+            }
+            let first = match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(c) => c,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            let (mut sent, mut stale) = (0u64, 0u64);
+            for chunk in std::iter::once(first).chain(rx.try_iter().take(64)) {
+                if self.live_edge.is_stale(&chunk) {
+                    stale += 1;
+                    continue;
+                }
+                let len = chunk.data.len() as u64;
+                s.src.push_buffer(gst::Buffer::from_slice(chunk.data)).map_err(|e| format!("cannot queue TS: {e:?}"))?;
+                totals.bytes += len;
+                sent += 1;
+            }
+            self.status.add_sent(sent, stale);
+        }
+    }
+}
+
+/// The first error on a session's bus.
+fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    while let Some(msg) = bus.pop() {
+        match msg.view() {
+            gst::MessageView::Error(e) => return Some(e.error().to_string()),
+            gst::MessageView::Eos(_) => return Some("the RIST session ended".into()),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `ristsink`'s `stats`: `rist/x-sender-stats` with the totals and, per
+/// bond, the round-trip time from the receiver's reports (ns).
+fn sink_stats(sink: &gst::Element) -> SinkStats {
+    let Some(s) = sink.property::<Option<gst::Structure>>("stats") else { return SinkStats::default() };
+    let rtt_ns = s
+        .get::<gst::glib::ValueArray>("session-stats")
+        .ok()
+        .and_then(|a| a.iter().find_map(|v| v.get::<gst::Structure>().ok()))
+        .and_then(|b| b.get::<u64>("round-trip-time").ok())
+        .unwrap_or(0);
+    SinkStats {
+        sent: s.get::<u64>("sent-original-packets").unwrap_or(0),
+        retransmitted: s.get::<u64>("sent-retransmitted-packets").unwrap_or(0),
+        rtt_ms: Duration::from_nanos(rtt_ns).as_secs_f64() * 1000.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heard_tracks_the_last_rtcp_packet() {
+        let h = Heard::new();
+        assert_eq!(h.silent_for(), None);
+        h.mark();
+        assert!(h.silent_for().is_some_and(|d| d < RECEIVER_SILENT));
+        assert_eq!(h.packets.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn ristsink_stats_parse_when_the_element_is_installed() {
+        if gst::init().is_err() {
+            return;
+        }
+        let Ok(sink) = gst::ElementFactory::make("ristsink").build() else { return };
+        // Before any session the counters are zero; the fields are found.
+        assert_eq!(sink_stats(&sink), SinkStats::default());
+        let bin = sink.downcast_ref::<gst::Bin>().unwrap();
+        assert!(bin.by_name("rist_rtcp_udpsrc0").is_some() && bin.by_name("rist_rtp_udpsink0").is_some());
+    }
+}
