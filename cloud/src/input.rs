@@ -209,7 +209,7 @@ pub enum InputError {
     NotWhitelisted { id: String, ip: IpAddr, groups: String },
     /// The `MEDIACONNECT` input's flow could not be resolved.
     #[error("MediaLive input {id} pipeline {pipeline}: {source}")]
-    Flow { id: String, pipeline: Pipeline, source: ResolveError },
+    Flow { id: String, pipeline: Pipeline, source: Box<ResolveError> },
 }
 
 impl InputError {
@@ -338,7 +338,7 @@ pub fn resolve_input(ml: &dyn ChannelApi, mc: &dyn FlowApi, t: &InputTarget, dry
                 whitelist_cidr: whitelist,
             };
             let r = if dry_run { crate::resolve::plan(mc, &ft) } else { crate::resolve::resolve(mc, &ft) };
-            InputEndpoint::Flow(r.map_err(|source| InputError::Flow { id: id.clone(), pipeline: p, source })?)
+            InputEndpoint::Flow(r.map_err(|e| InputError::Flow { id: id.clone(), pipeline: p, source: Box::new(e) })?)
         }
         InputType::Unsupported(s) => return Err(InputError::UnsupportedType { id: id.clone(), input_type: s }),
     };
@@ -574,7 +574,7 @@ mod tests {
         assert_eq!(b.endpoint.address(), Some("198.51.100.4:6010".parse().unwrap()));
         // The flow's source decides as for flow_arn: SRT needs srt-listener.
         let e = go(&f, &target("1004", Pipeline::A, InputOutputKind::SrtCaller)).unwrap_err();
-        assert!(matches!(e, InputError::Flow { source: ResolveError::ProtocolMismatch { .. }, .. }), "{e}");
+        assert!(matches!(&e, InputError::Flow { source, .. } if matches!(**source, ResolveError::ProtocolMismatch { .. })), "{e}");
         assert!(e.is_permanent());
     }
 

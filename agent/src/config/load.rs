@@ -546,6 +546,11 @@ latency_ms = 500
     }
 
     #[test]
+    fn medialive_input_id_example_parses() {
+        from_str(include_str!("../../../examples/medialive-input-id.toml")).unwrap();
+    }
+
+    #[test]
     fn srt_listener_keys_are_checked_with_positions() {
         use crate::config::{OutputConfig, SrtMode};
         let listener = GOOD.replace("address = \"127.0.0.1:9001\"", "mode = \"listener\"\nlisten = \"127.0.0.1:9001\"");
