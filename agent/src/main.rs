@@ -49,8 +49,10 @@ enum Verb {
     /// Check a configuration file and exit: 0 if valid, 78 if not.
     CheckConfig { file: PathBuf },
     /// Print where each output would send, resolving outputs named by flow
-    /// ARN with DescribeFlow only (no flow started, no whitelist changed,
-    /// nothing sent): 0 if every output resolves, 1 if not, 78 for a bad file.
+    /// ARN with DescribeFlow only and by MediaLive input id with
+    /// DescribeInput (input type, pipeline, destination, any mismatch; no
+    /// flow started, no whitelist changed, nothing sent): 0 if every output
+    /// resolves, 1 if not, 78 for a bad file.
     Resolve {
         #[arg(long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
