@@ -33,6 +33,7 @@ pub mod action;
 pub mod adapt;
 pub mod adapt_driver;
 pub mod aws_monitor;
+pub mod backoff;
 pub mod cloud;
 pub mod config;
 pub mod controller;

@@ -9,6 +9,7 @@ pub mod agent_proc;
 pub mod moto;
 pub mod peers;
 pub mod relay;
+pub mod rist;
 pub mod udp;
 pub mod vm;
 

@@ -2,7 +2,6 @@
 //! them on its own transport, so one path failing, stalling or reconnecting
 //! never disturbs another path or the encoder.
 
-pub mod backoff;
 pub mod rist;
 pub mod rtmp;
 pub mod rtp;

@@ -35,7 +35,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use tracing::{info, warn};
 
-use super::backoff::Backoff;
+use crate::backoff::Backoff;
 use super::status::{OutputState, OutputStatus};
 use crate::config::RistOutputConfig;
 use crate::fanout::{LiveEdge, TsChunk};

@@ -26,7 +26,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use tracing::{info, warn};
 
-use super::backoff::Backoff;
+use crate::backoff::Backoff;
 use super::status::{OutputState, OutputStatus};
 use crate::config::RtmpOutputConfig;
 use crate::fanout::TsChunk;

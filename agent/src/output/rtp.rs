@@ -27,7 +27,7 @@ use rtp_fec::{BurstMeter, FecEncoder, FecKind, FecMatrix, FecMode, Pacer};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{info, warn};
 
-use super::backoff::Backoff;
+use crate::backoff::Backoff;
 use super::status::{OutputState, OutputStatus};
 use super::udp_batch::{self, BatchSocket, PacingMode};
 use crate::config::RtpOutputConfig;

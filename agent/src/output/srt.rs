@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use srt::{SocketOptions, SrtError, SrtListener, SrtSocket};
 use tracing::{info, warn};
 
-use super::backoff::Backoff;
+use crate::backoff::Backoff;
 use super::status::{OutputState, OutputStatus, SrtSnapshot};
 use crate::config::SrtOutputConfig;
 use crate::dest::{Dest, RESOLVE_AFTER_FAILURES};

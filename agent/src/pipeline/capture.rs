@@ -27,7 +27,7 @@ use super::frames::FrameStore;
 use super::graph::make;
 use super::PipelineError;
 use crate::config::{AgentConfig, AudioSource, DeckLinkConnection, InputConfig};
-use crate::output::backoff::Backoff;
+use crate::backoff::Backoff;
 use crate::shutdown::Shutdown;
 
 /// Live controls of the test pattern (`input.pattern`), so the content

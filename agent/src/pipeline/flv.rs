@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The branch ends in an appsink, not in `rtmp2sink`: each RTMP output runs
-//! its own small `appsrc ! rtmp2sink` pipeline ([`crate::output::rtmp`])
+//! its own small `appsrc ! rtmp2sink` pipeline (the `rtmp` output module)
 //! that it rebuilds on its own when its server goes away, with no effect on
 //! this graph (an error posted inside this graph rebuilds the encoder and
 //! breaks every TS output). One muxer serves every RTMP output, so the

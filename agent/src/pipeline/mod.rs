@@ -34,7 +34,7 @@ use tracing::{error, info, warn};
 
 use crate::config::AgentConfig;
 use crate::fanout::{FanOut, TsChunk, TS_CHUNK_BYTES};
-use crate::output::backoff::Backoff;
+use crate::backoff::Backoff;
 use crate::shutdown::Shutdown;
 use hal::encoder::EncoderKind;
 
