@@ -131,7 +131,11 @@ impl TsAnalyzer {
                 | (u64::from(p[9]) << 1)
                 | (u64::from(p[10]) >> 7);
             let ext = (u64::from(p[10] & 1) << 8) | u64::from(p[11]);
-            let value = base * 300 + ext;
+            // Modulo the wrap: the extension has 9 bits on the wire but only
+            // 0..300 are valid, and a larger one put the value past PCR_WRAP,
+            // so the next step's `value + PCR_WRAP - last` underflowed (found
+            // by the fuzz target ts, docs/fuzzing.md).
+            let value = (base * 300 + ext) % PCR_WRAP;
             if let Some(last) = st.last_pcr {
                 let step = (value + PCR_WRAP - last) % PCR_WRAP;
                 if step > PCR_WRAP / 2 {
@@ -253,6 +257,20 @@ mod tests {
         assert!((a.max_pcr_step_ms() - 40.0).abs() < 1e-9, "{}", a.max_pcr_step_ms());
         assert_eq!(a.pcr_backwards(), 1);
         assert_eq!(a.discontinuities(), 0);
+    }
+
+    /// Regression (fuzz target ts): a PCR with every bit set (extension
+    /// 511, out of range) followed by PCR 0 panicked with an underflow.
+    #[test]
+    fn an_out_of_range_pcr_extension_is_counted_not_a_panic() {
+        let mut a = TsAnalyzer::new();
+        let mut high = pcr_pkt(481, 0, 0);
+        high[6..12].fill(0xFF);
+        a.push(&high);
+        a.push(&pcr_pkt(481, 1, 0));
+        assert_eq!(a.pids[&481].pcrs, 2);
+        // All ones is 211 ticks past the wrap, so 0 is a step backwards.
+        assert_eq!(a.pcr_backwards(), 1);
     }
 
     #[test]
