@@ -28,6 +28,9 @@ PACKAGES=(
   # same release (faster AES, see srt/build.rs); srt-tools for
   # srt-live-transmit, the real receiver the tests and the demo use.
   libsrt-openssl-dev libsrt1.5-gnutls srt-tools
+  # RIST: the output uses ristsink (plugins-bad above); rist-tools for
+  # ristreceiver (librist), the real receiver tests/rist.rs checks it with.
+  rist-tools
   # Fleet: rumqttc's TLS goes through the system OpenSSL (native-tls), so no
   # rustls-webpki with open advisories; mosquitto + openssl for the broker
   # tests (test CA and certificates are made at test time).

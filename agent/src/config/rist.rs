@@ -187,6 +187,13 @@ address = "203.0.113.7:5000"
     }
 
     #[test]
+    fn the_example_loads() {
+        let cfg = crate::config::from_str(include_str!("../../../examples/rist.toml")).unwrap();
+        let crate::config::OutputConfig::Rist(r) = &cfg.outputs[0] else { panic!("rist output expected") };
+        assert_eq!((r.address.port(), r.buffer_ms.get()), (5000, 1000));
+    }
+
+    #[test]
     fn ipv6_and_names_keep_their_host() {
         let a = RistAddress::try_from("[::1]:6000".to_owned()).unwrap();
         assert_eq!((a.host(), a.port()), ("::1".to_owned(), 6000));
