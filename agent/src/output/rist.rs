@@ -35,8 +35,8 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use tracing::{info, warn};
 
-use crate::backoff::Backoff;
 use super::status::{OutputState, OutputStatus};
+use crate::backoff::Backoff;
 use crate::config::RistOutputConfig;
 use crate::fanout::{LiveEdge, TsChunk};
 use crate::shutdown::Shutdown;
@@ -325,6 +325,80 @@ mod tests {
         h.mark();
         assert!(h.silent_for().is_some_and(|d| d < RECEIVER_SILENT));
         assert_eq!(h.packets.load(Ordering::Relaxed), 1);
+    }
+
+    /// An even loopback port P with P+1, both bound (the receiver's).
+    fn receiver_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
+        for _ in 0..64 {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port() & !1;
+            if let (Ok(a), Ok(b)) =
+                (std::net::UdpSocket::bind(("127.0.0.1", probe)), std::net::UdpSocket::bind(("127.0.0.1", probe + 1)))
+            {
+                return (a, b);
+            }
+        }
+        panic!("no free even UDP port pair on 127.0.0.1");
+    }
+
+    #[test]
+    fn sends_from_the_bind_address_and_is_connected_once_the_receiver_reports() {
+        if gst::init().is_err() || gst::ElementFactory::find("ristsink").is_none() {
+            return;
+        }
+        let (rtp, rtcp) = receiver_pair();
+        let p = rtp.local_addr().unwrap().port();
+        let doc = format!(
+            "device_id = \"t\"\n[[outputs]]\nname = \"r\"\nkind = \"rist\"\naddress = \"127.0.0.1:{p}\"\nbuffer_ms = 200\nbind = \"127.0.0.2:0\"\n"
+        );
+        let cfg = crate::config::from_str(&doc).unwrap();
+        let crate::config::OutputConfig::Rist(r) = &cfg.outputs[0] else { panic!("rist output expected") };
+        let fan = crate::fanout::FanOut::new(1);
+        let (tx, rx, counters) = crate::fanout::queue(64);
+        fan.add("r", crate::fanout::Payload::Ts, tx);
+        let status = Arc::new(OutputStatus::new("r", counters));
+        let stop = Shutdown::new();
+        let worker = RistOutput::new(r.clone(), status.clone(), fan.live_edge(), stop.clone(), Shutdown::new());
+        let thread = std::thread::spawn(move || worker.run(rx));
+        let mut null_ts = Vec::with_capacity(1316);
+        for _ in 0..7 {
+            null_ts.extend_from_slice(&[0x47, 0x1f, 0xff, 0x10]);
+            null_ts.resize(null_ts.len() + 184, 0xff);
+        }
+        let chunk = || TsChunk { data: bytes::Bytes::from(null_ts.clone()), produced: Instant::now() };
+        for s in [&rtp, &rtcp] {
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 2048];
+        let (mut rtp_from, mut rtcp_from) = (None, None);
+        while (rtp_from.is_none() || rtcp_from.is_none()) && Instant::now() < deadline {
+            fan.publish(&chunk());
+            if let Ok((_, from)) = rtp.recv_from(&mut buf) {
+                rtp_from = Some(from);
+            }
+            if let Ok((_, from)) = rtcp.recv_from(&mut buf) {
+                rtcp_from = Some(from);
+            }
+        }
+        let (rtp_from, rtcp_from) = (rtp_from.expect("no RTP within 10 s"), rtcp_from.expect("no RTCP within 10 s"));
+        assert_eq!(rtp_from.ip().to_string(), "127.0.0.2", "bind pins the RTP source");
+        assert_ne!(status.snapshot().state, OutputState::Connected, "nothing heard from the receiver yet");
+        // An empty receiver report (RFC 3550 §6.4.2) to the sender's RTCP
+        // socket, as the receiver would send.
+        let rr = [0x80, 201, 0, 1, 0x12, 0x34, 0x56, 0x78];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while status.snapshot().state != OutputState::Connected && Instant::now() < deadline {
+            rtcp.send_to(&rr, rtcp_from).unwrap();
+            fan.publish(&chunk());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let snap = status.snapshot();
+        stop.trigger();
+        thread.join().unwrap();
+        assert_eq!(snap.state, OutputState::Connected, "{snap:?}");
+        let rist = snap.rist.unwrap();
+        assert!(rist.rtcp_received > 0 && rist.packets_sent > 0 && rist.bytes_sent > 0, "{rist:?}");
+        assert_eq!(status.snapshot().state, OutputState::Stopped);
     }
 
     #[test]
