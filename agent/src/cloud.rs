@@ -655,6 +655,26 @@ mod tests {
     }
 
     #[test]
+    fn dry_run_shows_listeners_with_who_calls_them_and_without_error() {
+        let fake = medialive_fake();
+        let cfg = crate::config::from_str(&format!(
+            "{ML_HEAD}[[outputs]]\nname = \"plain\"\nkind = \"srt\"\nmode = \"listener\"\nlisten = \"0.0.0.0:9001\"\n\n\
+             [[outputs]]\nname = \"ml\"\nkind = \"srt\"\nmode = \"listener\"\nlisten = \"0.0.0.0:9002\"\n\
+             medialive_input_id = \"1003\"\npipeline = \"B\"\npassphrase = \"0123456789abcdef\"\n"
+        ))
+        .unwrap();
+        let rows = dry_run_on(&Cloud::with_backend(&cfg, fake.clone(), fake.clone()), &cfg);
+        assert!(rows.iter().all(|r| r.error.is_none()), "{rows:?}");
+        assert_eq!(rows[0].line(), "plain (srt) -> -");
+        let line = rows[1].line();
+        assert!(
+            line.starts_with("ml (srt) -> - via MediaLive input 1003 SRT_CALLER pipeline B: MediaLive calls 192.0.2.7:9002"),
+            "{line}"
+        );
+        assert!(!line.contains("0123456789abcdef"), "{line}");
+    }
+
+    #[test]
     fn dry_run_lists_fixed_and_flow_outputs() {
         let cfg = crate::config::from_str(
             "device_id = \"t\"\n[input]\nkind = \"test-pattern\"\n\n[[outputs]]\nname = \"a\"\nkind = \"rtp-fec\"\n\
