@@ -311,6 +311,22 @@ impl Device for AgentDevice {
                     cloud.channel_command(start).map(|state| Some(json!({"state": state}))).map_err(|e| (ReasonCode::Internal, e))
                 })
             }
+            Command::LogsFetch { since_seq, since_ms, max_lines } => {
+                // Read-only: answered from the process's log ring, not through
+                // the controller's inbox. Reading lines changes nothing the
+                // controller owns, and the logs are wanted most when the
+                // controller is busy or stuck (a slow apply, a hung probe),
+                // which is when a request in its inbox would wait or time out.
+                let q = crate::logring::LogQuery {
+                    since_seq: *since_seq,
+                    since_ms: *since_ms,
+                    max_lines: usize::try_from(*max_lines).unwrap_or(usize::MAX),
+                };
+                Box::new(move || match crate::logring::fetch(&q, fleet::command::LOGS_RESULT_BUDGET) {
+                    Some(r) => serde_json::to_value(r).map(Some).map_err(|e| (ReasonCode::Internal, e.to_string())),
+                    None => Err((ReasonCode::Unsupported, "this process keeps no log ring".into())),
+                })
+            }
             other => {
                 let (inbox, cmd) = (self.inbox.clone(), other.clone());
                 Box::new(move || inbox.ask(Action::Command(cmd), CHANGE_TIMEOUT).map_err(|e| (e.code, e.message)))

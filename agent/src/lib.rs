@@ -41,6 +41,7 @@ pub mod dest;
 pub mod fanout;
 pub mod firmware;
 pub mod fleet_device;
+pub mod logring;
 pub mod notify;
 pub mod output;
 pub mod panel;

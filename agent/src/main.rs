@@ -200,8 +200,15 @@ fn config_failure(e: &ConfigError) -> ExitCode {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     // journald adds its own timestamps; a terminal user still wants them.
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // The ring keeps the recent lines (redacted) for `logs.fetch`.
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(agent::logring::install())
+        .init();
 }
 
 /// SIGTERM (systemd stop) and SIGINT (Ctrl-C) both mean a clean shutdown.

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::limits::{BOOST_MAX_S, TELEMETRY_MAX_S, TELEMETRY_MIN_S};
+use crate::limits::{BOOST_MAX_S, MAX_MESSAGE, TELEMETRY_MAX_S, TELEMETRY_MIN_S};
 use crate::wire::ReasonCode;
 
 /// Everything an operator can ask a device to do.
@@ -49,7 +49,24 @@ pub enum Command {
     /// alarms: `pattern` bars or black, `motion` (the running clock) and
     /// `tone`; what is not given stays. Refused on any other input.
     InputPattern { black: Option<bool>, motion: Option<bool>, tone: Option<bool> },
+    /// The box's recent agent log lines (read-only; secrets redacted on
+    /// the box): those numbered `since_seq` or later and logged at
+    /// `since_ms` (unix ms; `since` on the wire, RFC 3339) or later, at
+    /// most `max_lines` and at most [`LOGS_RESULT_BUDGET`] bytes of them.
+    /// Without `since_seq` the newest lines come back, with it the oldest
+    /// after it (so `next_seq` can page forward without a gap).
+    LogsFetch { since_seq: Option<u64>, since_ms: Option<u64>, max_lines: u32 },
 }
+
+/// `logs.fetch`: lines per answer unless `max_lines` says otherwise.
+pub const LOGS_DEFAULT_LINES: u32 = 200;
+/// `logs.fetch`: the most `max_lines` may ask for.
+pub const LOGS_MAX_LINES: u32 = 1000;
+/// `logs.fetch`: the most bytes the `lines` of one answer may take as JSON.
+/// The `cmd/res` envelope around them (id of at most 64 bytes, state,
+/// `next_seq`, flags) stays well under the 2 KiB left of [`MAX_MESSAGE`],
+/// which the session enforces by dropping anything larger.
+pub const LOGS_RESULT_BUDGET: usize = MAX_MESSAGE - 2048;
 
 /// A request that names no known command or carries bad arguments.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,6 +142,21 @@ struct PatternArgs {
     tone: Option<bool>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsArgs {
+    #[serde(default)]
+    since_seq: Option<u64>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default = "default_log_lines")]
+    max_lines: u32,
+}
+
+fn default_log_lines() -> u32 {
+    LOGS_DEFAULT_LINES
+}
+
 #[derive(Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 enum PatternName {
@@ -151,6 +183,7 @@ impl Command {
         "channel.stop",
         "firmware.update",
         "input.pattern",
+        "logs.fetch",
     ];
 
     /// The wire name.
@@ -169,6 +202,7 @@ impl Command {
             Command::ChannelStop => "channel.stop",
             Command::FirmwareUpdate { .. } => "firmware.update",
             Command::InputPattern { .. } => "input.pattern",
+            Command::LogsFetch { .. } => "logs.fetch",
         }
     }
 
@@ -199,6 +233,18 @@ impl Command {
                 if let Some(t) = tone {
                     a.insert("tone".into(), json!(t));
                 }
+                Value::Object(a)
+            }
+            Command::LogsFetch { since_seq, since_ms, max_lines } => {
+                let mut a = Map::new();
+                if let Some(s) = since_seq {
+                    a.insert("since_seq".into(), json!(s));
+                }
+                if let Some(ms) = since_ms {
+                    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(*ms);
+                    a.insert("since".into(), json!(humantime::format_rfc3339_millis(t).to_string()));
+                }
+                a.insert("max_lines".into(), json!(max_lines));
                 Value::Object(a)
             }
             Command::StreamStart
@@ -274,6 +320,14 @@ impl Command {
                 }
                 Command::InputPattern { black: a.pattern.map(|p| p == PatternName::Black), motion: a.motion, tone: a.tone }
             }
+            "logs.fetch" => {
+                let a = typed::<LogsArgs>(args)?;
+                if !(1..=LOGS_MAX_LINES).contains(&a.max_lines) {
+                    return Err(invalid(&format!("max_lines must be 1..={LOGS_MAX_LINES}")));
+                }
+                let since_ms = a.since.as_deref().map(rfc3339_ms).transpose()?;
+                Command::LogsFetch { since_seq: a.since_seq, since_ms, max_lines: a.max_lines }
+            }
             other => {
                 return Err(CommandError {
                     reason: ReasonCode::UnknownCommand,
@@ -346,6 +400,15 @@ fn sha256_hex(s: &str) -> Result<String, CommandError> {
     }
 }
 
+/// An RFC 3339 UTC time (`2026-12-05T05:07:21Z`, fractions allowed) as
+/// unix milliseconds.
+fn rfc3339_ms(s: &str) -> Result<u64, CommandError> {
+    let bad = || invalid("since must be an RFC 3339 UTC time such as 2026-12-05T05:07:21Z");
+    let t = humantime::parse_rfc3339(s).map_err(|_| bad())?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).map_err(|_| bad())?;
+    u64::try_from(d.as_millis()).map_err(|_| bad())
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
@@ -378,6 +441,7 @@ mod tests {
                 allow_downgrade: true,
             },
             Command::InputPattern { black: Some(true), motion: Some(false), tone: None },
+            Command::LogsFetch { since_seq: Some(41), since_ms: Some(1_796_447_241_123), max_lines: 50 },
         ];
         assert_eq!(all.len(), Command::NAMES.len());
         for c in all {
@@ -448,5 +512,29 @@ mod tests {
             Command::TelemetryBoost { interval_s: 1, duration_s: 60 }
         );
         assert_eq!(Command::parse("identify", &json!({})).unwrap(), Command::Identify { duration_s: 30 });
+    }
+
+    #[test]
+    fn logs_fetch_defaults_bounds_and_times() {
+        let plain = Command::LogsFetch { since_seq: None, since_ms: None, max_lines: LOGS_DEFAULT_LINES };
+        assert_eq!(Command::parse("logs.fetch", &Value::Null).unwrap(), plain);
+        assert_eq!(Command::parse("logs.fetch", &plain.args()).unwrap(), plain);
+        let c = Command::parse("logs.fetch", &json!({"since": "2026-12-05T05:07:21.5Z", "since_seq": 0, "max_lines": 1000})).unwrap();
+        assert_eq!(c, Command::LogsFetch { since_seq: Some(0), since_ms: Some(1_796_447_241_500), max_lines: 1000 });
+        for bad in [
+            json!({"max_lines": 0}),
+            json!({"max_lines": 1001}),
+            json!({"max_lines": -1}),
+            json!({"since_seq": "7"}),
+            json!({"since": "10m"}),
+            json!({"since": "2026-12-05 05:07:21"}),
+            json!({"since": "2026-12-05T05:07:21+02:00"}),
+            json!({"lines": 5}),
+        ] {
+            let e = Command::parse("logs.fetch", &bad).unwrap_err();
+            assert_eq!(e.reason, ReasonCode::InvalidArgs, "{bad}");
+        }
+        let e = Command::parse("logs.fetch", &json!({"follow": true})).unwrap_err();
+        assert!(e.detail.contains("unknown field `follow`"), "{}", e.detail);
     }
 }

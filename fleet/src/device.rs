@@ -183,6 +183,7 @@ impl Device for FakeDevice {
             }
             Command::FirmwareUpdate { .. } => return Err((ReasonCode::Unsupported, "the fake device has no slots".into())),
             Command::InputPattern { .. } => return Err((ReasonCode::Unsupported, "the fake device has no test pattern".into())),
+            Command::LogsFetch { .. } => return Err((ReasonCode::Unsupported, "the fake device keeps no log".into())),
             Command::ConfigConfirm { .. } | Command::TelemetryBoost { .. } | Command::Rebirth => {
                 return Err((ReasonCode::Unsupported, "handled by the session".into()))
             }

@@ -54,7 +54,13 @@ fn parse_args(a: &CmdArgs) -> Result<Value> {
 /// Sends `command` and waits for a terminal answer.
 /// The request expires when edgectl stops waiting (`deadline`), so a box
 /// that comes online later never runs a command nobody waits for.
-async fn send(ctl: &mut Ctl, device: &str, command: &Command, timeout_s: u32, deadline: Instant) -> Result<Option<CommandResponse>> {
+pub(crate) async fn send(
+    ctl: &mut Ctl,
+    device: &str,
+    command: &Command,
+    timeout_s: u32,
+    deadline: Instant,
+) -> Result<Option<CommandResponse>> {
     let res_topic = topics::topic(device, topics::CMD_RES);
     ctl.subscribe(std::slice::from_ref(&res_topic)).await?;
     ctl.sync(deadline).await?;

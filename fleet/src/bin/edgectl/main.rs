@@ -6,6 +6,7 @@
 //! edgectl watch                         live summary, problems, sorted page
 //! edgectl config push DEVICE FILE [--confirm]
 //! edgectl cmd DEVICE NAME [KEY=VALUE…]  e.g. `cmd enc-1 output.disable output=backup`
+//! edgectl logs DEVICE [--since 10m] [--follow]   the box's recent agent log
 //! ```
 //! Answers are readable lines (a rejection: `enc-1: version 2 rejected:
 //! video.bitrate_kbps: must be …; running version 1`); `--json` on
@@ -19,6 +20,7 @@
 
 mod cmd;
 mod conn;
+mod logs;
 mod ops;
 mod show;
 mod simulate;
@@ -84,6 +86,8 @@ enum Sub {
     Config(ConfigCmd),
     /// Send a command and wait for its answer.
     Cmd(cmd::CmdArgs),
+    /// The box's recent agent log lines (secrets redacted on the box).
+    Logs(logs::LogsArgs),
     /// Run a simulated device (FakeDevice) until SIGTERM/SIGINT (tests).
     #[command(hide = true)]
     SimulateDevice(simulate::SimArgs),
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
             Sub::Watch(a) => ops::watch(&cli.broker, &a).await,
             Sub::Config(ConfigCmd::Push(a)) => cmd::push(&cli.broker, &a).await,
             Sub::Cmd(a) => cmd::run(&cli.broker, &a).await,
+            Sub::Logs(a) => logs::run(&cli.broker, &a).await,
             Sub::SimulateDevice(a) => simulate::run(&cli.broker, &a).await,
         }
     });
