@@ -37,6 +37,9 @@ PACKAGES=(
   libssl-dev mosquitto mosquitto-clients openssl
   # Test peers: ffprobe/ffmpeg (stream checks, prompeg FEC reference).
   ffmpeg
+  # Browser test of `edgectl dashboard` (tests/tests/dashboard.rs): Debian's
+  # Chromium, run headless and driven over the DevTools protocol.
+  chromium
   # Unit-file checks (systemd-analyze) and the sd_notify tests.
   systemd
   # Process tools used by the tests (pgrep/ps for leak checks).
