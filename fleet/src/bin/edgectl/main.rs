@@ -7,6 +7,7 @@
 //! edgectl config push DEVICE FILE [--confirm]
 //! edgectl cmd DEVICE NAME [KEY=VALUE…]  e.g. `cmd enc-1 output.disable output=backup`
 //! edgectl logs DEVICE [--since 10m] [--follow]   the box's recent agent log
+//! edgectl dashboard --listen ADDR       live web page (dashboard/mod.rs)
 //! ```
 //! Answers are readable lines (a rejection: `enc-1: version 2 rejected:
 //! video.bitrate_kbps: must be …; running version 1`); `--json` on
@@ -20,6 +21,7 @@
 
 mod cmd;
 mod conn;
+mod dashboard;
 mod logs;
 mod ops;
 mod show;
@@ -88,6 +90,8 @@ enum Sub {
     Cmd(cmd::CmdArgs),
     /// The box's recent agent log lines (secrets redacted on the box).
     Logs(logs::LogsArgs),
+    /// Serve a live web page of the fleet (and its commands) on --listen.
+    Dashboard(dashboard::DashArgs),
     /// Run a simulated device (FakeDevice) until SIGTERM/SIGINT (tests).
     #[command(hide = true)]
     SimulateDevice(simulate::SimArgs),
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
             Sub::Config(ConfigCmd::Push(a)) => cmd::push(&cli.broker, &a).await,
             Sub::Cmd(a) => cmd::run(&cli.broker, &a).await,
             Sub::Logs(a) => logs::run(&cli.broker, &a).await,
+            Sub::Dashboard(a) => dashboard::run(&cli.broker, &a).await,
             Sub::SimulateDevice(a) => simulate::run(&cli.broker, &a).await,
         }
     });
