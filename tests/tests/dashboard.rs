@@ -272,7 +272,7 @@ fn publish_retained(port: u16, topic: &str, payload: &Value) {
 
 /// Clicks the row's button labelled `label`, checks the confirm dialog
 /// names `name`, sends; returns when the answer is shown (its text).
-fn click_and_confirm(dt: &mut DevTools, label: &str, name: &str) -> (Instant, String) {
+fn click_and_confirm(dt: &mut DevTools, label: &str, asks: &str, name: &str) -> (Instant, String) {
     let row = format!("document.querySelector('tr[data-device=\"{DEVICE}\"]')");
     let clicked = dt.eval(&format!("(() => {{ const b = [...{row}.querySelectorAll('td.actions button')].find(b => b.textContent === '{label}'); if (!b) return false; b.click(); return true; }})()"));
     assert_eq!(clicked, true, "no `{label}` button");
@@ -281,7 +281,7 @@ fn click_and_confirm(dt: &mut DevTools, label: &str, name: &str) -> (Instant, St
         Duration::from_secs(5),
         "document.getElementById('confirm').open && document.getElementById('confirm-text').textContent",
     );
-    assert!(text.as_str().is_some_and(|t| t.contains(name) && t.contains(DEVICE)), "dialog: {text}");
+    assert!(text.as_str().is_some_and(|t| t.contains(asks) && t.contains(DEVICE)), "dialog: {text}");
     // Nothing is sent before the operator confirms.
     assert_eq!(
         dt.eval(&format!(
@@ -395,7 +395,7 @@ fn dashboard_in_headless_chromium_shows_the_real_agent_live() {
     assert_eq!(dt.eval("typeof window.pwned"), "undefined", "device text ran as script");
 
     // Stop the stream from the page: confirm, answer, alarm raised.
-    let (sent, answer) = click_and_confirm(&mut dt, "stream stop", "stream.stop");
+    let (sent, answer) = click_and_confirm(&mut dt, "stream stop", "stream.stop", "stream.stop");
     assert!(answer.starts_with("answer ok") && answer.contains("succeeded"), "{answer}");
     let alarm = format!("{row}.querySelector('.alarm[data-code=\"STREAM_STOPPED\"]')");
     dt.wait("STREAM_STOPPED on the page", Duration::from_secs(5), &format!("{alarm} !== null"));
@@ -411,12 +411,19 @@ fn dashboard_in_headless_chromium_shows_the_real_agent_live() {
     println!("screenshot: {} ({} bytes)", shot_path.display(), png.len());
 
     // Start it again: the alarm goes.
-    let (sent, answer) = click_and_confirm(&mut dt, "stream start", "stream.start");
+    let (sent, answer) = click_and_confirm(&mut dt, "stream start", "stream.start", "stream.start");
     assert!(answer.contains("succeeded"), "{answer}");
     dt.wait("STREAM_STOPPED gone from the page", Duration::from_secs(5), &format!("{alarm} === null"));
     let cleared_ms = sent.elapsed().as_millis();
     record("dashboard", "stream.start confirmed -> STREAM_STOPPED gone (ms)", cleared_ms);
     wait_for("the agent streaming again", Duration::from_secs(10), || agent.status().filter(|s| s["streaming"] == true));
+
+    // A config push from the page: an invalid one is refused by the box,
+    // the answer names the key, nothing changes.
+    let bad = config_toml(DEVICE, 1000, &srt_output("primary", p1, 5, None));
+    dt.eval(&format!("document.getElementById('config-text').value = {}", serde_json::to_string(&bad).unwrap()));
+    let (_, answer) = click_and_confirm(&mut dt, "push config…", "Push this configuration", "config push");
+    assert!(answer.starts_with("answer fail") && answer.contains("rejected") && answer.contains("latency_ms"), "{answer}");
 
     let _ = dt.call("Browser.close", json!({}));
     let _ = browser.wait_timeout(Duration::from_secs(5));

@@ -47,8 +47,9 @@ impl Auth {
         let token = match token_file {
             Some(p) => {
                 let t = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?.trim().to_owned();
-                if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    bail!("{}: the token must be at least 16 characters, without spaces", p.display());
+                // URL-safe, so `/login?token=` needs no percent-decoding.
+                if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')) {
+                    bail!("{}: the token must be at least 16 characters of A-Z, a-z, 0-9, '-', '.', '_', '~'", p.display());
                 }
                 Some(t)
             }
@@ -126,6 +127,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let short = dir.path().join("short");
         std::fs::write(&short, "abc\n").unwrap();
+        assert!(Auth::new(addr("0.0.0.0:8080"), Some(&short)).is_err());
+        std::fs::write(&short, "long enough but has spaces&amp\n").unwrap();
         assert!(Auth::new(addr("0.0.0.0:8080"), Some(&short)).is_err());
     }
 

@@ -274,9 +274,11 @@ async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if !header_str(&req, header::CONTENT_TYPE).is_some_and(|c| c.starts_with("application/json")) {
                 return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/json expected");
             }
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large or broken"),
+            // Bounded in size and in time (a slow sender holds a connection).
+            let body = match tokio::time::timeout(Duration::from_secs(10), Limited::new(req.into_body(), MAX_BODY).collect()).await {
+                Ok(Ok(b)) => b.to_bytes(),
+                Ok(Err(_)) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large or broken"),
+                Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "body not received within 10 s"),
             };
             let Ok(_permit) = app.actions.try_acquire() else {
                 return text(StatusCode::TOO_MANY_REQUESTS, "too many commands in flight; try again");
