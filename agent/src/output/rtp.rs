@@ -27,9 +27,9 @@ use rtp_fec::{BurstMeter, FecEncoder, FecKind, FecMatrix, FecMode, Pacer};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{info, warn};
 
-use crate::backoff::Backoff;
 use super::status::{OutputState, OutputStatus};
 use super::udp_batch::{self, BatchSocket, PacingMode};
+use crate::backoff::Backoff;
 use crate::config::RtpOutputConfig;
 use crate::dest::Dest;
 use crate::fanout::{LiveEdge, TsChunk};

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use srt::{SocketOptions, SrtError, SrtListener, SrtSocket};
 use tracing::{info, warn};
 
-use crate::backoff::Backoff;
 use super::status::{OutputState, OutputStatus, SrtSnapshot};
+use crate::backoff::Backoff;
 use crate::config::SrtOutputConfig;
 use crate::dest::{Dest, RESOLVE_AFTER_FAILURES};
 use crate::fanout::{LiveEdge, TsChunk};

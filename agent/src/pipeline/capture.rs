@@ -26,8 +26,8 @@ use tracing::{info, warn};
 use super::frames::FrameStore;
 use super::graph::make;
 use super::PipelineError;
-use crate::config::{AgentConfig, AudioSource, DeckLinkConnection, InputConfig};
 use crate::backoff::Backoff;
+use crate::config::{AgentConfig, AudioSource, DeckLinkConnection, InputConfig};
 use crate::shutdown::Shutdown;
 
 /// Live controls of the test pattern (`input.pattern`), so the content

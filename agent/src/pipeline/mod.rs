@@ -32,9 +32,9 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use tracing::{error, info, warn};
 
+use crate::backoff::Backoff;
 use crate::config::AgentConfig;
 use crate::fanout::{FanOut, TsChunk, TS_CHUNK_BYTES};
-use crate::backoff::Backoff;
 use crate::shutdown::Shutdown;
 use hal::encoder::EncoderKind;
 
