@@ -120,6 +120,10 @@ if [[ -f target/nextest/ci/junit.xml ]]; then
   python3 scripts/durations.py target/nextest/ci/junit.xml --top 30 || true
 fi
 ((rc == 0)) || exit "$rc"
+# Coverage-guided fuzzing of the parsers (docs/fuzzing.md): each target for
+# EDGE_FUZZ_SECONDS from its committed corpus; any crash fails the run.
+scripts/fuzz.sh "${EDGE_FUZZ_SECONDS:-20}"
+phase_end "fuzz ($(ls fuzz/fuzz_targets/*.rs | wc -l) targets x ${EDGE_FUZZ_SECONDS:-20} s)"
 cargo test --locked --workspace --doc "${features[@]}"
 phase_end "doc tests"
 # The figures the fault, soak and interop tests recorded, as a table.
