@@ -347,6 +347,8 @@ impl DryRunRow {
         let dest = match (&self.destination, &self.error) {
             (Some(d), _) => d.to_string(),
             (None, Some(e)) => format!("ERROR {e}"),
+            // An RTMP output's configured URL (key redacted).
+            (None, None) if self.source.starts_with("rtmp") => self.source.clone(),
             (None, None) => "-".to_owned(),
         };
         let mut s = format!("{} ({}{}) -> {dest}", self.output, self.kind, if self.enabled { "" } else { ", disabled" });
@@ -399,18 +401,28 @@ pub fn dry_run_on(cloud: &Cloud, cfg: &AgentConfig) -> Vec<DryRunRow> {
         .iter()
         .map(|o| {
             let t = o.target();
-            let kind = o.cloud_kind().map_or("rtmp", edge_cloud::OutputKind::as_str);
+            let kind = match o {
+                OutputConfig::Rtmp(_) => "rtmp",
+                OutputConfig::Rist(_) => "rist",
+                _ => o.cloud_kind().map_or("?", edge_cloud::OutputKind::as_str),
+            };
             let listen = match o {
                 OutputConfig::Srt(s) => s.listen_addr(),
                 _ => None,
             };
-            let source = match (t.address, t.flow_arn, t.medialive_input_id, listen) {
-                (Some(a), _, _, _) => a.to_string(),
-                (_, Some(a), _, _) => a.to_string(),
-                (_, _, Some(id), _) => {
+            // A configured RTMP URL, key redacted.
+            let url = match o {
+                OutputConfig::Rtmp(r) => r.url.as_ref(),
+                _ => None,
+            };
+            let source = match (t.address, t.flow_arn, t.medialive_input_id, listen, url) {
+                (Some(a), _, _, _, _) => a.to_string(),
+                (_, Some(a), _, _, _) => a.to_string(),
+                (_, _, Some(id), _, _) => {
                     format!("medialive_input_id {id} pipeline {}", t.pipeline.map_or("?".into(), |p| p.to_string()))
                 }
-                (_, _, _, Some(l)) => format!("listen {l}"),
+                (_, _, _, Some(l), _) => format!("listen {l}"),
+                (_, _, _, _, Some(u)) => u.to_string(),
                 _ => String::new(),
             };
             let mut row = DryRunRow {
@@ -450,8 +462,9 @@ pub fn dry_run_on(cloud: &Cloud, cfg: &AgentConfig) -> Vec<DryRunRow> {
                     }
                     row.ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
                 }
-                // A listener waits for its caller: nothing to resolve.
-                None if listen.is_some() => {}
+                // A listener waits for its caller, an RTMP output pushes
+                // to its url: nothing to resolve.
+                None if listen.is_some() || url.is_some() => {}
                 None => row.error = Some("no address and no flow_arn".into()),
             }
             if let (Some(a), None, None, "rtp-fec") = (row.destination, &row.flow, &row.input, kind) {
@@ -576,9 +589,101 @@ mod tests {
             flow_arns: vec![ARN_FEC.into(), ARN_SRT.into()],
             ..Input::default()
         });
+        let rtmp = |ip: &str, key: &str| InputDestination {
+            ip: Some(ip.into()),
+            port: Some("1935".into()),
+            url: Some(format!("rtmp://{ip}:1935/live/{key}")),
+        };
+        fake.put_input(Input {
+            id: "1002".into(),
+            name: Some("venue-rtmp".into()),
+            kind: Some("RTMP_PUSH".into()),
+            destinations: vec![rtmp("203.0.113.5", "s3cr3t-a"), rtmp("203.0.113.6", "s3cr3t-b")],
+            security_groups: vec!["77".into()],
+            ..Input::default()
+        });
         fake.put_flow(flow(ARN_SRT, Protocol::SrtListener));
         fake.put_flow(flow(ARN_FEC, Protocol::RtpFec));
         fake
+    }
+
+    /// An RTMP output naming an `RTMP_PUSH` input pushes to its pipeline's
+    /// URL; one naming an `RTP_PUSH` input is that output's error and
+    /// alarm; the stream names never reach the report or the logs' fields.
+    #[test]
+    fn rtmp_outputs_resolve_an_rtmp_push_input_per_pipeline_and_a_mismatch_is_theirs() {
+        let fake = medialive_fake();
+        let cfg = crate::config::from_str(&format!(
+            "{ML_HEAD}[[outputs]]\nname = \"ml-a\"\nkind = \"rtmp\"\nmedialive_input_id = \"1002\"\npipeline = \"A\"\n\n\
+             [[outputs]]\nname = \"ml-b\"\nkind = \"rtmp\"\nmedialive_input_id = \"1002\"\npipeline = \"B\"\n\
+             manage_whitelist = true\n\n\
+             [[outputs]]\nname = \"wrong\"\nkind = \"rtmp\"\nmedialive_input_id = \"1001\"\npipeline = \"A\"\n\n\
+             [[outputs]]\nname = \"rtp-a\"\nkind = \"rtp\"\nmedialive_input_id = \"1001\"\npipeline = \"A\"\n"
+        ))
+        .unwrap();
+        let cloud = Cloud::with_backend(&cfg, fake.clone(), fake.clone());
+        let links: Vec<Arc<FlowLink>> = cfg
+            .outputs
+            .iter()
+            .map(|o| match cloud.dest(o, false) {
+                Some(Dest::Flow(l)) => l,
+                other => panic!("link expected, got {other:?}"),
+            })
+            .collect();
+        assert!(links[0].current_push().is_none(), "nothing resolved yet");
+        let a = links[0].resolve_push().unwrap();
+        assert_eq!(a.expose(), "rtmp://203.0.113.5:1935/live/s3cr3t-a");
+        assert_eq!(links[0].current_push(), Some(a));
+        let b = links[1].resolve_push().unwrap();
+        assert_eq!(b.expose(), "rtmp://203.0.113.6:1935/live/s3cr3t-b");
+        assert_eq!(b.to_string(), "rtmp://203.0.113.6:1935/live/<redacted>");
+        let st = links[1].state();
+        assert!(st.input.as_ref().unwrap().actions[0].contains("allowed by security group 77"), "{st:?}");
+        // An RTP_PUSH input: the mismatch, retried slowly, no URL.
+        let e = links[2].resolve_push().unwrap_err();
+        assert!(e.contains("input mismatch") && e.contains("rtmp output") && e.contains("RTP_PUSH"), "{e}");
+        assert!(links[2].current_push().is_none());
+        assert_eq!(links[2].retry_delay(Duration::from_millis(1)), crate::dest::PERMANENT_RETRY);
+        // The RTP output on the same input is unaffected.
+        assert_eq!(links[3].resolve().unwrap().destination.address, "203.0.113.5:5000".parse().unwrap());
+
+        let report = cloud.poll(&|_| true);
+        let alarms = report.alarms();
+        let mismatches: Vec<&str> = alarms.iter().filter(|a| a.code == "INPUT_MISMATCH").map(|a| a.component.as_str()).collect();
+        assert_eq!(mismatches, ["output:wrong"], "{alarms:?}");
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains("s3cr3t"), "{json}");
+        assert!(json.contains("rtmp://203.0.113.6:1935/live/***"), "{json}");
+
+        let rows = dry_run_on(&Cloud::with_backend(&cfg, fake.clone(), fake.clone()), &cfg);
+        let lines: Vec<String> = rows.iter().map(DryRunRow::line).collect();
+        assert!(
+            lines[1].starts_with(
+                "ml-b (rtmp) -> - via MediaLive input 1002 `venue-rtmp` RTMP_PUSH pipeline B: push to rtmp://203.0.113.6:1935/live/***"
+            ),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].contains("ERROR input mismatch") && lines[2].contains("[medialive_input_id 1001 pipeline A]"),
+            "{}",
+            lines[2]
+        );
+        assert!(rows[0].error.is_none() && rows[1].error.is_none());
+        let printed = format!("{}{}", lines.join("\n"), serde_json::to_string(&rows).unwrap());
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+    }
+
+    #[test]
+    fn resolve_shows_a_configured_rtmp_url_without_its_key_or_an_error() {
+        let cfg = crate::config::from_str(
+            "device_id = \"t\"\n[input]\nkind = \"test-pattern\"\n\n[[outputs]]\nname = \"m\"\nkind = \"rtmp\"\n\
+             url = \"rtmp://127.0.0.1:1935/live/s3cr3t\"\n",
+        )
+        .unwrap();
+        let rows = dry_run(&cfg);
+        assert!(rows[0].error.is_none(), "{rows:?}");
+        assert_eq!(rows[0].line(), "m (rtmp) -> rtmp://127.0.0.1:1935/live/<redacted>");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::config::types::HostPort;
+use crate::config::RtmpUrl;
 
 /// Consecutive failed connects (SRT) before the output asks AWS again.
 pub const RESOLVE_AFTER_FAILURES: u32 = 5;
@@ -255,6 +256,37 @@ impl FlowLink {
         }
     }
 
+    /// Resolves now (blocking) for an output that pushes (RTMP, an
+    /// `RTMP_PUSH` input's pipeline): the URL, or why not.
+    pub fn resolve_push(&self) -> Result<RtmpUrl, String> {
+        let st = self.refresh();
+        if let Some(e) = st.error {
+            return Err(e);
+        }
+        match (push_url(&st), st.input) {
+            (Some(url), _) => url,
+            (None, Some(i)) => Err(format!(
+                "MediaLive input {} ({}) pipeline {}: {}, no RTMP URL to push to",
+                i.input_id,
+                i.input_type,
+                i.pipeline,
+                i.endpoint.describe()
+            )),
+            (None, None) => Err("no RTMP URL".into()),
+        }
+    }
+
+    /// The last resolved RTMP push URL, without calling AWS; `None` before
+    /// the first resolution and after one that needs a person (the input
+    /// is no longer `RTMP_PUSH`, the pipeline is gone).
+    pub fn current_push(&self) -> Option<RtmpUrl> {
+        let st = self.state();
+        if st.permanent {
+            return None;
+        }
+        push_url(&st).and_then(Result::ok)
+    }
+
     /// The last resolved address, without calling AWS.
     pub fn current(&self) -> Option<SocketAddr> {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).resolved.as_ref().map(|r| r.destination.address)
@@ -272,4 +304,15 @@ impl FlowLink {
             backoff
         }
     }
+}
+
+/// An `RTMP_PUSH` pipeline's URL, checked as a configured `url` is (the
+/// message never quotes it: the stream name is the key).
+fn push_url(st: &LinkState) -> Option<Result<RtmpUrl, String>> {
+    let i = st.input.as_ref()?;
+    let edge_cloud::InputEndpoint::Push { url } = &i.endpoint else { return None };
+    Some(
+        RtmpUrl::try_from(url.clone())
+            .map_err(|e| format!("MediaLive input {} pipeline {}: the destination Url {e}", i.input_id, i.pipeline)),
+    )
 }

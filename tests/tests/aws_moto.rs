@@ -362,12 +362,19 @@ fn input_type_mismatch_is_that_outputs_error_while_an_input_named_output_streams
         ),
     );
     let rtp = create_input(&moto, r#"{"name":"venue-rtp","type":"RTP_PUSH","destinations":[{},{}]}"#);
+    // moto reports an RTMP_PUSH input's destinations as `{}`: the RTMP
+    // output naming it can only show that, as its own error.
+    let rtmp = create_input(
+        &moto,
+        r#"{"name":"venue-rtmp","type":"RTMP_PUSH","destinations":[{"streamName":"live/a"},{"streamName":"live/b"}]}"#,
+    );
     // Pipeline B's flow ingest: moto reports 127.0.0.0 for a flow's first source.
     let peer = SrtListenerPeer::start_at("127.0.0.0", port, 200, None, &dir.path().join("b.ts"));
     let outputs = format!(
         "{}[[outputs]]\nname = \"primary\"\nkind = \"srt\"\nmedialive_input_id = \"{rtp}\"\npipeline = \"A\"\nlatency_ms = 200\n\n\
          [[outputs]]\nname = \"backup\"\nkind = \"srt\"\nmedialive_input_id = \"{mc}\"\npipeline = \"B\"\n\
-         start_flow_if_standby = true\nlatency_ms = 200\n",
+         start_flow_if_standby = true\nlatency_ms = 200\n\n\
+         [[outputs]]\nname = \"rtmp-a\"\nkind = \"rtmp\"\nmedialive_input_id = \"{rtmp}\"\npipeline = \"A\"\n",
         aws_section(&moto, dir.path())
     );
     let config = config_toml("aws-input", 800, &outputs);
@@ -384,6 +391,8 @@ fn input_type_mismatch_is_that_outputs_error_while_an_input_named_output_streams
     assert_eq!(rows[1]["destination"], format!("127.0.0.0:{port}"));
     assert_eq!((&rows[1]["input"]["input_type"], &rows[1]["input"]["pipeline"]), (&"MEDIACONNECT".into(), &"B".into()));
     assert!(rows[1]["input"]["endpoint"]["actions"][0].as_str().unwrap_or_default().contains("would start"), "{rows}");
+    let e = rows[2]["error"].as_str().unwrap_or_default();
+    assert!(e.contains("pipeline A: the destination has no rtmp:// Url"), "{rows}");
     let text = Command::new(agent_bin()).args(["resolve", "--config"]).arg(&cfg_path).output().unwrap();
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     println!("{text}");
@@ -402,6 +411,10 @@ fn input_type_mismatch_is_that_outputs_error_while_an_input_named_output_streams
         agent.output("primary").filter(|o| o["last_error"].as_str().is_some_and(|e| e.contains("input mismatch")))
     });
     assert_ne!(primary["state"], "connected");
+    let rtmp_out = wait_for("the RTMP output to say why it waits", Duration::from_secs(20), || {
+        agent.output("rtmp-a").filter(|o| o["last_error"].as_str().is_some_and(|e| e.contains("no rtmp:// Url")))
+    });
+    assert_eq!(rtmp_out["state"], "connecting", "{rtmp_out}");
     let status = wait_for("the mismatch alarm in the cloud report", Duration::from_secs(20), || {
         agent.status().filter(|s| s["cloud"]["destinations"]["primary"]["permanent"] == true)
     });

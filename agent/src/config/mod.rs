@@ -421,14 +421,16 @@ impl OutputConfig {
             OutputConfig::RtpFec(o) => {
                 (&o.address, &o.flow_arn, &o.region, &o.flow_source, o.start_flow_if_standby, o.manage_whitelist)
             }
-            // Sends to its `url`, never to an address or a flow.
-            OutputConfig::Rtmp(_) | OutputConfig::Rist(_) => (&None, &None, &None, &None, false, false),
+            // Pushes to its `url` or an input's, never to an address or a flow.
+            OutputConfig::Rtmp(o) => (&None, &None, &o.region, &None, false, o.manage_whitelist),
+            OutputConfig::Rist(_) => (&None, &None, &None, &None, false, false),
         };
         let (medialive_input_id, pipeline) = match self {
             OutputConfig::Srt(o) => (o.medialive_input_id.as_ref(), o.pipeline),
             OutputConfig::Rtp(o) => (o.medialive_input_id.as_ref(), o.pipeline),
             OutputConfig::RtpFec(o) => (o.medialive_input_id.as_ref(), o.pipeline),
-            OutputConfig::Rtmp(_) | OutputConfig::Rist(_) => (None, None),
+            OutputConfig::Rtmp(o) => (o.medialive_input_id.as_ref(), o.pipeline),
+            OutputConfig::Rist(_) => (None, None),
         };
         OutputTarget {
             medialive_input_id,
@@ -881,7 +883,7 @@ impl AgentConfig {
                     srt.validate_mode(i)?;
                     srt.mode == SrtMode::Listener
                 }
-                // Pushes to its `url` instead.
+                // Pushes to a URL instead (`validate_rtmp`).
                 OutputConfig::Rtmp(_) => true,
                 _ => false,
             };
@@ -936,7 +938,7 @@ impl AgentConfig {
                 }
                 // The port was checked when read (even, P+1 exists).
                 OutputConfig::Rtp(_) | OutputConfig::Rist(_) => {}
-                OutputConfig::Rtmp(_) => self.validate_rtmp(i)?,
+                OutputConfig::Rtmp(r) => self.validate_rtmp(i, r)?,
                 OutputConfig::RtpFec(fec) => {
                     if let Err(e) = fec.matrix() {
                         return Err((format!("outputs[{i}].fec_rows"), e.to_string()));

@@ -4,12 +4,17 @@
 //! The stream key is a secret, like an SRT passphrase: [`RtmpUrl`] prints,
 //! logs and serialises itself with the key replaced by `<redacted>`, and a
 //! malformed URL is refused without quoting it.
+//!
+//! Instead of `url`, an output may name a MediaLive `RTMP_PUSH` input and
+//! one of its pipelines (`medialive_input_id` + `pipeline`,
+//! `docs/medialive-inputs.md`): the URL then comes from `DescribeInput`
+//! and is an [`RtmpUrl`] like a configured one.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{OutputName, SecretVisitor};
+use super::types::{AwsRegion, OutputName, SecretVisitor};
 use super::{yes, AgentConfig, AudioCodec, VideoCodec};
 
 /// RTMP push output settings.
@@ -20,8 +25,24 @@ pub struct RtmpOutputConfig {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// `rtmp://host[:port]/app/stream-key` (or `rtmps://`): MediaLive's
-    /// input destination URL with the stream name appended.
-    pub url: RtmpUrl,
+    /// input destination URL with the stream name appended. Give either
+    /// this or `medialive_input_id`.
+    pub url: Option<RtmpUrl>,
+    /// A MediaLive `RTMP_PUSH` input to push to, its URL resolved through
+    /// DescribeInput, instead of `url`; with `pipeline`
+    /// (`docs/medialive-inputs.md`). Needs the `aws` build feature.
+    pub medialive_input_id: Option<edge_cloud::InputId>,
+    /// Which pipeline of the input this output feeds: `"A"` or `"B"`. Only
+    /// with `medialive_input_id`.
+    pub pipeline: Option<edge_cloud::Pipeline>,
+    /// Region for the input's API calls; default `[aws] region`. Only with
+    /// `medialive_input_id`.
+    pub region: Option<AwsRegion>,
+    /// Check that one of the input's security groups admits the box's
+    /// public address (`[aws] public_ip`, required). Only with
+    /// `medialive_input_id`.
+    #[serde(default)]
+    pub manage_whitelist: bool,
 }
 
 /// A validated RTMP URL: scheme `rtmp` or `rtmps`, a host, an optional
@@ -166,7 +187,30 @@ impl AgentConfig {
     /// What an RTMP output needs from the one encode: FLV to MediaLive
     /// carries H.264 and AAC (`docs/rtmp.md#what-medialive-needs`).
     /// `i` is the output's index, for the message.
-    pub(super) fn validate_rtmp(&self, i: usize) -> Result<(), (String, String)> {
+    pub(super) fn validate_rtmp(&self, i: usize, r: &RtmpOutputConfig) -> Result<(), (String, String)> {
+        match (&r.url, &r.medialive_input_id) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    format!("outputs[{i}].medialive_input_id"),
+                    "give either url or medialive_input_id (with pipeline), not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err((
+                    format!("outputs[{i}].url"),
+                    "missing: give url (rtmp://host:port/app/stream) or medialive_input_id with pipeline".into(),
+                ))
+            }
+            (Some(_), None) => {
+                let input_only = [("region", r.region.is_some()), ("manage_whitelist", r.manage_whitelist)];
+                if let Some((key, _)) = input_only.iter().find(|(_, set)| *set) {
+                    return Err((format!("outputs[{i}].{key}"), "applies only to an output with medialive_input_id".into()));
+                }
+            }
+            // `pipeline` and `manage_whitelist` are checked with the other
+            // kinds' (`AgentConfig::validate`).
+            (None, Some(_)) => {}
+        }
         match self.video.codec {
             VideoCodec::H264 => {}
             VideoCodec::H265 => {
@@ -242,7 +286,7 @@ url = "rtmp://127.0.0.1:1935/live/primary-s3cr3t"
     fn an_rtmp_output_loads_and_reports_without_its_key() {
         let cfg = crate::config::from_str(DOC).unwrap();
         let crate::config::OutputConfig::Rtmp(r) = &cfg.outputs[0] else { panic!("rtmp output expected") };
-        assert_eq!(r.url.expose(), "rtmp://127.0.0.1:1935/live/primary-s3cr3t");
+        assert_eq!(r.url.as_ref().map(RtmpUrl::expose), Some("rtmp://127.0.0.1:1935/live/primary-s3cr3t"));
         assert!(cfg.outputs[0].target().address.is_none());
         let reported = serde_json::to_string(&cfg).unwrap();
         assert!(!reported.contains("s3cr3t") && reported.contains("live/<redacted>"), "{reported}");
@@ -257,6 +301,59 @@ url = "rtmp://127.0.0.1:1935/live/primary-s3cr3t"
         let e = invalid(&DOC.replace("\"rtmp://127.0.0.1:1935/live/primary-s3cr3t\"", "12345678"));
         assert_eq!(e.key, "outputs[0].url");
         assert!(!e.to_string().contains("12345678"), "{e}");
+    }
+
+    const BY_INPUT: &str = "device_id = \"venue-01\"\n\n[aws]\npublic_ip = \"192.0.2.7\"\n\n\
+                            [[outputs]]\nname = \"medialive-a\"\nkind = \"rtmp\"\n";
+
+    #[test]
+    fn an_rtmp_output_may_name_an_input_and_pipeline_instead_of_a_url() {
+        let cfg = crate::config::from_str(&format!(
+            "{BY_INPUT}medialive_input_id = \"1234567\"\npipeline = \"B\"\nregion = \"eu-west-1\"\nmanage_whitelist = true\n"
+        ))
+        .unwrap();
+        let t = cfg.outputs[0].target();
+        assert_eq!((t.medialive_input_id.map(|i| i.as_str()), t.pipeline), (Some("1234567"), Some(edge_cloud::Pipeline::B)));
+        assert!(t.manage_whitelist && t.region.is_some() && t.address.is_none());
+        let crate::config::OutputConfig::Rtmp(r) = &cfg.outputs[0] else { panic!("rtmp output expected") };
+        assert!(r.url.is_none());
+    }
+
+    #[test]
+    fn url_and_input_are_one_or_the_other_with_key_and_line() {
+        // Both: the input's line (line 10; the url is on line 9).
+        let e = invalid(&format!(
+            "{BY_INPUT}url = \"rtmp://127.0.0.1:1935/live/s3cr3t\"\nmedialive_input_id = \"1234567\"\npipeline = \"A\"\n"
+        ));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].medialive_input_id", Some(10)));
+        assert!(e.message.contains("either url or medialive_input_id") && !e.to_string().contains("s3cr3t"), "{e}");
+        // Neither.
+        let e = invalid(BY_INPUT);
+        assert_eq!(e.key, "outputs[0].url");
+        assert!(e.message.contains("medialive_input_id"), "{e}");
+        // An input without its pipeline, a pipeline without an input, a bad
+        // id and a bad pipeline: the same keys and rules as srt and rtp.
+        let e = invalid(&format!("{BY_INPUT}medialive_input_id = \"1234567\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].medialive_input_id", Some(9)));
+        assert!(e.message.contains("pipeline"), "{e}");
+        let e = invalid(&format!("{BY_INPUT}url = \"rtmp://127.0.0.1:1935/live/s3cr3t\"\npipeline = \"A\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].pipeline", Some(10)));
+        let e = invalid(&format!("{BY_INPUT}medialive_input_id = \"12 34\"\npipeline = \"A\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].medialive_input_id", Some(9)));
+        let e = invalid(&format!("{BY_INPUT}medialive_input_id = \"1234567\"\npipeline = \"C\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].pipeline", Some(10)));
+        // Input-only keys with a url.
+        for key in ["region = \"eu-west-1\"", "manage_whitelist = true"] {
+            let e = invalid(&format!("{BY_INPUT}url = \"rtmp://127.0.0.1:1935/live/s3cr3t\"\n{key}\n"));
+            assert_eq!(e.line, Some(10), "{e}");
+            assert!(e.message.contains("only to an output with medialive_input_id"), "{e}");
+        }
+        // manage_whitelist needs [aws] public_ip.
+        let e = invalid(
+            &format!("{BY_INPUT}medialive_input_id = \"1234567\"\npipeline = \"A\"\nmanage_whitelist = true\n")
+                .replace("public_ip = \"192.0.2.7\"\n", ""),
+        );
+        assert_eq!(e.key, "outputs[0].manage_whitelist");
     }
 
     #[test]

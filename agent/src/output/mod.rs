@@ -103,7 +103,8 @@ impl OutputHandle {
             }
             OutputConfig::Rtmp(r) => {
                 // Fed with FLV tags by the pipeline's FLV branch, not with TS.
-                let worker = rtmp::RtmpOutput::new(r.clone(), status.clone(), stop.clone(), agent_shutdown.clone());
+                // `dest`: the input's link when it names one (else `url`).
+                let worker = rtmp::RtmpOutput::new(r.clone(), dest, status.clone(), stop.clone(), agent_shutdown.clone());
                 let thread = thread.spawn(move || worker.run(rx))?;
                 crate::pipeline::flv::hub().fan.add(&name, Payload::Ts, tx);
                 return Ok(OutputHandle { status, stop, thread: Some(thread) });
