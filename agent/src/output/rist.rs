@@ -219,8 +219,15 @@ impl RistOutput {
         let rtcp_src = bin.by_name("rist_rtcp_udpsrc0").ok_or("ristsink has no RTCP udpsrc")?;
         let pad = rtcp_src.static_pad("src").ok_or("ristsink's RTCP udpsrc has no src pad")?;
         let h = heard.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        let payloader = pay.downgrade();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             h.mark();
+            let ours = payloader.upgrade().and_then(|p| p.property::<gst::Structure>("stats").get::<u32>("ssrc").ok());
+            if let (Some(ours), Some(buffer)) = (ours, info.buffer_mut()) {
+                if let Ok(mut map) = buffer.make_mut().map_writable() {
+                    relabel_receiver_ssrc(map.as_mut_slice(), ours);
+                }
+            }
             gst::PadProbeReturn::Ok
         });
         pipeline.add_many([src.upcast_ref(), &pay, &sink]).map_err(|e| e.to_string())?;
@@ -284,6 +291,52 @@ impl RistOutput {
     }
 }
 
+/// Gives the receiver's reports an SSRC of their own when they carry the
+/// sender's: librist's simple-profile receiver (0.2.7) sends its RR, SDES
+/// and BYE with the flow's media SSRC as its own, which `rtpbin` takes for
+/// an SSRC collision: it changes the sender's SSRC (about a second in, at
+/// the first retransmission), the receiver restarts its flow and drops its
+/// buffer, sometimes back and forth. The sender-SSRC field of SR, RR, the
+/// first SDES chunk and BYE entries equal to `ours` or its RTX SSRC
+/// (`ours | 1`) becomes `!ours`, a value neither can take; report blocks
+/// (which name the source reported on) and feedback (NACKs) are left as
+/// they are. Returns how many fields changed; a malformed compound packet
+/// is left as it is from the first bad header on.
+pub fn relabel_receiver_ssrc(rtcp: &mut [u8], ours: u32) -> usize {
+    let mut changed = 0;
+    let mut at = 0usize;
+    let mut relabel = |field: &mut [u8]| {
+        let ssrc = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+        if ssrc == ours || ssrc == ours | 1 {
+            field.copy_from_slice(&(!ours).to_be_bytes());
+            changed += 1;
+        }
+    };
+    while rtcp.len().saturating_sub(at) >= 4 {
+        let (first, pt) = (rtcp[at], rtcp[at + 1]);
+        let len = (usize::from(u16::from_be_bytes([rtcp[at + 2], rtcp[at + 3]])) + 1) * 4;
+        if first >> 6 != 2 || at + len > rtcp.len() {
+            break;
+        }
+        let packet = &mut rtcp[at..at + len];
+        let count = usize::from(first & 0x1f);
+        match pt {
+            // SR, RR: the sender's SSRC; SDES: the first chunk's.
+            200 | 201 if len >= 8 => relabel(&mut packet[4..8]),
+            202 if count >= 1 && len >= 8 => relabel(&mut packet[4..8]),
+            // BYE: `count` SSRCs.
+            203 => {
+                for i in 0..count.min((len - 4) / 4) {
+                    relabel(&mut packet[4 + 4 * i..8 + 4 * i]);
+                }
+            }
+            _ => {}
+        }
+        at += len;
+    }
+    changed
+}
+
 /// The first error on a session's bus.
 fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
     let bus = pipeline.bus()?;
@@ -317,6 +370,46 @@ fn sink_stats(sink: &gst::Element) -> SinkStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_receivers_reports_get_an_ssrc_of_their_own() {
+        let ours = 0xc392_7ca4u32;
+        let be = |v: u32| v.to_be_bytes();
+        // RR (1 report block on our SSRC) + SDES (1 chunk) + generic NACK + BYE,
+        // all from a receiver using our SSRC (or the RTX one) as its own.
+        let mut rr = vec![0x81, 201, 0, 7];
+        rr.extend(be(ours));
+        rr.extend(be(ours)); // report block: the source reported on
+        rr.extend([0u8; 20]);
+        let mut sdes = vec![0x81, 202, 0, 2];
+        sdes.extend(be(ours | 1));
+        sdes.extend([1, 2, b'a', b'b']);
+        let mut nack = vec![0x81, 205, 0, 3];
+        nack.extend(be(ours));
+        nack.extend(be(ours));
+        nack.extend([0, 5, 0, 0]);
+        let mut bye = vec![0x81, 203, 0, 1];
+        bye.extend(be(ours));
+        let mut compound = [rr, sdes, nack, bye].concat();
+        let before = compound.clone();
+        assert_eq!(relabel_receiver_ssrc(&mut compound, ours), 3);
+        let at = |c: &[u8], i: usize| u32::from_be_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+        assert_eq!(at(&compound, 4), !ours, "RR sender");
+        assert_eq!(at(&compound, 8), ours, "report block untouched");
+        assert_eq!(at(&compound, 36), !ours, "SDES chunk");
+        assert_eq!((at(&compound, 48), at(&compound, 52)), (ours, ours), "NACK untouched");
+        assert_eq!(at(&compound, 64), !ours, "BYE");
+        // Another receiver's SSRC is left alone; so is anything malformed.
+        let mut other = before.clone();
+        assert_eq!(relabel_receiver_ssrc(&mut other, 0x1234_5678), 0);
+        assert_eq!(other, before);
+        for cut in 0..before.len() {
+            let mut short = before[..cut].to_vec();
+            relabel_receiver_ssrc(&mut short, ours);
+        }
+        let mut bad = vec![0x81, 201, 0xff, 0xff, 1, 2, 3, 4];
+        assert_eq!(relabel_receiver_ssrc(&mut bad, 0x0102_0304), 0);
+    }
 
     #[test]
     fn heard_tracks_the_last_rtcp_packet() {
