@@ -152,6 +152,23 @@ impl RistReceiver {
         Some((s["received"].as_u64()?, s["recovered"].as_u64()?, s["lost"].as_u64()?))
     }
 
+    /// The receiver's per-second stats lines that report packets lost or
+    /// dropped (late or buffer full): the evidence when the TS has a gap.
+    pub fn trouble(&self) -> Vec<String> {
+        let bad = |l: &&str| {
+            ["\"lost\":", "\"dropped_late\":", "\"dropped_full\":"]
+                .iter()
+                .any(|k| l.split(k).skip(1).any(|rest| !rest.starts_with('0')))
+        };
+        self.log_text().lines().filter(|l| l.contains("receiver-stats")).filter(bad).map(str::to_owned).collect()
+    }
+
+    /// How often the receiver moved to a new flow id (in simple profile,
+    /// the sender's SSRC): each move drops its buffer.
+    pub fn flow_changes(&self) -> usize {
+        self.log_text().matches("Updating peer's flowid").count()
+    }
+
     /// Stops collecting and the receiver; returns the datagrams received.
     pub fn stop(mut self) -> Vec<(Instant, Vec<u8>)> {
         self.stop.store(true, Ordering::Relaxed);
