@@ -122,8 +122,8 @@ fi
 ((rc == 0)) || exit "$rc"
 # Coverage-guided fuzzing of the parsers (docs/fuzzing.md): each target for
 # EDGE_FUZZ_SECONDS from its committed corpus; any crash fails the run.
-scripts/fuzz.sh "${EDGE_FUZZ_SECONDS:-20}"
-phase_end "fuzz ($(ls fuzz/fuzz_targets/*.rs | wc -l) targets x ${EDGE_FUZZ_SECONDS:-20} s)"
+scripts/fuzz.sh "${EDGE_FUZZ_SECONDS:-10}"
+phase_end "fuzz ($(ls fuzz/fuzz_targets/*.rs | wc -l) targets x ${EDGE_FUZZ_SECONDS:-10} s)"
 cargo test --locked --workspace --doc "${features[@]}"
 phase_end "doc tests"
 # The figures the fault, soak and interop tests recorded, as a table.
