@@ -9,14 +9,16 @@ pub mod srt;
 mod status;
 pub mod udp_batch;
 
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 pub use status::{OutputSnapshot, OutputState, OutputStatus, RistSnapshot, RtmpSnapshot, RtpSnapshot, SrtSnapshot};
 
 use crate::config::OutputConfig;
 use crate::dest::Dest;
-use crate::fanout::{self, FanOut, Payload};
+use crate::fanout::{self, FanOut, Payload, TsChunk};
 use crate::shutdown::Shutdown;
 
 /// How many 1316-byte chunks an output may hold back: about 4 s at
@@ -127,4 +129,26 @@ impl OutputHandle {
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
+}
+
+/// Discards what queues on `rx` for `d`, counting it as dropped on
+/// `status`: with no session to carry it, it is stale by the next one (the
+/// receiver wants the live edge). Used between the sessions of the outputs
+/// that run their own GStreamer pipeline (RTMP, RIST). True when `stopped`
+/// turned true meanwhile or the fan-out is gone.
+fn drain_for(rx: &Receiver<TsChunk>, d: Duration, status: &OutputStatus, stopped: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + d;
+    let mut dropped = 0u64;
+    while Instant::now() < until {
+        if stopped() {
+            return true;
+        }
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100))) {
+            Ok(_) => dropped += 1,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return true,
+        }
+    }
+    status.add_sent(0, dropped);
+    stopped()
 }

@@ -169,23 +169,9 @@ impl RtmpOutput {
         self.status.set_state(OutputState::Stopped);
     }
 
-    /// Discards queued tags for `d` (they would be stale by the next
-    /// session); true when stopped meanwhile.
+    /// Discards queued data for `d`; true when stopped meanwhile.
     fn drain_for(&self, rx: &Receiver<TsChunk>, d: Duration) -> bool {
-        let until = Instant::now() + d;
-        let mut dropped = 0u64;
-        while Instant::now() < until {
-            if self.stopped() {
-                return true;
-            }
-            match rx.recv_timeout(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100))) {
-                Ok(_) => dropped += 1,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return true,
-            }
-        }
-        self.status.add_sent(0, dropped);
-        self.stopped()
+        super::drain_for(rx, d, &self.status, || self.stopped())
     }
 
     /// One RTMP session: waits for the FLV stream, connects, sends until an

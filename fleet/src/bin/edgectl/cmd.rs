@@ -165,7 +165,7 @@ fn read_config(path: &PathBuf) -> Result<Value> {
 }
 
 /// Waits for a `config/reported` answering `version` that is not `skip`.
-async fn wait_report(
+pub(crate) async fn wait_report(
     ctl: &mut Ctl,
     topic: &str,
     version: u64,

@@ -42,6 +42,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio::time::Instant;
 
+use crate::cmd::wait_report;
 use crate::conn::{BrokerArgs, Ctl};
 use crate::{show, Exit};
 
@@ -523,23 +524,4 @@ async fn push(ctl: &mut Ctl, device: &str, config: Value, confirm: bool, deadlin
         }
     }
     Ok(Ok(r))
-}
-
-async fn wait_report(
-    ctl: &mut Ctl,
-    topic: &str,
-    version: u64,
-    skip: Option<ConfigStatus>,
-    deadline: Instant,
-) -> Result<Option<ReportedConfig>> {
-    while let Some(m) = ctl.next(deadline).await? {
-        if m.topic != topic {
-            continue;
-        }
-        let Ok(r) = wire::parse::<ReportedConfig>(&m.payload) else { continue };
-        if r.av == version && Some(r.status) != skip {
-            return Ok(Some(r));
-        }
-    }
-    Ok(None)
 }
