@@ -41,6 +41,9 @@ pub struct AgentDevice {
     panel: Option<SharedPanelReadings>,
     /// The last thumbnail published (its number) and when.
     thumbnail_sent: Option<(u64, std::time::Instant)>,
+    /// A `thumbnail.request` was accepted: the next poll publishes the
+    /// newest thumbnail whatever the cadence.
+    thumbnail_requested: bool,
 }
 
 impl AgentDevice {
@@ -56,6 +59,7 @@ impl AgentDevice {
             firmware: None,
             panel: None,
             thumbnail_sent: None,
+            thumbnail_requested: false,
         }
     }
 
@@ -327,6 +331,17 @@ impl Device for AgentDevice {
                     None => Err((ReasonCode::Unsupported, "this process keeps no log ring".into())),
                 })
             }
+            Command::ThumbnailRequest => {
+                // Answered here, like the cadence: the fleet client's next
+                // poll of `thumbnail()` (within a second) publishes it.
+                let Some(t) = self.snap().pipeline.as_ref().and_then(|p| p.content.thumbnail()) else {
+                    let why = "no thumbnail yet (the stream is stopped or the first picture is not taken)";
+                    return Box::new(move || Err((ReasonCode::PreconditionFailed, why.into())));
+                };
+                self.thumbnail_requested = true;
+                let (seq, bytes) = (t.seq, t.jpeg.len());
+                Box::new(move || Ok(Some(json!({"thumbnail": seq, "bytes": bytes}))))
+            }
             other => {
                 let (inbox, cmd) = (self.inbox.clone(), other.clone());
                 Box::new(move || inbox.ask(Action::Command(cmd), CHANGE_TIMEOUT).map_err(|e| (e.code, e.message)))
@@ -377,7 +392,8 @@ impl Device for AgentDevice {
     }
 
     /// The newest thumbnail, once per `monitor.thumbnail_publish_s` and
-    /// only when it is a new one.
+    /// only when it is a new one; at once, new or not, after a
+    /// `thumbnail.request`.
     fn thumbnail(&mut self) -> Option<Vec<u8>> {
         let snap = self.snap();
         let t = snap.pipeline.as_ref()?.content.thumbnail()?;
@@ -385,7 +401,8 @@ impl Device for AgentDevice {
         let every = snap.cfg.monitor.thumbnail_publish_s.duration();
         // Polled once a second: half a poll early is on time.
         let early = |at: std::time::Instant| now.saturating_duration_since(at) + Duration::from_millis(500) < every;
-        if self.thumbnail_sent.is_some_and(|(seq, at)| seq == t.seq || early(at)) {
+        let requested = std::mem::take(&mut self.thumbnail_requested);
+        if !requested && self.thumbnail_sent.is_some_and(|(seq, at)| seq == t.seq || early(at)) {
             return None;
         }
         self.thumbnail_sent = Some((t.seq, now));

@@ -56,6 +56,10 @@ pub enum Command {
     /// Without `since_seq` the newest lines come back, with it the oldest
     /// after it (so `next_seq` can page forward without a gap).
     LogsFetch { since_seq: Option<u64>, since_ms: Option<u64>, max_lines: u32 },
+    /// Publish the newest thumbnail on `thumbnail` now, outside the
+    /// `thumbnail_publish_s` cadence (`precondition_failed` while the box
+    /// has none yet).
+    ThumbnailRequest,
 }
 
 /// `logs.fetch`: lines per answer unless `max_lines` says otherwise.
@@ -184,6 +188,7 @@ impl Command {
         "firmware.update",
         "input.pattern",
         "logs.fetch",
+        "thumbnail.request",
     ];
 
     /// The wire name.
@@ -203,6 +208,7 @@ impl Command {
             Command::FirmwareUpdate { .. } => "firmware.update",
             Command::InputPattern { .. } => "input.pattern",
             Command::LogsFetch { .. } => "logs.fetch",
+            Command::ThumbnailRequest => "thumbnail.request",
         }
     }
 
@@ -252,7 +258,8 @@ impl Command {
             | Command::Rebirth
             | Command::Reboot
             | Command::ChannelStart
-            | Command::ChannelStop => Value::Object(Map::new()),
+            | Command::ChannelStop
+            | Command::ThumbnailRequest => Value::Object(Map::new()),
         }
     }
 
@@ -277,6 +284,7 @@ impl Command {
             "reboot" => no_args(args).map(|()| Command::Reboot)?,
             "channel.start" => no_args(args).map(|()| Command::ChannelStart)?,
             "channel.stop" => no_args(args).map(|()| Command::ChannelStop)?,
+            "thumbnail.request" => no_args(args).map(|()| Command::ThumbnailRequest)?,
             "output.enable" => Command::OutputEnable { output: output_name(typed::<OutputArgs>(args)?.output)? },
             "output.disable" => Command::OutputDisable { output: output_name(typed::<OutputArgs>(args)?.output)? },
             "config.confirm" => {
@@ -442,6 +450,7 @@ mod tests {
             },
             Command::InputPattern { black: Some(true), motion: Some(false), tone: None },
             Command::LogsFetch { since_seq: Some(41), since_ms: Some(1_796_447_241_123), max_lines: 50 },
+            Command::ThumbnailRequest,
         ];
         assert_eq!(all.len(), Command::NAMES.len());
         for c in all {
@@ -457,6 +466,10 @@ mod tests {
         let e = Command::parse("stream.start", &json!({"now": true})).unwrap_err();
         assert_eq!(e.reason, ReasonCode::InvalidArgs);
         assert!(e.detail.contains("unknown field"), "{}", e.detail);
+        let e = Command::parse("thumbnail.request", &json!({"now": true})).unwrap_err();
+        assert_eq!(e.reason, ReasonCode::InvalidArgs);
+        assert!(e.detail.contains("unknown field `now`"), "{}", e.detail);
+        assert_eq!(Command::parse("thumbnail.request", &Value::Null).unwrap(), Command::ThumbnailRequest);
         let e = Command::parse("output.enable", &json!({"output": 3})).unwrap_err();
         assert_eq!(e.reason, ReasonCode::InvalidArgs);
         assert!(e.detail.contains("output"), "{}", e.detail);

@@ -85,8 +85,9 @@ pub trait Device: Send {
     }
 
     /// A JPEG of the picture to publish now on `thumbnail`, if one is due
-    /// (polled once a second; the device keeps its own cadence). Devices
-    /// without a picture keep this default.
+    /// (polled once a second; the device keeps its own cadence, and answers
+    /// a `thumbnail.request` it accepted at the next poll). Devices without
+    /// a picture keep this default.
     fn thumbnail(&mut self) -> Option<Vec<u8>> {
         None
     }
@@ -184,6 +185,7 @@ impl Device for FakeDevice {
             Command::FirmwareUpdate { .. } => return Err((ReasonCode::Unsupported, "the fake device has no slots".into())),
             Command::InputPattern { .. } => return Err((ReasonCode::Unsupported, "the fake device has no test pattern".into())),
             Command::LogsFetch { .. } => return Err((ReasonCode::Unsupported, "the fake device keeps no log".into())),
+            Command::ThumbnailRequest => return Err((ReasonCode::PreconditionFailed, "the fake device has no picture".into())),
             Command::ConfigConfirm { .. } | Command::TelemetryBoost { .. } | Command::Rebirth => {
                 return Err((ReasonCode::Unsupported, "handled by the session".into()))
             }

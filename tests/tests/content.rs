@@ -176,3 +176,54 @@ fn black_frozen_and_silent_inputs_raise_and_clear_their_alarms_and_thumbnails_fl
     record(TEST, "thumbnail MQTT bytes per minute at the default 10 s cadence", mean * 6);
     assert!((1.5..=3.5).contains(&cadence), "cadence {cadence:.2} s: {arrivals:?}");
 }
+
+/// Thumbnails seen by [`record_thumbnails`] so far.
+fn thumbnails_seen(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |t| t.lines().count())
+}
+
+/// `thumbnail.request` publishes the newest thumbnail at once, outside a
+/// cadence (here an hour) that would otherwise send only the first.
+#[test]
+fn thumbnail_request_publishes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let _broker = Broker::start(dir.path(), port);
+    let mqtt_log = dir.path().join("mqtt.log");
+    let _recorder = record_all(port, &mqtt_log);
+    let device = "content-02";
+    let thumbs_log = dir.path().join("thumbs.log");
+    let _thumbs = record_thumbnails(port, &format!("fleet/v1/{device}/thumbnail"), &thumbs_log);
+    let p1 = free_udp_port();
+    let _peer = SrtListenerPeer::start(p1, 200, None, &dir.path().join("p.ts"));
+    let state = dir.path().join("state");
+    let config = config_toml(device, 1000, &srt_output("primary", p1, 200, None))
+        + "\n[monitor]\nthumbnail_every_s = 1\nthumbnail_publish_s = 3600\n"
+        + &format!(
+            "\n[fleet]\nbroker = \"127.0.0.1:{port}\"\ninsecure_plaintext = true\ndevice_id = \"{device}\"\nstate_dir = \"{}\"\n",
+            state.display()
+        );
+    let agent = AgentProc::start(dir.path(), &config);
+    wait_for("the device online", CONNECT, || std::fs::read_to_string(&mqtt_log).ok()?.contains("\"online\":true").then_some(()));
+    // The first thumbnail goes out as soon as there is one; the next is an
+    // hour away.
+    wait_for("the first thumbnail", Duration::from_secs(15), || (thumbnails_seen(&thumbs_log) >= 1).then_some(()));
+    std::thread::sleep(Duration::from_secs(4)); // a span of time is what is checked here
+    assert_eq!(thumbnails_seen(&thumbs_log), 1, "a thumbnail before its cadence\n{}", agent.log());
+
+    let t = Instant::now();
+    let (rc, out) = edgectl(port, &["cmd", device, "thumbnail.request"]);
+    assert_eq!(rc, 0, "{out}");
+    let arrived = test_support::wait_until(Duration::from_secs(5), || thumbnails_seen(&thumbs_log) >= 2);
+    let took = t.elapsed();
+    assert!(arrived, "no thumbnail after thumbnail.request: {out}\n{}", agent.log());
+    record(TEST, "thumbnail.request to thumbnail on MQTT (edgectl round trip included), s", format!("{:.2}", took.as_secs_f64()));
+    assert!(took <= Duration::from_secs(3), "thumbnail.request answered after {took:?}");
+    std::thread::sleep(Duration::from_secs(2)); // a span of time is what is checked here
+    assert_eq!(thumbnails_seen(&thumbs_log), 2, "one request, one thumbnail");
+
+    // No arguments: an unknown one is refused.
+    let (rc, out) = edgectl(port, &["cmd", device, "thumbnail.request", "now=true"]);
+    assert_ne!(rc, 0, "{out}");
+    assert!(out.contains("invalid_args"), "{out}");
+}
