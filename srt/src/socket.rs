@@ -44,6 +44,10 @@ pub struct SocketOptions {
     pub km_refresh_rate: Option<u32>,
     /// `SRTO_KMPREANNOUNCE` (packets; must be below half the refresh rate).
     pub km_pre_announce: Option<u32>,
+    /// `SRTO_RENDEZVOUS`: [`SrtSocket::connect`] meets a peer that connects
+    /// to us at the same time; both sides bind their port. libsrt waits
+    /// ten times `SRTO_CONNTIMEO` for a rendezvous peer. `false` keeps the default.
+    pub rendezvous: bool,
 }
 
 impl fmt::Debug for SocketOptions {
@@ -62,6 +66,7 @@ impl fmt::Debug for SocketOptions {
             .field("send_buffer_bytes", &self.send_buffer_bytes)
             .field("km_refresh_rate", &self.km_refresh_rate)
             .field("km_pre_announce", &self.km_pre_announce)
+            .field("rendezvous", &self.rendezvous)
             .finish()
     }
 }
@@ -106,6 +111,9 @@ impl SocketState {
         matches!(self, Self::Broken | Self::Closing | Self::Closed | Self::NonExist)
     }
 }
+
+/// `SRTO_RENDEZVOUS` in srt.h (`SRT_SOCKOPT` value 12, stable since libsrt 1.0).
+const SRTO_RENDEZVOUS: SRT_SOCKOPT = 12;
 
 #[allow(clippy::cast_possible_truncation)] // only used on small C types, checked at compile time
 const fn c_len<T>() -> c_int {
@@ -165,6 +173,9 @@ impl Handle {
     fn apply(&self, o: &SocketOptions) -> Result<(), SrtError> {
         // TRANSTYPE first: it resets latency, payload size, etc. to the live defaults.
         self.set_i32(ffi::SRTO_TRANSTYPE, "SRTO_TRANSTYPE", ffi::SRTT_LIVE)?;
+        if o.rendezvous {
+            self.set_i32(SRTO_RENDEZVOUS, "SRTO_RENDEZVOUS", 1)?; // bool options take an int
+        }
         if let Some(v) = &o.passphrase {
             self.set_str(ffi::SRTO_PASSPHRASE, "SRTO_PASSPHRASE", v)?;
         }
@@ -318,6 +329,8 @@ unsafe impl Sync for SrtSocket {}
 impl SrtSocket {
     /// Caller mode: applies `opts`, binds to `local` if given (fixed source
     /// address/port), then connects, blocking up to `SRTO_CONNTIMEO`.
+    /// Rendezvous (`opts.rendezvous`, `local` required by libsrt): the same
+    /// call, with the peer connecting to `local` from `remote` meanwhile.
     pub fn connect(remote: SocketAddr, local: Option<SocketAddr>, opts: &SocketOptions) -> Result<SrtSocket, SrtError> {
         let h = Handle::new()?;
         h.apply(opts)?;

@@ -560,9 +560,9 @@ latency_ms = 500
         let OutputConfig::Srt(caller) = &from_str(GOOD).unwrap().outputs[0] else { panic!("srt output expected") };
         assert_eq!((caller.mode, caller.listen_addr()), (SrtMode::Caller, None), "caller stays the default");
 
-        let e = err(&listener.replace("mode = \"listener\"", "mode = \"rendezvous\""));
+        let e = err(&listener.replace("mode = \"listener\"", "mode = \"broadcast\""));
         assert_eq!((e.key.as_str(), e.line), ("outputs[0].mode", Some(10)), "{e}");
-        assert!(e.message.contains("`caller`") && e.message.contains("`listener`"), "{}", e.message);
+        assert!(["`caller`", "`listener`", "`rendezvous`"].iter().all(|m| e.message.contains(m)), "{}", e.message);
         let e = err(&listener.replace("listen = \"127.0.0.1:9001\"\n", ""));
         assert_eq!((e.key.as_str(), e.line), ("outputs[0].listen", Some(7)), "points at the output's header: {e}");
         assert!(e.message.contains("needs listen"), "{}", e.message);
@@ -588,6 +588,34 @@ latency_ms = 500
         assert!(!caller_text.contains("mode") && !caller_text.contains("listen"), "{caller_text}");
         let text = toml::to_string(&cfg).unwrap();
         assert_eq!(from_str(&text).unwrap(), cfg, "{text}");
+    }
+
+    #[test]
+    fn srt_rendezvous_keys_are_checked_with_positions() {
+        use crate::config::{OutputConfig, SrtMode};
+        // address on line 10, mode 11, bind 12.
+        let rendezvous = GOOD.replace("latency_ms = 500", "mode = \"rendezvous\"\nbind = \"127.0.0.1:9002\"");
+        let cfg = from_str(&rendezvous).unwrap();
+        let OutputConfig::Srt(srt) = &cfg.outputs[0] else { panic!("srt output expected") };
+        assert_eq!((srt.mode, srt.listen_addr()), (SrtMode::Rendezvous, None));
+        assert_eq!(srt.bind.map(|b| b.addr()), Some("127.0.0.1:9002".parse().unwrap()));
+        let text = toml::to_string(&cfg).unwrap();
+        assert_eq!(from_str(&text).unwrap(), cfg, "{text}");
+
+        let e = err(&rendezvous.replace("bind = \"127.0.0.1:9002\"", ""));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].bind", Some(7)), "points at the output's header: {e}");
+        assert!(e.message.contains("needs bind"), "{}", e.message);
+        let e = err(&rendezvous.replace("127.0.0.1:9002", "127.0.0.1:0"));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].bind", Some(12)), "{e}");
+        assert!(e.message.contains("fixed port"), "{}", e.message);
+        let e = err(&rendezvous.replace("address = \"127.0.0.1:9001\"\n", ""));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].address", Some(7)), "{e}");
+        assert!(e.message.contains("needs address"), "{}", e.message);
+        let e = err(&rendezvous.replace("address = \"127.0.0.1:9001\"", "medialive_input_id = \"1234567\"\npipeline = \"A\""));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].medialive_input_id", Some(10)), "{e}");
+        assert!(e.message.contains("given by address"), "{}", e.message);
+        let e = err(&rendezvous.replace("bind = ", "listen = \"127.0.0.1:9003\"\nbind = "));
+        assert_eq!((e.key.as_str(), e.line), ("outputs[0].listen", Some(12)), "{e}");
     }
 
     #[test]

@@ -527,6 +527,10 @@ pub enum SrtMode {
     /// The box waits on `listen` for one caller: MediaLive's `SRT_CALLER`
     /// input, MediaConnect's `srt-caller` source (`docs/srt.md#listener-mode`).
     Listener,
+    /// The box and a peer encoder/decoder both bind a known port and call
+    /// each other (`bind` here, `address` there): for two ends behind
+    /// firewalls that let outbound UDP out (`docs/srt.md#rendezvous-mode`).
+    Rendezvous,
 }
 
 impl SrtMode {
@@ -543,7 +547,7 @@ pub struct SrtOutputConfig {
     pub name: OutputName,
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// `caller` (default) or `listener`. Left out of a written
+    /// `caller` (default), `listener` or `rendezvous`. Left out of a written
     /// configuration when `caller`, so existing documents stay as they are.
     #[serde(default, skip_serializing_if = "SrtMode::is_caller")]
     pub mode: SrtMode,
@@ -584,7 +588,8 @@ pub struct SrtOutputConfig {
     /// Key length; requires `passphrase`. Default 16 (AES-128).
     pub pbkeylen: Option<PbKeyLen>,
     pub stream_id: Option<StreamId>,
-    /// Local address (and optionally port) to send from, e.g. to pin an uplink.
+    /// Local address (and optionally port) to send from, e.g. to pin an
+    /// uplink. Rendezvous: required, with the port the peer calls.
     pub bind: Option<BindAddr>,
 }
 
@@ -593,19 +598,48 @@ impl SrtOutputConfig {
     pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
         match self.mode {
             SrtMode::Listener => self.listen.map(|l| l.addr()),
-            SrtMode::Caller => None,
+            SrtMode::Caller | SrtMode::Rendezvous => None,
         }
     }
 
     /// The keys each mode takes: a listener has `listen` and no
-    /// destination; a caller has no `listen`. Key path and reason of the
+    /// destination; a caller has no `listen`; a rendezvous output has an
+    /// `address` and a `bind` with a port. Key path and reason of the
     /// first violation, for output `i`.
     fn validate_mode(&self, i: usize) -> Result<(), (String, String)> {
         match self.mode {
-            SrtMode::Caller if self.listen.is_some() => {
+            SrtMode::Caller | SrtMode::Rendezvous if self.listen.is_some() => {
                 Err((format!("outputs[{i}].listen"), "applies only to mode = \"listener\"".into()))
             }
             SrtMode::Caller => Ok(()),
+            SrtMode::Rendezvous => {
+                // MediaConnect and MediaLive offer no rendezvous: the peer is
+                // an encoder or decoder given by address.
+                let cloud = [("flow_arn", self.flow_arn.is_some()), ("medialive_input_id", self.medialive_input_id.is_some())];
+                if let Some((key, _)) = cloud.iter().find(|(_, set)| *set) {
+                    return Err((
+                        format!("outputs[{i}].{key}"),
+                        "applies only to mode = \"caller\": a rendezvous peer is given by address".into(),
+                    ));
+                }
+                if self.address.is_none() {
+                    return Err((
+                        format!("outputs[{i}].address"),
+                        "missing: mode = \"rendezvous\" needs address = \"host:port\" (the peer's bound port)".into(),
+                    ));
+                }
+                match self.bind {
+                    Some(b) if b.addr().port() != 0 => Ok(()),
+                    Some(_) => Err((
+                        format!("outputs[{i}].bind"),
+                        "mode = \"rendezvous\" needs a fixed port: the peer calls it (port 0 is nowhere it can find)".into(),
+                    )),
+                    None => Err((
+                        format!("outputs[{i}].bind"),
+                        "missing: mode = \"rendezvous\" needs bind = \"ip:port\" (the port the peer calls)".into(),
+                    )),
+                }
+            }
             SrtMode::Listener => {
                 let caller_only = [
                     ("address", self.address.is_some()),

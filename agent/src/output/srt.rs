@@ -1,4 +1,5 @@
-//! SRT output through libsrt (the `srt` binding crate), as caller or listener.
+//! SRT output through libsrt (the `srt` binding crate), as caller, listener
+//! or rendezvous peer.
 //!
 //! MediaConnect's `srt-listener` sources run libsrt, so the agent calls them
 //! with libsrt too (`docs/srt.md#why-libsrt`: the pure-Rust stack loses the
@@ -9,7 +10,10 @@
 //! How the peer is found is the only difference between the modes
 //! ([`Role`]): a caller connects (and on failure backs off with jitter); a
 //! listener (`docs/srt.md#listener-mode`) waits for a caller, and while one
-//! is connected a newer admitted caller replaces it. Sending and statistics
+//! is connected a newer admitted caller replaces it. A rendezvous output
+//! (`docs/srt.md#rendezvous-mode`) is a caller that binds its `bind` port
+//! and sets `SRTO_RENDEZVOUS`, so it runs the caller's loop and backoff
+//! while its peer calls it back. Sending and statistics
 //! ([`SrtOutput::stream`]) are shared.
 
 use std::net::SocketAddr;
@@ -22,7 +26,7 @@ use tracing::{info, warn};
 
 use super::status::{OutputState, OutputStatus, SrtSnapshot};
 use crate::backoff::Backoff;
-use crate::config::SrtOutputConfig;
+use crate::config::{SrtMode, SrtOutputConfig};
 use crate::dest::{Dest, RESOLVE_AFTER_FAILURES};
 use crate::fanout::{LiveEdge, TsChunk};
 use crate::shutdown::Shutdown;
@@ -62,7 +66,8 @@ const SHOWN_STREAM_ID: usize = 64;
 /// How an SRT output finds its peer.
 #[derive(Debug, Clone)]
 pub enum Role {
-    /// Calls the destination (`mode = "caller"`).
+    /// Calls the destination (`mode = "caller"`; also `"rendezvous"`,
+    /// whose socket options say so, see [`SrtOutput::socket_options`]).
     Caller(Dest),
     /// Waits on this address for one caller at a time (`mode = "listener"`).
     Listener(SocketAddr),
@@ -132,12 +137,16 @@ impl SrtOutput {
 
     /// libsrt options for this output. The passphrase goes to libsrt only.
     pub fn socket_options(cfg: &SrtOutputConfig) -> SocketOptions {
+        let rendezvous = cfg.mode == SrtMode::Rendezvous;
         SocketOptions {
             latency_ms: Some(cfg.latency_ms.get()),
             passphrase: cfg.passphrase.as_ref().map(|p| p.expose().to_owned()),
             pbkeylen: cfg.passphrase.as_ref().map(|_| cfg.pbkeylen.map_or(16, |k| k.get())),
             stream_id: cfg.stream_id.as_ref().map(|s| s.as_str().to_owned()),
-            connect_timeout_ms: Some(CONNECT_TIMEOUT_MS),
+            // libsrt waits ten times SRTO_CONNTIMEO for a rendezvous peer:
+            // a tenth keeps an attempt as long as a caller's.
+            connect_timeout_ms: Some(if rendezvous { CONNECT_TIMEOUT_MS / 10 } else { CONNECT_TIMEOUT_MS }),
+            rendezvous,
             peer_idle_timeout_ms: Some(PEER_IDLE_TIMEOUT_MS),
             send_timeout_ms: Some(SEND_TIMEOUT_MS),
             ..SocketOptions::default()
@@ -164,7 +173,8 @@ impl SrtOutput {
         self.status.set_state(OutputState::Stopped);
     }
 
-    /// Caller: connect, stream, and on failure back off and connect again.
+    /// Caller (and rendezvous): connect, stream, and on failure back off and
+    /// connect again.
     fn run_caller(&self, rx: &Receiver<TsChunk>, dest: &Dest, opts: &SocketOptions) {
         let name = self.status.name.clone();
         let local = self.cfg.bind.as_ref().map(|b| b.addr());
