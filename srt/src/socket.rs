@@ -112,9 +112,6 @@ impl SocketState {
     }
 }
 
-/// `SRTO_RENDEZVOUS` in srt.h (`SRT_SOCKOPT` value 12, stable since libsrt 1.0).
-const SRTO_RENDEZVOUS: SRT_SOCKOPT = 12;
-
 #[allow(clippy::cast_possible_truncation)] // only used on small C types, checked at compile time
 const fn c_len<T>() -> c_int {
     assert!(size_of::<T>() <= 4096);
@@ -174,7 +171,7 @@ impl Handle {
         // TRANSTYPE first: it resets latency, payload size, etc. to the live defaults.
         self.set_i32(ffi::SRTO_TRANSTYPE, "SRTO_TRANSTYPE", ffi::SRTT_LIVE)?;
         if o.rendezvous {
-            self.set_i32(SRTO_RENDEZVOUS, "SRTO_RENDEZVOUS", 1)?; // bool options take an int
+            self.set_i32(ffi::SRTO_RENDEZVOUS, "SRTO_RENDEZVOUS", 1)?; // bool options take an int
         }
         if let Some(v) = &o.passphrase {
             self.set_str(ffi::SRTO_PASSPHRASE, "SRTO_PASSPHRASE", v)?;
