@@ -73,12 +73,14 @@
 //! target/release/edge-bench srt --seconds 2  # smoke test
 //! target/release/edge-bench fec --seconds 2 --raw-packets 10000
 //! target/release/edge-bench srt --burst-ms 33  # frame-sized bursts
+//! target/release/edge-bench monitor          # 720p30, 20 s without and with the content monitor
 //! ```
 //! Needs `srt-live-transmit` (srt-tools), `ffmpeg`/`ffprobe` and
 //! `gst-launch-1.0` with gst-plugins-good/-bad on `PATH`.
 
 mod adapt_bench;
 mod fec_bench;
+mod monitor_bench;
 mod procs;
 mod srt_bench;
 mod table;
@@ -127,12 +129,23 @@ enum Cmd {
     /// agent/ffmpeg and agent/gst, and the in-process throughput of the
     /// sans-IO packetiser + FEC encoder in Gbit/s per core.
     Fec(fec_bench::FecArgs),
+    /// The agent's encode with and without the content monitor (thumbnails
+    /// + black/frozen/silent analysis): CPU of each and the ratio.
+    ///
+    /// Runs the agent's capture, encoding graph and frame pump on the test
+    /// pattern in a child process for --seconds, first without the monitor
+    /// branches (`monitor::attach` not called), then with them, and prints
+    /// CPU s, % of a core and TS Mbit/s of each, and the with/without ratio.
+    Monitor(monitor_bench::MonitorArgs),
     /// (internal) the agent side of `srt`.
     #[command(hide = true)]
     SrtAgentChild(srt_bench::SrtChildArgs),
     /// (internal) the agent side of `fec`.
     #[command(hide = true)]
     FecAgentChild(fec_bench::FecChildArgs),
+    /// (internal) one side of `monitor`.
+    #[command(hide = true)]
+    MonitorChild(monitor_bench::MonitorChildArgs),
 }
 
 fn main() -> Result<ExitCode> {
@@ -147,5 +160,7 @@ fn main() -> Result<ExitCode> {
         Cmd::Fec(a) => fec_bench::run(&a).map(|()| ExitCode::SUCCESS),
         Cmd::SrtAgentChild(a) => srt_bench::agent_child(&a).map(|()| ExitCode::SUCCESS),
         Cmd::FecAgentChild(a) => fec_bench::agent_child(&a).map(|()| ExitCode::SUCCESS),
+        Cmd::Monitor(a) => monitor_bench::run(&a).map(|()| ExitCode::SUCCESS),
+        Cmd::MonitorChild(a) => monitor_bench::agent_child(&a).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -26,3 +26,8 @@ fn srt_bench_smoke() {
 fn fec_bench_smoke() {
     run(&["fec", "--seconds", "2", "--raw-packets", "10000"]);
 }
+
+#[test]
+fn monitor_bench_smoke() {
+    run(&["monitor", "--seconds", "3", "--warmup-s", "1", "--width", "640", "--height", "360"]);
+}
