@@ -1,4 +1,4 @@
-//! The benchmark program keeps working: both benches for 2 s. They exit
+//! The benchmark program keeps working: each bench for a few seconds. They exit
 //! non-zero if any output delivered less than 99 % of its bytes. Speed is
 //! not asserted here; the ratios come from full runs by hand.
 
