@@ -317,8 +317,18 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The error `text` must give (tests of every config module).
+#[cfg(test)]
+pub(crate) fn invalid_for_test(text: &str) -> InvalidConfig {
+    match from_str(text) {
+        Err(ConfigError::Invalid(inv)) => *inv,
+        other => panic!("expected an invalid config, got {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::invalid_for_test as err;
     use super::*;
 
     const GOOD: &str = r#"
@@ -333,13 +343,6 @@ kind = "srt"
 address = "127.0.0.1:9001"
 latency_ms = 500
 "#;
-
-    fn err(text: &str) -> InvalidConfig {
-        match from_str(text) {
-            Err(ConfigError::Invalid(inv)) => *inv,
-            other => panic!("expected an invalid config, got {other:?}"),
-        }
-    }
 
     #[test]
     fn good_config_parses_with_defaults() {

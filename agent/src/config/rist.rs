@@ -126,6 +126,7 @@ impl From<RistBufferMs> for u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::load::invalid_for_test as invalid;
 
     const DOC: &str = r#"device_id = "venue-01"
 
@@ -134,13 +135,6 @@ name = "mc-rist"
 kind = "rist"
 address = "203.0.113.7:5000"
 "#;
-
-    fn invalid(text: &str) -> super::super::load::InvalidConfig {
-        match crate::config::from_str(text) {
-            Err(crate::config::ConfigError::Invalid(i)) => *i,
-            other => panic!("expected an invalid configuration, got {other:?}"),
-        }
-    }
 
     #[test]
     fn a_rist_output_loads_with_defaults() {

@@ -231,6 +231,7 @@ impl AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::load::invalid_for_test as invalid;
 
     fn url(s: &str) -> Result<RtmpUrl, String> {
         RtmpUrl::try_from(s.to_owned())
@@ -274,13 +275,6 @@ name = "medialive-a"
 kind = "rtmp"
 url = "rtmp://127.0.0.1:1935/live/primary-s3cr3t"
 "#;
-
-    fn invalid(text: &str) -> super::super::load::InvalidConfig {
-        match crate::config::from_str(text) {
-            Err(crate::config::ConfigError::Invalid(i)) => *i,
-            other => panic!("expected an invalid configuration, got {other:?}"),
-        }
-    }
 
     #[test]
     fn an_rtmp_output_loads_and_reports_without_its_key() {
