@@ -40,6 +40,7 @@ mod socket;
 mod stats;
 #[cfg(test)]
 mod tests;
+pub mod version;
 
 use std::sync::OnceLock;
 
@@ -53,9 +54,15 @@ pub const LIVE_PAYLOAD_SIZE: usize = 1316;
 
 /// Version of the libsrt loaded at run time, e.g. `(1, 5, 1)` (`srt_getversion`).
 pub fn libsrt_version() -> (u8, u8, u8) {
-    // SAFETY: no arguments; returns a constant packed as 0x00MMmmpp.
-    let [_, major, minor, patch] = unsafe { ffi::srt_getversion() }.to_be_bytes();
+    let [_, major, minor, patch] = libsrt_version_packed().to_be_bytes();
     (major, minor, patch)
+}
+
+/// `srt_getversion()`: `0x00MMmmpp`. Its signature has not changed since
+/// 1.3, so calling it is safe whatever else differs ([`version`]).
+pub(crate) fn libsrt_version_packed() -> u32 {
+    // SAFETY: no arguments; returns a constant packed as 0x00MMmmpp.
+    unsafe { ffi::srt_getversion() }
 }
 
 static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
@@ -65,6 +72,11 @@ static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
 pub fn startup() -> Result<(), SrtError> {
     STARTED
         .get_or_init(|| {
+            // A libsrt whose layouts differ from ffi.rs's would corrupt
+            // memory silently: no socket is made with it (version.rs).
+            if let (_, version::Verdict::Refused(why)) = version::runtime_verdict() {
+                return Err(why);
+            }
             // SAFETY: srt_startup takes no arguments; it is idempotent and
             // thread-safe, and OnceLock calls it only once anyway.
             let rc = unsafe { ffi::srt_startup() };
