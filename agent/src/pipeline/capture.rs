@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use hal::capture::{CaptureDevice, CaptureKind, Discovery, VideoFormat};
+use hal::capture::{CaptureDevice, CaptureKind, Discovery, Signal, VideoFormat};
 use tracing::{info, warn};
 
 use super::frames::FrameStore;
@@ -294,6 +294,21 @@ fn wire(g: &CaptureGraph, store: &Arc<FrameStore>) {
     });
 }
 
+/// Why a capture run ended.
+#[derive(Debug, Clone, PartialEq)]
+enum Stop {
+    /// Capture failed or must be reopened: retried with backoff.
+    Failed(String),
+    /// The receiver reports no usable signal (`ENOLINK`, `ENOLCK`,
+    /// `ERANGE`): the slate stays on air and the signal is asked for again
+    /// every [`SIGNAL_POLL`].
+    NoSignal(Signal),
+}
+
+/// How often capture asks a DV-timings receiver for its signal, before and
+/// while streaming: one `v4l2-ctl` run each, so once a second.
+const SIGNAL_POLL: Duration = Duration::from_secs(1);
+
 /// Keeps a capture pipeline running for the configured input until
 /// `stop`, rebuilding it (and, for `auto`, re-choosing the device) after
 /// failures. Never touches the encoding pipeline.
@@ -304,24 +319,60 @@ pub fn run(cfg: &AgentConfig, store: &Arc<FrameStore>, mut discovery: Discovery,
     let mut last_error = String::new();
     while !stop.is_triggered() {
         let outcome = match resolve(&cfg.input, &mut discovery) {
-            None => Err("no capture device present".to_owned()),
-            Some(source) => run_once(cfg, &source, store, stop, &mut backoff, controls),
+            None => Err(Stop::Failed("no capture device present".to_owned())),
+            Some(source) => run_once(cfg, &source, store, stop, &mut backoff, controls, &discovery),
         };
         store.reset(None);
         if stop.is_triggered() {
             break;
         }
-        match outcome {
-            Err(e) if e != last_error => {
+        let delay = match outcome {
+            Err(Stop::NoSignal(signal)) => {
+                store.set_probed_signal(signal);
+                let e = format!("the receiver reports {}", signal_name(signal));
+                if e != last_error {
+                    warn!(error = %e, "no signal; the slate is on air");
+                    last_error = e;
+                }
+                SIGNAL_POLL
+            }
+            Err(Stop::Failed(e)) if e != last_error => {
                 warn!(error = %e, "capture failed; the slate is on air");
                 last_error = e;
+                backoff.next_delay()
             }
-            Err(e) => tracing::debug!(error = %e, "capture still failing"),
-            Ok(()) => last_error.clear(),
-        }
-        if stop.wait_timeout(backoff.next_delay()) {
+            Err(Stop::Failed(e)) => {
+                tracing::debug!(error = %e, "capture still failing");
+                backoff.next_delay()
+            }
+            Ok(()) => {
+                last_error.clear();
+                backoff.next_delay()
+            }
+        };
+        if stop.wait_timeout(delay) {
             break;
         }
+    }
+}
+
+/// The `state` name a signal serialises to (`no_link`, `cannot_lock`, …).
+fn signal_name(signal: Signal) -> String {
+    serde_json::to_value(signal).ok().and_then(|v| v["state"].as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// What a poll of the receiver means for a capture opened in `opened`:
+/// `None` to go on. Both formats come from the same probe (snapped to
+/// standard rates by `BtTimings::format`), so they compare exactly: a switch
+/// from 1080p60 to 1080p59.94 is a change too.
+fn verdict(opened: VideoFormat, now: Signal) -> Option<Stop> {
+    match now {
+        Signal::Locked(f) if f == opened => None,
+        Signal::Locked(f) => Some(Stop::Failed(format!("input format changed from {opened} to {f}; reopening"))),
+        // The probe could not ask (v4l2-ctl slow or failing): the frame
+        // watchdog still guards the picture.
+        Signal::Unknown => None,
+        other => Some(Stop::NoSignal(other)),
     }
 }
 
@@ -368,32 +419,63 @@ fn run_once(
     stop: &Shutdown,
     backoff: &mut Backoff,
     controls: &Arc<PatternControls>,
-) -> Result<(), String> {
-    let g = build(cfg, source).map_err(|e| e.to_string())?;
+    discovery: &Discovery,
+) -> Result<(), Stop> {
+    // A receiver with DV timings says whether there is a signal before
+    // anything is opened, and its timings must be set before streaming
+    // (VIDIOC_S_DV_TIMINGS is refused while buffers are allocated). A node
+    // without DV timings (UVC) answers Unknown and the frame watchdog
+    // decides.
+    let opened = match source {
+        CaptureSource::V4l2 { path } => match discovery.query_signal(path) {
+            Signal::Locked(f) => {
+                if let Err(e) = discovery.apply_detected_timings(path) {
+                    warn!(error = %e, "capturing in the node's current timings");
+                }
+                Some((path.clone(), f))
+            }
+            Signal::Unknown => None,
+            other => return Err(Stop::NoSignal(other)),
+        },
+        _ => None,
+    };
+    let g = build(cfg, source).map_err(|e| Stop::Failed(e.to_string()))?;
     store.reset(Some(source.label()));
     wire(&g, store);
-    let bus = g.pipeline.bus().ok_or("capture pipeline has no bus")?;
+    let bus = g.pipeline.bus().ok_or_else(|| Stop::Failed("capture pipeline has no bus".to_owned()))?;
     if *source == CaptureSource::TestPattern {
         follow_controls(&g, controls.clone());
     }
-    let result = watch(cfg, &g, &bus, source, store, stop, backoff);
+    let watched = Watched { source, opened: opened.as_ref().map(|(p, f)| (p.as_path(), *f)), discovery };
+    let result = watch(cfg, &g, &bus, &watched, store, stop, backoff);
     let _ = g.pipeline.set_state(gst::State::Null);
     result
+}
+
+/// What [`watch`] keeps an eye on besides the bus.
+struct Watched<'a> {
+    source: &'a CaptureSource,
+    /// A DV-timings node and the format it was opened in: polled every
+    /// [`SIGNAL_POLL`].
+    opened: Option<(&'a std::path::Path, VideoFormat)>,
+    discovery: &'a Discovery,
 }
 
 fn watch(
     cfg: &AgentConfig,
     g: &CaptureGraph,
     bus: &gst::Bus,
-    source: &CaptureSource,
+    w: &Watched<'_>,
     store: &FrameStore,
     stop: &Shutdown,
     backoff: &mut Backoff,
-) -> Result<(), String> {
-    g.pipeline.set_state(gst::State::Playing).map_err(|_| format!("{} refused to start", source.label()))?;
+) -> Result<(), Stop> {
+    let source = w.source;
+    g.pipeline.set_state(gst::State::Playing).map_err(|_| Stop::Failed(format!("{} refused to start", source.label())))?;
     info!(source = %source.label(), "capture started");
     let started = Instant::now();
     let mut last_seen = started;
+    let mut next_poll = started + SIGNAL_POLL;
     let mut alternate = false;
     while !stop.is_triggered() {
         if *source == CaptureSource::TestPattern && store.alternate_format() != alternate {
@@ -412,17 +494,58 @@ fn watch(
         }
         // Simulated loss is a test of the slate path, not a dead driver.
         if last_seen.elapsed() > REOPEN_AFTER && !store.simulated_loss() && *source != CaptureSource::TestPattern {
-            return Err(format!("no frame from {} for {} s; reopening", source.label(), REOPEN_AFTER.as_secs()));
+            return Err(Stop::Failed(format!("no frame from {} for {} s; reopening", source.label(), REOPEN_AFTER.as_secs())));
+        }
+        // Some receivers (vivid among them) go on delivering frames, noise
+        // or the last picture, without a signal or after the source changed
+        // format: only the receiver's own answer tells.
+        if let Some((path, opened)) = w.opened {
+            if Instant::now() >= next_poll {
+                next_poll = Instant::now() + SIGNAL_POLL;
+                if let Some(stop) = verdict(opened, w.discovery.query_signal(path)) {
+                    backoff.reset();
+                    return Err(stop);
+                }
+            }
         }
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else { continue };
         match msg.view() {
             gst::MessageView::Error(e) => {
                 let element = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
-                return Err(format!("{element}: {}", e.error()));
+                return Err(Stop::Failed(format!("{element}: {}", e.error())));
             }
-            gst::MessageView::Eos(_) => return Err(format!("{} ended", source.label())),
+            gst::MessageView::Eos(_) => return Err(Stop::Failed(format!("{} ended", source.label()))),
             _ => {}
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P480: VideoFormat = VideoFormat { width: 640, height: 480, fps_num: 60000, fps_den: 1001, interlaced: false };
+
+    #[test]
+    fn a_receiver_without_signal_stops_capture_with_its_reason() {
+        for s in [Signal::NoLink, Signal::CannotLock, Signal::OutOfRange, Signal::NoSignal] {
+            assert_eq!(verdict(P480, s), Some(Stop::NoSignal(s)));
+        }
+        assert_eq!(signal_name(Signal::CannotLock), "cannot_lock");
+    }
+
+    #[test]
+    fn capture_reopens_when_the_timings_change() {
+        assert_eq!(verdict(P480, Signal::Locked(P480)), None);
+        let p576 = VideoFormat { width: 720, height: 576, fps_num: 50, fps_den: 1, interlaced: false };
+        match verdict(P480, Signal::Locked(p576)) {
+            Some(Stop::Failed(e)) => assert!(e.contains("640x480p59.94 to 720x576p50"), "{e}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        let p60 = VideoFormat { fps_num: 60, fps_den: 1, ..P480 };
+        assert!(verdict(P480, Signal::Locked(p60)).is_some(), "59.94 to 60 is a change");
+        // A probe hiccup is not a loss.
+        assert_eq!(verdict(P480, Signal::Unknown), None);
+    }
 }

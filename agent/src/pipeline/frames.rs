@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use gstreamer as gst;
-use hal::capture::VideoFormat;
+use hal::capture::{Signal, VideoFormat};
 
 /// Capture audio kept at most (48 kHz stereo samples): 200 ms. More means
 /// the capture clock runs ahead of the box's; the oldest sound is dropped
@@ -25,6 +25,10 @@ struct Inner {
     audio: VecDeque<i16>,
     /// Which device capture currently reads (`/dev/video0`, `decklink:0`).
     source: Option<String>,
+    /// What the receiver itself said while capture is stopped for want of
+    /// a signal (`ENOLINK`, `ENOLCK`, `ERANGE`): more precise than the
+    /// frame watchdog's "no frames".
+    probed: Option<Signal>,
 }
 
 /// Newest frame, input format and a short audio FIFO, shared between the
@@ -92,6 +96,16 @@ impl FrameStore {
     pub fn reset(&self, source: Option<String>) {
         let mut g = self.lock();
         *g = Inner { source, ..Inner::default() };
+    }
+
+    /// Capture is stopped because the receiver reports `signal`; cleared
+    /// by the next [`Self::reset`].
+    pub fn set_probed_signal(&self, signal: Signal) {
+        self.lock().probed = Some(signal);
+    }
+
+    pub fn probed_signal(&self) -> Option<Signal> {
+        self.lock().probed
     }
 
     pub fn source(&self) -> Option<String> {

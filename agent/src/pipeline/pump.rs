@@ -127,7 +127,11 @@ impl Pump {
             if let Some(f) = self.store.format() {
                 watchdog.set_format(f);
             }
-            let signal = watchdog.poll(now);
+            // No frames, and the receiver said why: report its reason.
+            let signal = match (watchdog.poll(now), self.store.probed_signal()) {
+                (Signal::NoSignal, Some(probed)) if !probed.is_locked() => probed,
+                (signal, _) => signal,
+            };
             let live = match (&latest, signal) {
                 (Some((buf, _)), Signal::Locked(_)) => Some(buf),
                 _ => None,

@@ -73,6 +73,26 @@ impl Discovery {
         self.watchdogs.entry(id.to_owned()).or_insert_with(|| FrameWatchdog::new(timeout))
     }
 
+    /// Asks one V4L2 node for its signal now, outside a rescan: capture
+    /// polls the node it streams from, because some receivers keep
+    /// delivering frames (noise, the last picture) without a signal, which
+    /// the frame watchdog cannot tell from a picture. A probe failure is
+    /// [`Signal::Unknown`], leaving the verdict to the watchdog.
+    pub fn query_signal(&self, dev: &std::path::Path) -> Signal {
+        match self.v4l2.query(dev) {
+            Ok(q) => q.signal(),
+            Err(e) => {
+                tracing::debug!("{e}");
+                Signal::Unknown
+            }
+        }
+    }
+
+    /// See [`V4l2Probe::apply_detected_timings`].
+    pub fn apply_detected_timings(&self, dev: &std::path::Path) -> Result<(), CaptureError> {
+        self.v4l2.apply_detected_timings(dev)
+    }
+
     /// Scans sysfs and the DeckLink probe and returns what changed since the
     /// previous scan: `Removed` first, then `Added`, then `SignalChanged`.
     ///

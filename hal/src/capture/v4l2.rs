@@ -29,6 +29,18 @@ use super::{CaptureError, Signal, VideoFormat};
 /// unknown signal.
 pub trait V4l2Probe {
     fn query(&self, dev: &Path) -> Result<DvQuery, CaptureError>;
+
+    /// Makes the detected timings the node's current ones
+    /// (`VIDIOC_QUERY_DV_TIMINGS` then `VIDIOC_S_DV_TIMINGS`), so the next
+    /// capture runs in the source's format. Drivers never switch timings by
+    /// themselves (`vidioc-query-dv-timings.rst`, the note on
+    /// `V4L2_EVENT_SOURCE_CHANGE`), and `S_DV_TIMINGS` fails with `EBUSY`
+    /// while buffers are allocated, so call it with capture stopped.
+    /// The default does nothing: probes that cannot issue it leave the
+    /// timings to the capture element.
+    fn apply_detected_timings(&self, _dev: &Path) -> Result<(), CaptureError> {
+        Ok(())
+    }
 }
 
 /// The raw answers of one probe, before interpretation by [`DvQuery::signal`].

@@ -9,7 +9,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{BtTimings, CaptureError, DvQuery, DvTimings, V4l2Probe};
@@ -27,22 +27,24 @@ impl Default for V4l2CtlProbe {
     }
 }
 
-impl V4l2Probe for V4l2CtlProbe {
-    fn query(&self, dev: &Path) -> Result<DvQuery, CaptureError> {
+impl V4l2CtlProbe {
+    /// Runs `v4l2-ctl -d DEV ARGS…`, killed at the timeout; returns its
+    /// exit status and stdout (v4l2-ctl prints its failures there too).
+    fn run(&self, dev: &Path, args: &[&str]) -> Result<(ExitStatus, String), CaptureError> {
         let err = |reason: String| CaptureError::Probe { dev: dev.to_owned(), reason };
         let mut child = Command::new(&self.program)
             .arg("-d")
             .arg(dev)
-            .arg("--query-dv-timings")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| err(format!("{}: {e}", self.program.display())))?;
         let deadline = Instant::now() + self.timeout;
-        loop {
+        let status = loop {
             match child.try_wait() {
-                Ok(Some(_)) => break,
+                Ok(Some(status)) => break status,
                 Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
                 Ok(None) => {
                     let _ = child.kill();
@@ -51,14 +53,38 @@ impl V4l2Probe for V4l2CtlProbe {
                 }
                 Err(e) => return Err(err(e.to_string())),
             }
-        }
+        };
         let mut text = String::new();
         if let Some(mut out) = child.stdout.take() {
             let _ = out.read_to_string(&mut text);
         }
-        let dv_timings =
-            parse_query_dv_timings(&text).ok_or_else(|| err(format!("unexpected v4l2-ctl output: {:.80}", text.trim())))?;
+        Ok((status, text))
+    }
+}
+
+impl V4l2Probe for V4l2CtlProbe {
+    fn query(&self, dev: &Path) -> Result<DvQuery, CaptureError> {
+        let (_, text) = self.run(dev, &["--query-dv-timings"])?;
+        let dv_timings = parse_query_dv_timings(&text).ok_or_else(|| CaptureError::Probe {
+            dev: dev.to_owned(),
+            reason: format!("unexpected v4l2-ctl output: {:.80}", text.trim()),
+        })?;
         Ok(DvQuery { is_capture: None, input_no_signal: None, dv_timings })
+    }
+
+    /// `--set-dv-bt-timings query`: v4l2-ctl queries the timings and sets
+    /// what it found (`v4l2-ctl-stds.cpp`, the `query` keyword), printing
+    /// `BT timings set` or `VIDIOC_…: failed: <strerror>`.
+    fn apply_detected_timings(&self, dev: &Path) -> Result<(), CaptureError> {
+        let (status, text) = self.run(dev, &["--set-dv-bt-timings", "query"])?;
+        let failed = text.lines().find(|l| l.contains(": failed:"));
+        match failed {
+            None if status.success() => Ok(()),
+            _ => Err(CaptureError::Probe {
+                dev: dev.to_owned(),
+                reason: format!("cannot set the detected timings: {}", failed.unwrap_or(text.trim()).trim()),
+            }),
+        }
     }
 }
 
@@ -136,6 +162,29 @@ mod tests {
         assert_eq!(i50.to_string(), "1920x1080i50");
         let p5994 = VideoFormat { width: 1920, height: 1080, fps_num: 60000, fps_den: 1001, interlaced: false };
         assert_eq!(signal(P1080_5994), Signal::Locked(p5994));
+    }
+
+    /// A stand-in v4l2-ctl that prints `out` and exits with `code`.
+    fn script(dir: &Path, out: &str, code: i32) -> V4l2CtlProbe {
+        let prog = dir.join("v4l2-ctl");
+        std::fs::write(&prog, format!("#!/bin/sh\necho \"$*\" > {}/args\nprintf '{out}'\nexit {code}\n", dir.display())).unwrap();
+        std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        V4l2CtlProbe { program: prog, ..V4l2CtlProbe::default() }
+    }
+
+    #[test]
+    fn detected_timings_are_set_through_the_query_keyword() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = script(dir.path(), "BT timings set\\n", 0);
+        ok.apply_detected_timings(Path::new("/dev/video0")).unwrap();
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert_eq!(args.trim(), "-d /dev/video0 --set-dv-bt-timings query");
+        // Busy (buffers allocated) and no link: errors that name the reason.
+        let busy = script(dir.path(), "VIDIOC_S_DV_TIMINGS: failed: Device or resource busy\\n", 1);
+        let e = busy.apply_detected_timings(Path::new("/dev/video0")).unwrap_err();
+        assert!(e.to_string().contains("Device or resource busy"), "{e}");
+        let nolink = script(dir.path(), "VIDIOC_QUERY_DV_TIMINGS: failed: Link has been severed\\n", 0);
+        assert!(nolink.apply_detected_timings(Path::new("/dev/video0")).is_err());
     }
 
     #[test]
