@@ -269,6 +269,10 @@ impl Device for AgentDevice {
         if let Some(e) = &ctl.adapt_error {
             v.push(Alarm::raised("ADAPT_REFUSED", "encoder", Severity::Warning, e));
         }
+        // Every SRT output fails with the same reason; one alarm says why.
+        if let (version, srt::version::Verdict::Refused(why)) = srt::version::runtime_verdict() {
+            v.push(Alarm::raised("LIBSRT_REFUSED", &format!("libsrt:{version}"), Severity::Critical, &why));
+        }
         if let Some(e) = &ctl.persist_error {
             v.push(Alarm::raised("STATE_WRITE_FAILED", "state", Severity::Major, e));
         }

@@ -150,6 +150,7 @@ fn main() -> ExitCode {
                 eprintln!("error: cannot install signal handlers: {e}");
                 return ExitCode::from(EXIT_FAILURE);
             }
+            log_libsrt();
             let opts = agent::RunOptions { status_file };
             match agent::run(cfg, raw, shutdown, opts) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -191,6 +192,30 @@ fn load_running_config(path: &std::path::Path) -> Result<(config::AgentConfig, s
         obj.remove("fleet");
     }
     Ok((file_cfg, raw))
+}
+
+/// One line at start about the libsrt this process loaded: a libsrt whose
+/// layouts are not known to match the binding's refuses SRT (the outputs
+/// fail with the same reason and `LIBSRT_REFUSED` is raised), while the rest
+/// of the agent, the fleet link included, runs so the box can be updated.
+fn log_libsrt() {
+    let (version, verdict) = srt::version::runtime_verdict();
+    match verdict {
+        srt::version::Verdict::Ok => tracing::info!(libsrt = %version, "libsrt layouts match the binding"),
+        srt::version::Verdict::Flawed(why) => tracing::warn!(libsrt = %version, "{why}"),
+        srt::version::Verdict::Refused(why) => tracing::error!(libsrt = %version, "{why}"),
+    }
+}
+
+/// The loaded libsrt and whether the binding may use it (`srt::version`).
+fn libsrt_probe() -> serde_json::Value {
+    let (version, verdict) = srt::version::runtime_verdict();
+    let (layouts, note) = match verdict {
+        srt::version::Verdict::Ok => ("match the binding", None),
+        srt::version::Verdict::Flawed(why) => ("match the binding", Some(why)),
+        srt::version::Verdict::Refused(why) => ("unknown: SRT refused", Some(why)),
+    };
+    serde_json::json!({ "version": version.to_string(), "layouts": layouts, "note": note })
 }
 
 fn config_failure(e: &ConfigError) -> ExitCode {
@@ -290,6 +315,7 @@ fn probe(json: bool) -> ExitCode {
                 .collect::<std::collections::BTreeMap<_, _>>(),
             "chosen": report.chosen().map(|c| c.factory),
             "why": report.why(),
+            "libsrt": libsrt_probe(),
             "hevc": {
                 "encoders": hevc.candidates,
                 "chosen": hevc.chosen().map(|c| c.factory),
@@ -335,6 +361,9 @@ fn probe(json: bool) -> ExitCode {
         }
         println!("{}", report.why());
         println!("HEVC: {}", hevc.why());
+        let l = libsrt_probe();
+        let note = l["note"].as_str().map(|n| format!(": {n}")).unwrap_or_default();
+        println!("LIBSRT: {} (layouts {}){note}", l["version"].as_str().unwrap_or("?"), l["layouts"].as_str().unwrap_or("?"));
         println!(
             "RTP PACING: {} (default route via {}, root qdisc {})",
             pacing.pacing,
