@@ -44,6 +44,8 @@ pub struct AgentDevice {
     /// A `thumbnail.request` was accepted: the next poll publishes the
     /// newest thumbnail whatever the cadence.
     thumbnail_requested: bool,
+    /// Which configuration the media path started on, and what did not start.
+    start: Option<crate::media::SharedStartStatus>,
 }
 
 impl AgentDevice {
@@ -60,6 +62,7 @@ impl AgentDevice {
             panel: None,
             thumbnail_sent: None,
             thumbnail_requested: false,
+            start: None,
         }
     }
 
@@ -67,6 +70,17 @@ impl AgentDevice {
     pub fn with_firmware(mut self, firmware: crate::firmware::Firmware) -> Self {
         self.firmware = Some(firmware);
         self
+    }
+
+    /// Raises `CONFIG_FALLBACK` / `MEDIA_START_FAILED` and tells the
+    /// session when a fleet-applied configuration did not start.
+    pub fn with_start_status(mut self, start: crate::media::SharedStartStatus) -> Self {
+        self.start = Some(start);
+        self
+    }
+
+    fn start_status(&self) -> Option<std::sync::MutexGuard<'_, crate::media::StartStatus>> {
+        self.start.as_ref().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Reports the front panel's readings in telemetry.
@@ -180,6 +194,8 @@ impl Device for AgentDevice {
         });
         json!({
             "stream": if ctl.is_streaming() { "streaming" } else { "stopped" },
+            // Which configuration runs (`fleet`, `last-good`, `file`).
+            "config": self.start_status().and_then(|s| s.running),
             "encoder": ctl.factory,
             "video": video,
             "outputs": outputs,
@@ -216,9 +232,11 @@ impl Device for AgentDevice {
     fn alarms(&self) -> Vec<Alarm> {
         let ctl = self.snap();
         let mut v = Vec::new();
-        if !ctl.is_streaming() {
+        let start_alarm = self.start_status().and_then(|s| s.alarm());
+        if !ctl.is_streaming() && start_alarm.is_none() {
             v.push(Alarm::raised("STREAM_STOPPED", "encoder", Severity::Warning, "stream stopped by command"));
         }
+        v.extend(start_alarm);
         if let Some(s) = &ctl.pipeline {
             if s.since_last_chunk().is_some_and(|d| d > Duration::from_secs(2)) {
                 v.push(Alarm::raised("ENCODER_FAILURE", "encoder", Severity::Critical, "no transport stream from the encoder"));
@@ -372,10 +390,15 @@ impl Device for AgentDevice {
         if let Some(doc) = raw.as_object_mut() {
             doc.remove("fleet");
         }
-        let inbox = self.inbox.clone();
+        let (inbox, start) = (self.inbox.clone(), self.start.clone());
         Box::new(move || {
             let cfg = parsed.map_err(|r| r.reason)?;
-            inbox.ask(Action::ApplyConfig { cfg: Box::new(cfg), raw }, CHANGE_TIMEOUT).map(|_| ()).map_err(|e| e.message)
+            inbox.ask(Action::ApplyConfig { cfg: Box::new(cfg), raw }, CHANGE_TIMEOUT).map_err(|e| e.message)?;
+            // A configuration from the fleet runs: a fallback at start is over.
+            if let Some(s) = start {
+                s.lock().unwrap_or_else(|p| p.into_inner()).fleet_applied();
+            }
+            Ok(())
         })
     }
 
@@ -411,6 +434,10 @@ impl Device for AgentDevice {
         }
         self.thumbnail_sent = Some((t.seq, now));
         Some(t.jpeg.as_ref().clone())
+    }
+
+    fn take_config_fallback(&mut self) -> Option<fleet::ConfigFallback> {
+        self.start_status()?.take_fallback()
     }
 
     fn poll_command_updates(&mut self) -> Vec<fleet::CommandUpdate> {

@@ -20,6 +20,9 @@
 //!   one inbox every change goes through;
 //! - [`controller`]: the one owner of pipeline and outputs, on its own
 //!   thread, applying each change at the least disruptive depth;
+//! - [`media`]: starts the controller after the fleet link, trying the
+//!   fleet-applied, the last good and the file configuration in turn, and
+//!   keeps the agent managed when none starts;
 //! - adapters, which read snapshots and post actions: [`fleet_device`]
 //!   (MQTT), [`panel`] (front panel), [`aws_monitor`], and [`run`]'s loop
 //!   (signals, status file, status line, systemd watchdog).
@@ -42,6 +45,7 @@ pub mod fanout;
 pub mod firmware;
 pub mod fleet_device;
 pub mod logring;
+pub mod media;
 pub mod notify;
 pub mod output;
 pub mod panel;
@@ -56,10 +60,9 @@ use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 use action::{Action, Inbox};
-use config::AgentConfig;
 use pipeline::PipelineEvent;
 use shutdown::Shutdown;
-use state::{SharedPanelReadings, Snapshot};
+use state::{SharedPanelReadings, Snapshot, SnapshotReader};
 
 pub use pipeline::encoder::choose_encoder;
 
@@ -110,6 +113,9 @@ pub struct StatusDoc {
     /// Black, frozen, silent and thumbnails (docs/monitoring.md), while
     /// streaming.
     pub content: Option<pipeline::monitor::ContentStatus>,
+    /// Which configuration runs (`fleet`, `last-good`, `file`), which did
+    /// not start and why ([`media`]).
+    pub start: media::StartStatus,
 }
 
 /// Writes `bytes` to `path` so that a reader, a kill -9 or a power cut
@@ -117,44 +123,35 @@ pub struct StatusDoc {
 /// directory fsync (one implementation, shared with the fleet state store).
 pub use fleet::store::write_atomically;
 
-/// Runs the agent until `shutdown` is triggered. `raw` is the
-/// configuration as a JSON document (secrets included): the fleet's
-/// rollback target. Returns once the pipeline and every output have stopped,
-/// or after a 1.2 s grace period.
-pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: RunOptions) -> Result<(), AgentError> {
-    let report = choose_encoder(&cfg)?;
-    let chosen = report.chosen().ok_or_else(|| hal::HalError::NoEncoder(report.why()))?;
-    info!(encoder = chosen.factory, why = %report.why(), "encoder chosen");
-
-    let (events_tx, events_rx) = mpsc::channel();
-    let persist = cfg.fleet.as_ref().map(|f| applied_config_path(&f.state_dir));
-    let fleet_settings = cfg.fleet.clone();
-    let status_interval = Duration::from_secs(u64::from(cfg.status.interval_s.get()));
-    let panel_port = cfg.panel.as_ref().map(|p| p.port.clone());
-    let (ctl, snapshot) = controller::Controller::start(cfg, raw, report, events_tx, shutdown.clone(), persist)
-        .map_err(|e| AgentError::Start(e.to_string()))?;
+/// Runs the agent until `shutdown` is triggered. `candidates` are the
+/// configurations to start, in order ([`media`]); the first one's file
+/// settings (`[fleet]`, `[status]`, `[panel]`) hold for the whole run.
+/// The fleet link starts first: a media path that cannot start never stops
+/// it. Returns once the pipeline and every output have stopped, or after a
+/// 1.2 s grace period.
+pub fn run(candidates: Vec<media::Candidate>, shutdown: Shutdown, opts: RunOptions) -> Result<(), AgentError> {
+    let first = candidates.first().ok_or_else(|| AgentError::Start("no configuration to run".into()))?;
+    let fleet_settings = first.cfg.fleet.clone();
+    let status_interval = Duration::from_secs(u64::from(first.cfg.status.interval_s.get()));
+    let panel_port = first.cfg.panel.as_ref().map(|p| p.port.clone());
+    let snapshot = SnapshotReader::new(Snapshot::idle(&first.cfg, &first.raw));
     let (inbox, inbox_rx) = Inbox::channel();
-    let controller = ctl.spawn(inbox_rx)?;
-    let monitor_stop = Shutdown::new();
-    if let Err(e) = aws_monitor::spawn(snapshot.clone(), inbox.clone(), monitor_stop.clone()) {
-        warn!(error = %e, "cannot start the AWS monitor; flow health will not be reported");
-    }
-    if let Err(e) = adapt_driver::spawn(snapshot.clone(), inbox.clone(), monitor_stop.clone()) {
-        warn!(error = %e, "cannot start the adaptive bitrate thread; the bitrate stays as configured");
-    }
+    let start_status = media::SharedStartStatus::default();
     let panel_readings: Option<SharedPanelReadings> = panel_port.as_ref().map(|_| Arc::default());
+    let mut last_good = fleet_settings.as_ref().map(|f| media::LastGood::new(&f.state_dir));
 
     // The fleet client runs on its own thread and runtime: the stream never
-    // waits for the broker.
-    let fleet = match fleet_settings {
+    // waits for the broker, and the broker never waits for the stream.
+    let fleet = match &fleet_settings {
         Some(settings) => {
             let mut device = fleet_device::AgentDevice::new(snapshot.clone(), inbox.clone())
-                .with_firmware(firmware::Firmware::new(&settings.state_dir));
+                .with_firmware(firmware::Firmware::new(&settings.state_dir))
+                .with_start_status(start_status.clone());
             if let Some(r) = &panel_readings {
                 device = device.with_panel(r.clone());
             }
             let device: fleet::SharedDevice = Arc::new(std::sync::Mutex::new(device));
-            match fleet::FleetClient::spawn(settings, device) {
+            match fleet::FleetClient::spawn(settings.clone(), device) {
                 Ok(h) => Some(h),
                 Err(e) => {
                     error!(error = %e, "fleet client failed to start; streaming without fleet management");
@@ -164,6 +161,23 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
         }
         None => None,
     };
+
+    let (events_tx, events_rx) = mpsc::channel();
+    let ctx = media::MediaContext {
+        reader: snapshot.clone(),
+        events: events_tx,
+        shutdown: shutdown.clone(),
+        persist: fleet_settings.as_ref().map(|f| applied_config_path(&f.state_dir)),
+        status: start_status.clone(),
+    };
+    let controller = media::spawn(candidates, ctx, inbox_rx)?;
+    let monitor_stop = Shutdown::new();
+    if let Err(e) = aws_monitor::spawn(snapshot.clone(), inbox.clone(), monitor_stop.clone()) {
+        warn!(error = %e, "cannot start the AWS monitor; flow health will not be reported");
+    }
+    if let Err(e) = adapt_driver::spawn(snapshot.clone(), inbox.clone(), monitor_stop.clone()) {
+        warn!(error = %e, "cannot start the adaptive bitrate thread; the bitrate stays as configured");
+    }
 
     // The front panel, if the box has one: its own thread and runtime; it
     // may be unplugged at any time and the stream never waits for it.
@@ -181,7 +195,8 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
     });
 
     // systemd: READY once the pipeline is built and has reported (started or
-    // failed); STATUS on every state change; WATCHDOG only while the main loop
+    // failed), or no configuration could start (the agent stays up for the
+    // fleet: a restart would not help); STATUS on every state change; WATCHDOG only while the main loop
     // ticks and TS flows (a stalled pipeline is what a restart can fix).
     let notifier = notify::Notifier::from_env();
     let health = snapshot.clone();
@@ -236,16 +251,21 @@ pub fn run(cfg: AgentConfig, raw: serde_json::Value, shutdown: Shutdown, opts: R
             .chain(outputs.iter().map(|s| format!("{} {}", s.name, s.state)))
             .collect::<Vec<_>>()
             .join("; ");
-        if !ready && (pipeline_state != "starting" || started_at.elapsed() > Duration::from_secs(10)) {
+        let settled = start_status.lock().is_ok_and(|s| s.settled && s.running.is_none());
+        if !ready && (pipeline_state != "starting" || settled || started_at.elapsed() > Duration::from_secs(10)) {
             ready = true;
             notifier.ready(&summary);
         } else if ready {
             notifier.status(&summary);
         }
+        if let Some(l) = &mut last_good {
+            l.observe(&snap);
+        }
         let ts_bytes = snap.pipeline.as_ref().map_or(0, |s| s.ts_bytes.load(Ordering::Relaxed));
         let restarts = snap.pipeline.as_ref().map_or(0, |s| s.restarts.load(Ordering::Relaxed));
         if let Some(path) = &opts.status_file {
-            let doc = status_doc(&snap, outputs.clone(), input, fleet.as_ref().map(fleet::FleetHandle::stats));
+            let start = start_status.lock().map(|s| s.clone()).unwrap_or_default();
+            let doc = status_doc(&snap, outputs.clone(), input, fleet.as_ref().map(fleet::FleetHandle::stats), start);
             let written = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other).and_then(|b| write_atomically(path, &b));
             if let Err(e) = written {
                 warn!(path = %path.display(), error = %e, "cannot write status file");
@@ -286,6 +306,7 @@ fn status_doc(
     outputs: Vec<output::OutputSnapshot>,
     input: Option<pipeline::pump::InputStatus>,
     fleet: Option<fleet::ClientStats>,
+    start: media::StartStatus,
 ) -> StatusDoc {
     let load = |f: fn(&pipeline::PipelineStats) -> &std::sync::atomic::AtomicU64| {
         snap.pipeline.as_ref().map_or(0, |s| f(s).load(Ordering::Relaxed))
@@ -303,6 +324,7 @@ fn status_doc(
         adapt: snap.adapt.as_deref().cloned(),
         adapt_error: snap.adapt_error.clone(),
         content: snap.pipeline.as_ref().map(|p| p.content.status(Instant::now())),
+        start,
     }
 }
 

@@ -141,7 +141,7 @@ fn main() -> ExitCode {
             receive(&opts)
         }
         Verb::Run { config, status_file } => {
-            let (cfg, raw) = match load_running_config(&config) {
+            let candidates = match load_candidates(&config) {
                 Ok(c) => c,
                 Err(e) => return config_failure(&e),
             };
@@ -152,7 +152,7 @@ fn main() -> ExitCode {
             }
             log_libsrt();
             let opts = agent::RunOptions { status_file };
-            match agent::run(cfg, raw, shutdown, opts) {
+            match agent::run(candidates, shutdown, opts) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "agent failed");
@@ -163,35 +163,46 @@ fn main() -> ExitCode {
     }
 }
 
-/// The configuration to run: the file, or, when the fleet has applied one
-/// since (persisted atomically in the state directory), that one — it was
-/// validated before it was written, and the file's `[fleet]` section stays.
-fn load_running_config(path: &std::path::Path) -> Result<(config::AgentConfig, serde_json::Value), ConfigError> {
+/// The configurations to try, in order (agent::media): the one the fleet
+/// applied and the last one that streamed (both persisted atomically in the
+/// state directory, both checked again against the file as a desired
+/// config would be), then the file. Only a wrong file is an error (exit
+/// 78); an unreadable or invalid saved document is skipped with a warning,
+/// and one equal to an earlier candidate is not tried twice.
+fn load_candidates(path: &std::path::Path) -> Result<Vec<agent::media::Candidate>, ConfigError> {
+    use agent::media::{Candidate, ConfigSource};
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     let file_cfg = config::from_file(path)?;
-    let Some(fleet) = &file_cfg.fleet else {
-        let raw = toml::from_str(&text).unwrap_or_default();
-        return Ok((file_cfg, raw));
-    };
-    let applied = agent::applied_config_path(&fleet.state_dir);
-    if let Ok(bytes) = std::fs::read(&applied) {
-        let parsed = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|raw| agent::fleet_device::parse_desired(&raw, &file_cfg).map(|c| (c, raw)).map_err(|r| r.reason));
-        match parsed {
-            Ok(pair) => {
-                tracing::info!(path = %applied.display(), "using the configuration applied by the fleet");
-                return Ok(pair);
-            }
-            Err(e) => tracing::warn!(path = %applied.display(), error = %e, "ignoring the fleet-applied configuration"),
-        }
-    }
-    let mut raw: serde_json::Value = toml::from_str(&text).unwrap_or_default();
-    if let Some(obj) = raw.as_object_mut() {
+    let mut file_raw: serde_json::Value = toml::from_str(&text).unwrap_or_default();
+    if let Some(obj) = file_raw.as_object_mut() {
         // The fleet section is local; the rollback target must not carry it.
         obj.remove("fleet");
     }
-    Ok((file_cfg, raw))
+    let mut out = Vec::new();
+    if let Some(fleet) = &file_cfg.fleet {
+        let saved = [
+            (ConfigSource::Fleet, agent::applied_config_path(&fleet.state_dir)),
+            (ConfigSource::LastGood, agent::media::last_good_config_path(&fleet.state_dir)),
+        ];
+        for (source, saved) in saved {
+            let Ok(bytes) = std::fs::read(&saved) else { continue };
+            let parsed = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|raw| agent::fleet_device::parse_desired(&raw, &file_cfg).map(|c| (c, raw)).map_err(|r| r.reason));
+            match parsed {
+                Ok((cfg, raw)) if !out.iter().any(|c: &Candidate| c.raw == raw) => {
+                    tracing::info!(path = %saved.display(), "{} is a candidate", source.describe());
+                    out.push(Candidate { source, cfg, raw });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(path = %saved.display(), error = %e, "ignoring {}", source.describe()),
+            }
+        }
+    }
+    if !out.iter().any(|c| c.raw == file_raw) {
+        out.push(Candidate { source: ConfigSource::File, cfg: file_cfg, raw: file_raw });
+    }
+    Ok(out)
 }
 
 /// One line at start about the libsrt this process loaded: a libsrt whose

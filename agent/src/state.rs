@@ -62,6 +62,25 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Before the media path runs (or while none can): the configuration
+    /// to start, no encoder, no pipeline, no outputs.
+    pub fn idle(cfg: &AgentConfig, raw: &Value) -> Snapshot {
+        Snapshot {
+            cfg: Arc::new(cfg.clone()),
+            raw: Arc::new(raw.clone()),
+            encoder_report: Arc::new(ProbeReport { candidates: Vec::new(), chosen: None }),
+            factory: "none".to_owned(),
+            pipeline: None,
+            outputs: Vec::new(),
+            cloud: Arc::new(Cloud::new(cfg)),
+            cloud_report: Arc::default(),
+            persist_error: None,
+            identify_until: None,
+            adapt: None,
+            adapt_error: None,
+        }
+    }
+
     pub fn is_streaming(&self) -> bool {
         self.pipeline.is_some()
     }

@@ -452,6 +452,10 @@ impl Shell {
         if let Some(jpeg) = thumbnail {
             self.session.thumbnail(jpeg);
         }
+        let fallback = lock(&self.device).take_config_fallback();
+        if let Some(f) = fallback {
+            self.session.config_fell_back(now, &f);
+        }
         let updates = lock(&self.device).poll_command_updates();
         for u in updates {
             match u {

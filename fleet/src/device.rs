@@ -91,6 +91,26 @@ pub trait Device: Send {
     fn thumbnail(&mut self) -> Option<Vec<u8>> {
         None
     }
+
+    /// A configuration the session had applied could not start on this
+    /// box (at process start, before any desired config of this run): the
+    /// device fell back to another one, or runs none. Polled once a second;
+    /// returned once. The session reports it on `config/reported`.
+    fn take_config_fallback(&mut self) -> Option<ConfigFallback> {
+        None
+    }
+}
+
+/// What [`Device::take_config_fallback`] hands over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigFallback {
+    /// Why the fleet-applied configuration did not start (encoder, pipeline).
+    pub reason: String,
+    /// The configuration running now (`None`: nothing could start). The
+    /// session reports its version when it is the last known good one.
+    pub running: Option<Value>,
+    /// What runs, in words (`last good configuration`, `local file`).
+    pub running_name: String,
 }
 
 /// What a device reports about a command it runs in the background.

@@ -88,6 +88,6 @@ pub mod wire;
 pub use client::{ClientStats, FleetClient, FleetHandle, SharedDevice};
 pub use clock::Now;
 pub use command::{Command, CommandError};
-pub use device::{CommandResult, CommandUpdate, ConfigRejection, Device, FakeDevice, Job};
+pub use device::{CommandResult, CommandUpdate, ConfigFallback, ConfigRejection, Device, FakeDevice, Job};
 pub use settings::{FleetSettings, TlsSettings};
 pub use wire::ReasonCode;

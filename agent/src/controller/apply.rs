@@ -94,7 +94,7 @@ impl Controller {
 
     /// Writes the raw configuration atomically; a failure (disk full) is
     /// kept for the alarm and never stops the stream.
-    fn persist_raw(&mut self) {
+    pub(crate) fn persist_raw(&mut self) {
         let Some(path) = &self.persist else { return };
         let written = serde_json::to_vec_pretty(&self.raw)
             .map_err(std::io::Error::other)

@@ -110,7 +110,10 @@ pub struct Controller {
 
 impl Controller {
     /// Starts outputs and pipeline for `cfg` and publishes the first
-    /// snapshot. The returned reader sees every later change.
+    /// snapshot into `reader` (made before, so the fleet link and the
+    /// status file run while the media path starts or fails to). The
+    /// returned reader sees every later change. On an error, whatever had
+    /// started is stopped again.
     pub fn start(
         cfg: AgentConfig,
         raw: Value,
@@ -118,6 +121,7 @@ impl Controller {
         events: Sender<PipelineEvent>,
         shutdown: Shutdown,
         persist: Option<PathBuf>,
+        reader: SnapshotReader,
     ) -> Result<(Controller, SnapshotReader), ControlError> {
         let chosen = report.chosen().ok_or_else(|| ControlError::Encoder(report.why()))?;
         let (kind, factory) = (chosen.kind, chosen.factory.to_owned());
@@ -138,6 +142,7 @@ impl Controller {
             adapt: None,
             adapt_error: None,
         };
+        reader.publish(first);
         let mut c = Controller {
             live_cfg: Arc::new(RwLock::new(cfg.clone())),
             cfg,
@@ -156,16 +161,20 @@ impl Controller {
             identify_until: None,
             cloud,
             cloud_report: Arc::default(),
-            reader: SnapshotReader::new(first),
+            reader,
             adapt: None,
             adapt_applied: None,
             adapt_error: None,
         };
-        for o in c.cfg.outputs.clone() {
-            let handle = c.start_output(&o)?;
+        let started = c.cfg.outputs.clone().iter().try_for_each(|o| {
+            let handle = c.start_output(o)?;
             c.outputs.push((o.name().as_str().to_owned(), handle));
+            Ok(())
+        });
+        if let Err(e) = started.and_then(|()| c.start_pipeline()) {
+            c.stop_all();
+            return Err(e);
         }
-        c.start_pipeline()?;
         c.publish();
         let reader = c.reader.clone();
         Ok((c, reader))
@@ -178,7 +187,8 @@ impl Controller {
         std::thread::Builder::new().name("controller".into()).spawn(move || self.run(inbox))
     }
 
-    fn run(mut self, inbox: Receiver<Envelope>) {
+    /// The controller's loop on the calling thread (see [`Controller::spawn`]).
+    pub(crate) fn run(mut self, inbox: Receiver<Envelope>) {
         for Envelope { action, reply } in inbox.iter() {
             let last = matches!(action, Action::Shutdown);
             let name = action.name();

@@ -119,6 +119,16 @@ impl ConfigMachine {
     }
 }
 
+/// A config without its `[fleet]` section (local to the box; the agent
+/// leaves it out of what it keeps and runs).
+fn strip_fleet(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("fleet");
+    }
+    v
+}
+
 fn loose_version(payload: &[u8]) -> u64 {
     serde_json::from_slice::<Value>(payload).ok().and_then(|v| v.get("version").and_then(Value::as_u64)).unwrap_or(0)
 }
@@ -270,6 +280,41 @@ impl Session {
                 self.rollback(now, 503, "health_gate: outputs not healthy");
             }
         }
+    }
+
+    /// The applied config (version `running`) did not start when the
+    /// process started, and the device runs another or none
+    /// ([`crate::device::ConfigFallback`]): `rolled_back` with `ac` 500 and
+    /// `ad` `start_failed: <why>; running <what>`, `av` the version that
+    /// failed. `running` becomes the last known good version when the
+    /// device runs that config, else 0 (the local file); what runs becomes
+    /// the rollback target, so a later rollback never returns to the
+    /// config that cannot start. The retained desired document of the
+    /// failed version is then an equal version: it is answered with this
+    /// report, never applied again.
+    pub fn config_fell_back(&mut self, now: Now, f: &crate::device::ConfigFallback) {
+        let failed = self.config.rec.running;
+        if failed == 0 {
+            // Nothing the fleet applied is involved: the local file failed.
+            return;
+        }
+        self.stats.rollbacks += 1;
+        self.config.timers = None;
+        self.config.rec.pending = None;
+        let good = &self.config.rec.good_config;
+        let is_good = |v: &Value| self.config.rec.good_version != failed && strip_fleet(good) == strip_fleet(v);
+        let running = match &f.running {
+            Some(v) if is_good(v) => self.config.rec.good_version,
+            _ => 0,
+        };
+        if let Some(v) = &f.running {
+            self.config.rec.good_version = running;
+            self.config.rec.good_config = v.clone();
+        }
+        self.config.rec.running = running;
+        let ad = format!("start_failed: {}; running {}", f.reason, f.running_name);
+        let r = Report { ac: 500, av: failed, ad, status: ConfigStatus::RolledBack, key: None };
+        self.report(now, r);
     }
 
     /// Reverts to the last known good config and reports `rolled_back`.
