@@ -117,15 +117,18 @@ rootfs_key=$( { cat "$here/packages.list" "$here"/hooks/*; mmdebstrap --version;
 rootfs="$cache/rootfs-$rootfs_key"
 make_rootfs() {
   rm -rf "$rootfs.tmp"
-  # --variant=apt: only Essential + apt + the list; no Recommends, so no
-  # timesyncd or anything else that talks to the outside (docs/image.md#rootfs).
+  # --variant=apt: only Essential + apt + the list; no Recommends, so nothing
+  # the list does not name (docs/image.md#rootfs). Debian 13 (trixie) for
+  # libsrt 1.5.4, GStreamer 1.26, RAUC 1.13 and current VA drivers;
+  # non-free-firmware for GPU/NIC firmware and microcode, non-free for
+  # Intel's VA driver with its encoders (docs/image.md#base).
   # force-unsafe-io: no fsync per file; a crash just means rebuilding the cache.
   mmdebstrap --variant=apt --mode=root --include="$packages" --dpkgopt=force-unsafe-io \
     --customize-hook="$here/hooks/customize.sh \"\$1\"" \
-    bookworm "$rootfs.tmp" \
-    "deb http://deb.debian.org/debian bookworm main" \
-    "deb http://deb.debian.org/debian bookworm-updates main" \
-    "deb http://deb.debian.org/debian-security bookworm-security main"
+    trixie "$rootfs.tmp" \
+    "deb http://deb.debian.org/debian trixie main non-free-firmware non-free" \
+    "deb http://deb.debian.org/debian trixie-updates main non-free-firmware non-free" \
+    "deb http://deb.debian.org/debian-security trixie-security main non-free-firmware non-free"
   mv "$rootfs.tmp" "$rootfs"
   # Keep only the newest cache entry: each is ~700 MB.
   find "$cache" -maxdepth 1 -name 'rootfs-*' ! -name "rootfs-$rootfs_key" -exec rm -rf {} +
@@ -266,7 +269,7 @@ make_bundle() {
   [[ -n "$version" ]] || version=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
   sed "s|@VERSION@|$version|; s|@SIGNING@|$signing|" "$here/rauc/manifest.raucm.in" >"$dir/manifest.raucm"
   # zstd: several times faster to pack than mksquashfs's default gzip, and
-  # the bookworm kernel reads it (CONFIG_SQUASHFS_ZSTD).
+  # the slot's kernel reads it (CONFIG_SQUASHFS_ZSTD).
   rauc bundle --cert="$cert" --key="$sign_key" --keyring="$keyring" \
     --mksquashfs-args="-comp zstd -Xcompression-level 3" "$dir" "$out/bundle.raucb"
   rm -rf "$dir"

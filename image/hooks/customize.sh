@@ -17,10 +17,23 @@ chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer \
 # and systemd.firstboot=off on the kernel command line skips the prompt.
 : > "$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
-# Journal in RAM only: the root slot is replaced by updates and the data
-# partition is small; the fleet controller gets the agent's events over MQTT.
+# Journal in RAM only, bounded (docs/image.md#journal): the root slot is
+# replaced by updates, the data partition (512 MiB) must keep room for the
+# agent's state and RAUC's status, and flash should not wear on a log nobody
+# reads on site; the fleet controller gets the agent's events over MQTT.
 mkdir -p "$root/etc/systemd/journald.conf.d"
-printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n' > "$root/etc/systemd/journald.conf.d/edge.conf"
+printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\nRuntimeMaxFileSize=8M\nRateLimitIntervalSec=30s\nRateLimitBurst=2000\n' \
+  > "$root/etc/systemd/journald.conf.d/edge.conf"
+# fq as every interface's root qdisc (docs/image.md#qdisc): the agent's RTP
+# outputs pace with SO_MAX_PACING_RATE, which only fq honours. Applied when
+# networkd brings a link up, after systemd-sysctl has run.
+mkdir -p "$root/etc/sysctl.d"
+printf 'net.core.default_qdisc = fq\n' > "$root/etc/sysctl.d/60-edge-fq.conf"
+# NTP: DHCP's servers (networkd hands them to timesyncd) and, when
+# provisioning names none, Debian's pool. Provisioning may set its own
+# (/data/provision/timesyncd.conf, docs/image.md#time).
+# resolv.conf must point at resolved's stub (the package links it; make sure).
+ln -sfn ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 # Documentation and apt lists are dead weight in an appliance slot.
 rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/var/lib/apt/lists/*
 
