@@ -103,8 +103,10 @@ impl AgentDevice {
 /// changed) is accepted and changes nothing; a different one is refused,
 /// naming the first key that differs (`fleet.broker`, `fleet.tls.ca`).
 pub fn parse_desired(value: &Value, running: &AgentConfig) -> Result<AgentConfig, ConfigRejection> {
+    let mut value = value.clone();
+    open_secrets(&mut value, running)?;
     let text =
-        toml::to_string(value).map_err(|e| ConfigRejection { key: None, reason: format!("not a configuration document: {e}") })?;
+        toml::to_string(&value).map_err(|e| ConfigRejection { key: None, reason: format!("not a configuration document: {e}") })?;
     let mut cfg = config::from_str_unvalidated(&text).map_err(|e| match e {
         config::ConfigError::Invalid(inv) => ConfigRejection { key: Some(inv.key).filter(|k| !k.is_empty()), reason: inv.message },
         other => ConfigRejection { key: None, reason: other.to_string() },
@@ -131,6 +133,43 @@ pub fn parse_desired(value: &Value, running: &AgentConfig) -> Result<AgentConfig
     cfg.fleet = running.fleet.clone();
     cfg.validate().map_err(|(key, reason)| ConfigRejection { key: Some(key), reason })?;
     Ok(cfg)
+}
+
+/// Opens the sealed secrets of a desired document with the box's fleet TLS
+/// key, in memory only; refuses clear ones (`docs/secrets.md`). The key is
+/// read only when the document holds a secret.
+fn open_secrets(doc: &mut Value, running: &AgentConfig) -> Result<(), ConfigRejection> {
+    let mut probe = doc.clone();
+    if fleet::sealed::open_document(&mut probe, None).is_ok() {
+        return Ok(());
+    }
+    let tls = running.fleet.as_ref().and_then(|f| f.tls.as_ref());
+    let key = tls.and_then(|t| match fleet::sealed::DeviceKey::load(&t.cert, &t.key) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the fleet TLS key to open sealed secrets");
+            None
+        }
+    });
+    fleet::sealed::open_document(doc, key.as_ref()).map_err(|r| ConfigRejection { key: Some(r.key), reason: r.reason })
+}
+
+/// Seals the clear secrets of `raw` (a document from the box's own file) to
+/// the box's fleet certificate; without fleet TLS there is nothing to seal to.
+pub fn seal_own_secrets(raw: &mut Value, cfg: &AgentConfig) -> Result<usize, fleet::sealed::SealError> {
+    let Some(tls) = cfg.fleet.as_ref().and_then(|f| f.tls.as_ref()) else { return Ok(0) };
+    let key = fleet::sealed::DeviceKey::load(&tls.cert, &tls.key)?;
+    fleet::sealed::seal_document(raw, key.cert())
+}
+
+/// The box's fleet certificate (public) as PEM, for `info`: the controller
+/// seals secrets to it (`docs/secrets.md`). Parsed and written out again so
+/// that only a certificate is ever published, whatever the file holds.
+fn fleet_certificate(cfg: &AgentConfig) -> Option<String> {
+    let tls = cfg.fleet.as_ref()?.tls.as_ref()?;
+    let pem = std::fs::read(&tls.cert).ok()?;
+    let cert = openssl::x509::X509::from_pem(&pem).ok()?;
+    String::from_utf8(cert.to_pem().ok()?).ok()
 }
 
 /// The first key in which a desired `[fleet]` section differs from the
@@ -173,6 +212,7 @@ impl Device for AgentDevice {
             "inputs": crate::pipeline::discover_inputs(),
             "input": ctl.input_status(),
             "outputs": ctl.cfg.outputs.iter().map(|o| json!({"name": o.name().as_str(), "kind": kind(o)})).collect::<Vec<_>>(),
+            "certificate": fleet_certificate(&ctl.cfg),
         })
     }
 
@@ -308,8 +348,17 @@ impl Device for AgentDevice {
         v
     }
 
+    /// The document the session keeps as its rollback target (persisted in
+    /// the state directory): secrets from the box's own file are sealed to
+    /// the box's certificate first, so the state holds no clear passphrase
+    /// and a rollback passes [`parse_desired`], which refuses clear ones.
     fn running_config(&self) -> Value {
-        self.snap().raw.as_ref().clone()
+        let snap = self.snap();
+        let mut raw = snap.raw.as_ref().clone();
+        if let Err(e) = seal_own_secrets(&mut raw, &snap.cfg) {
+            tracing::warn!(error = %e, "cannot seal the running configuration's secrets for the fleet's rollback copy");
+        }
+        raw
     }
 
     fn execute(&mut self, cmd: &Command) -> CommandResult {

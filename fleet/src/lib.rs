@@ -79,6 +79,7 @@ pub mod limits;
 pub mod outbox;
 pub mod ratelimit;
 pub mod schema;
+pub mod sealed;
 pub mod session;
 pub mod settings;
 pub mod store;

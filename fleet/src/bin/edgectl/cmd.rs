@@ -153,6 +153,10 @@ pub struct PushArgs {
     /// The device's report as JSON (`config/reported`) instead of a line.
     #[arg(long)]
     json: bool,
+    /// Clear passphrases in FILE are sealed to the device's certificate
+    /// before anything is published (docs/secrets.md).
+    #[command(flatten)]
+    seal: crate::seal::SealTarget,
 }
 
 fn read_config(path: &PathBuf) -> Result<Value> {
@@ -189,7 +193,7 @@ pub async fn push(args: &BrokerArgs, a: &PushArgs) -> Result<Exit> {
         eprintln!("edgectl: {e}");
         return Ok(Exit::Usage);
     }
-    let config = match read_config(&a.file) {
+    let mut config = match read_config(&a.file) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("edgectl: {e:#}");
@@ -197,6 +201,12 @@ pub async fn push(args: &BrokerArgs, a: &PushArgs) -> Result<Exit> {
         }
     };
     let mut ctl = Ctl::connect(args).await?;
+    // Before anything is published: the broker and this controller's
+    // retained desired document must never hold a clear passphrase.
+    let sealed = crate::seal::seal_document(&mut ctl, args, &a.device, &a.seal, &mut config).await?;
+    if sealed > 0 {
+        eprintln!("sealed {sealed} secret(s) to {}'s certificate", a.device);
+    }
     let deadline = Instant::now() + args.timeout();
     let reported_topic = topics::topic(&a.device, topics::CONFIG_REPORTED);
     let desired_topic = topics::topic(&a.device, topics::CONFIG_DESIRED);

@@ -4,7 +4,8 @@
 //! edgectl devices                       all devices: online, state, alarms
 //! edgectl status DEVICE                 everything retained about one device
 //! edgectl watch                         live summary, problems, sorted page
-//! edgectl config push DEVICE FILE [--confirm]
+//! edgectl config push DEVICE FILE [--confirm]   clear passphrases sealed to the box first
+//! edgectl seal --device DEVICE < secret   a passphrase sealed to the box (docs/secrets.md)
 //! edgectl cmd DEVICE NAME [KEY=VALUE…]  e.g. `cmd enc-1 output.disable output=backup`
 //! edgectl logs DEVICE [--since 10m] [--follow]   the box's recent agent log
 //! edgectl dashboard --listen ADDR       live web page (dashboard/mod.rs)
@@ -24,6 +25,7 @@ mod conn;
 mod dashboard;
 mod logs;
 mod ops;
+mod seal;
 mod show;
 mod simulate;
 mod term;
@@ -88,6 +90,9 @@ enum Sub {
     Config(ConfigCmd),
     /// Send a command and wait for its answer.
     Cmd(cmd::CmdArgs),
+    /// Seal a secret (stdin) to a device's certificate; prints the value for
+    /// `passphrase = { sealed = "…" }` (docs/secrets.md).
+    Seal(seal::SealArgs),
     /// The box's recent agent log lines (secrets redacted on the box).
     Logs(logs::LogsArgs),
     /// Serve a live web page of the fleet (and its commands) on --listen.
@@ -123,6 +128,7 @@ fn main() -> ExitCode {
             Sub::Watch(a) => ops::watch(&cli.broker, &a).await,
             Sub::Config(ConfigCmd::Push(a)) => cmd::push(&cli.broker, &a).await,
             Sub::Cmd(a) => cmd::run(&cli.broker, &a).await,
+            Sub::Seal(a) => seal::run(&cli.broker, &a).await,
             Sub::Logs(a) => logs::run(&cli.broker, &a).await,
             Sub::Dashboard(a) => dashboard::run(&cli.broker, &a).await,
             Sub::SimulateDevice(a) => simulate::run(&cli.broker, &a).await,
