@@ -14,6 +14,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use serde::Serialize;
 
+use crate::gpu::{HwTree, Reason, Unavailable};
 use crate::HalError;
 
 /// Encoder families in the order the agent prefers them: dedicated hardware
@@ -133,6 +134,11 @@ pub struct Candidate {
     pub factory: &'static str,
     #[serde(flatten)]
     pub status: CandidateStatus,
+    /// For `not_installed` and `trial_failed`: why, as precisely as the box
+    /// can tell (no device node, driver not loaded, VA driver missing,
+    /// element missing, trial failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<Unavailable>,
 }
 
 /// The outcome of [`probe`]: every candidate, and which one won.
@@ -160,7 +166,10 @@ impl ProbeReport {
             .iter()
             .take_while(|c| c.factory != chosen.factory)
             .filter_map(|c| match &c.status {
-                CandidateStatus::NotInstalled => Some(format!("{} not installed", c.factory)),
+                CandidateStatus::NotInstalled => Some(match &c.unavailable {
+                    Some(u) if u.reason != Reason::ElementMissing => format!("{} unavailable ({})", c.factory, u.detail),
+                    _ => format!("{} not installed", c.factory),
+                }),
                 CandidateStatus::TrialFailed(e) => Some(format!("{} failed trial ({e})", c.factory)),
                 _ => None,
             })
@@ -180,6 +189,12 @@ pub trait EncoderBackend {
     fn is_installed(&self, factory: &str) -> bool;
     /// Encodes one small frame; `Err` carries the reason.
     fn trial_encode(&self, factory: &str) -> Result<(), String>;
+    /// What below GStreamer stands in the way of `kind` (device node,
+    /// kernel driver, VA driver); `None` when nothing is seen. Only
+    /// explains a failure, never decides.
+    fn hardware(&self, _kind: EncoderKind) -> Option<Unavailable> {
+        None
+    }
 }
 
 /// Which encoder the configuration asks for.
@@ -222,7 +237,17 @@ pub fn probe_codec(backend: &dyn EncoderBackend, request: EncoderRequest, codec:
                     Err(e) => CandidateStatus::TrialFailed(e),
                 }
             };
-            candidates.push(Candidate { kind, factory, status });
+            let unavailable = match &status {
+                CandidateStatus::NotInstalled => Some(backend.hardware(kind).unwrap_or_else(|| Unavailable {
+                    reason: Reason::ElementMissing,
+                    detail: format!("GStreamer has no {factory} element"),
+                })),
+                CandidateStatus::TrialFailed(e) => {
+                    Some(backend.hardware(kind).unwrap_or_else(|| Unavailable { reason: Reason::TrialFailed, detail: e.clone() }))
+                }
+                _ => None,
+            };
+            candidates.push(Candidate { kind, factory, status, unavailable });
         }
     }
     ProbeReport { candidates, chosen }
@@ -259,11 +284,13 @@ pub fn choose_codec(backend: &dyn EncoderBackend, request: EncoderRequest, codec
 pub struct GstEncoderBackend {
     /// How long a trial encode may take before it counts as failed.
     pub trial_timeout: Duration,
+    /// Where [`EncoderBackend::hardware`] looks.
+    pub hw: HwTree,
 }
 
 impl Default for GstEncoderBackend {
     fn default() -> Self {
-        GstEncoderBackend { trial_timeout: Duration::from_secs(5) }
+        GstEncoderBackend { trial_timeout: Duration::from_secs(5), hw: HwTree::system() }
     }
 }
 
@@ -282,6 +309,10 @@ impl EncoderBackend for GstEncoderBackend {
 
     fn trial_encode(&self, factory: &str) -> Result<(), String> {
         trial_encode(factory, self.trial_timeout)
+    }
+
+    fn hardware(&self, kind: EncoderKind) -> Option<Unavailable> {
+        self.hw.check(kind)
     }
 }
 
@@ -343,6 +374,52 @@ mod tests {
         fn trial_encode(&self, factory: &str) -> Result<(), String> {
             self.0.get(factory).cloned().unwrap_or(Err("missing".into()))
         }
+    }
+
+    /// The fake's registry and trials over a fake sysfs/dev tree.
+    struct FakeHw(FakeBackend, HwTree);
+
+    impl EncoderBackend for FakeHw {
+        fn is_installed(&self, factory: &str) -> bool {
+            self.0.is_installed(factory)
+        }
+        fn trial_encode(&self, factory: &str) -> Result<(), String> {
+            self.0.trial_encode(factory)
+        }
+        fn hardware(&self, kind: EncoderKind) -> Option<Unavailable> {
+            self.1.check(kind)
+        }
+    }
+
+    fn reason_of(report: &ProbeReport, factory: &str) -> Option<Reason> {
+        report.candidates.iter().find(|c| c.factory == factory).and_then(|c| c.unavailable.as_ref()).map(|u| u.reason)
+    }
+
+    #[test]
+    fn each_unavailable_encoder_says_why() {
+        // A box like the QEMU VM: no GPU, no render node, no V4L2 node.
+        let dir = tempfile::tempdir().unwrap();
+        let hw = HwTree::new(dir.path().join("sys"), dir.path().join("dev"), vec![dir.path().join("va")]);
+        let fake = FakeHw(FakeBackend(HashMap::from([("qsvh264enc", Err("no device".to_owned())), ("x264enc", Ok(()))])), hw.clone());
+        let report = probe(&fake, EncoderRequest::Auto);
+        assert_eq!(reason_of(&report, "vah264enc"), Some(Reason::NoDeviceNode));
+        assert_eq!(reason_of(&report, "nvh264enc"), Some(Reason::NoDeviceNode));
+        assert_eq!(reason_of(&report, "v4l2h264enc"), Some(Reason::NoDeviceNode));
+        // Installed but failing: the hardware reason wins over the error.
+        assert_eq!(reason_of(&report, "qsvh264enc"), Some(Reason::NoDeviceNode));
+        assert_eq!(reason_of(&report, "x264enc"), None, "the chosen one has nothing to explain");
+        assert!(report.why().contains("vah264enc unavailable (no /dev/dri/renderD* node"), "{}", report.why());
+        let json = serde_json::to_value(&report.candidates[0]).unwrap();
+        assert_eq!(json["status"], "not_installed");
+        assert_eq!(json["unavailable"]["reason"], "no_device_node", "{json}");
+
+        // Nothing below GStreamer in the way: the element or the trial is.
+        let plain = FakeBackend(HashMap::from([("x265enc", Err("boom".to_owned()))]));
+        let report = probe_codec(&plain, EncoderRequest::Auto, Codec::H265);
+        assert_eq!(reason_of(&report, "x265enc"), Some(Reason::TrialFailed));
+        let report = probe(&plain, EncoderRequest::Auto);
+        assert_eq!(reason_of(&report, "x264enc"), Some(Reason::ElementMissing));
+        assert_eq!(reason_of(&report, "vah264enc"), Some(Reason::ElementMissing), "the default backend sees no hardware");
     }
 
     #[test]

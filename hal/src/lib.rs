@@ -28,6 +28,7 @@
 pub mod capture;
 pub mod encoder;
 pub mod error;
+pub mod gpu;
 pub mod identity;
 pub mod input;
 pub mod panel;
