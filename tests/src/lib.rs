@@ -11,6 +11,7 @@ pub mod peers;
 pub mod relay;
 pub mod rist;
 pub mod udp;
+pub mod vivid;
 pub mod vm;
 
 /// test-support's mosquitto and recorder, where these tests look for them.

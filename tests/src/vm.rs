@@ -26,17 +26,23 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// The input of the test fleet's boxes: the test pattern.
+pub const TEST_PATTERN_INPUT: &str = "[input]\nkind = \"test-pattern\"\n";
+
 /// What every box of this test fleet gets on its data partition: the broker
 /// and the SRT receiver behind the VM's guestfwd addresses.
 pub fn provisioning(dir: &Path) -> PathBuf {
+    provisioning_with_input(dir, TEST_PATTERN_INPUT)
+}
+
+/// [`provisioning`] with another `[input]` section (`vm_capture`: vivid).
+pub fn provisioning_with_input(dir: &Path, input: &str) -> PathBuf {
     let p = dir.join("provision");
     std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
     let toml = format!(
         r#"device_id = "@DEVICE_ID@"
 
-[input]
-kind = "test-pattern"
-
+{input}
 [video]
 width = 320
 height = 180
@@ -118,6 +124,11 @@ pub fn build_image(dir: &Path, out: &Path, args: &[&str]) -> Duration {
 
 /// Like [`build_image`], letting `tweak` add to the `--extra` tree first.
 pub fn build_image_with(dir: &Path, out: &Path, args: &[&str], tweak: impl FnOnce(&Path)) -> Duration {
+    build_image_with_input(dir, out, args, TEST_PATTERN_INPUT, tweak)
+}
+
+/// Like [`build_image_with`], provisioning `input` as the `[input]` section.
+pub fn build_image_with_input(dir: &Path, out: &Path, args: &[&str], input: &str, tweak: impl FnOnce(&Path)) -> Duration {
     let extra = extra_overlay(dir);
     tweak(&extra);
     let t0 = Instant::now();
@@ -127,7 +138,7 @@ pub fn build_image_with(dir: &Path, out: &Path, args: &[&str], tweak: impl FnOnc
         .arg("--out")
         .arg(out)
         .arg("--provision")
-        .arg(provisioning(dir))
+        .arg(provisioning_with_input(dir, input))
         .arg("--extra")
         .arg(&extra)
         .args(args)

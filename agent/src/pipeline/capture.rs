@@ -253,7 +253,11 @@ fn video_format(caps: &gst::CapsRef) -> Option<VideoFormat> {
     })
 }
 
-fn wire(g: &CaptureGraph, store: &Arc<FrameStore>) {
+/// Connects the sinks to the store. The input format is read from the
+/// caps the source negotiates unless `timings` gives it: a receiver with a
+/// scaler (vivid has one) negotiates the output size with the downstream
+/// caps, and its caps then describe the scaled picture, not the source.
+fn wire(g: &CaptureGraph, store: &Arc<FrameStore>, timings: Option<VideoFormat>) {
     let frames = store.clone();
     g.video.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
@@ -280,6 +284,10 @@ fn wire(g: &CaptureGraph, store: &Arc<FrameStore>) {
                 })
                 .build(),
         );
+    }
+    if let Some(f) = timings {
+        store.set_format(f);
+        return;
     }
     let formats = store.clone();
     g.caps_pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
@@ -441,7 +449,7 @@ fn run_once(
     };
     let g = build(cfg, source).map_err(|e| Stop::Failed(e.to_string()))?;
     store.reset(Some(source.label()));
-    wire(&g, store);
+    wire(&g, store, opened.as_ref().map(|(_, f)| *f));
     let bus = g.pipeline.bus().ok_or_else(|| Stop::Failed("capture pipeline has no bus".to_owned()))?;
     if *source == CaptureSource::TestPattern {
         follow_controls(&g, controls.clone());
