@@ -180,7 +180,7 @@ impl Firmware {
         }
         let (me, id, url, sha256) = (self.clone(), id.to_owned(), url.to_owned(), sha256.to_owned());
         let spawned = std::thread::Builder::new().name("firmware".into()).spawn(move || {
-            let result = me.run(&id, &url, &sha256).map_err(|e| {
+            let result = me.run(&id, &url, &sha256, allow_downgrade).map_err(|e| {
                 tracing::warn!(id, error = %e, "firmware update failed");
                 (e.reason(), e.to_string())
             });
@@ -212,7 +212,7 @@ impl Firmware {
         self.lock().updates.push(CommandUpdate::Progress { id: id.to_owned(), result });
     }
 
-    fn run(&self, id: &str, url: &str, sha256: &str) -> Result<Option<Value>, FirmwareError> {
+    fn run(&self, id: &str, url: &str, sha256: &str, allow_downgrade: bool) -> Result<Option<Value>, FirmwareError> {
         std::fs::create_dir_all(&self.dir)?;
         // The old `.part` too: the free space measured for this download
         // must not count a leftover's blocks as taken.
@@ -240,7 +240,12 @@ impl Firmware {
         // (the helper's directory outlives a failed update) is never taken
         // for this one's.
         let token = request_token(id);
-        write_file(&self.dir.join("request"), token.as_bytes())?;
+        // The root helper checks the version again from the signed manifest
+        // and refuses a downgrade unless the request allows it (and then
+        // logs and reports that it did): the agent's check above is a
+        // courtesy, not the boundary.
+        let request = if allow_downgrade { format!("{token} allow-downgrade") } else { token.clone() };
+        write_file(&self.dir.join("request"), request.as_bytes())?;
         self.progress(id, json!({"phase": "installing"}));
         let answer = self.await_helper(id, &token);
         // The helper has its own link to the bundle; the request is done.

@@ -32,8 +32,26 @@ mod tests {
         for d in [&agent, &bin, &outside] {
             std::fs::create_dir(d).unwrap();
         }
-        // The stubs: a RAUC that fails, no journal, no reboot.
-        for (name, body) in [("rauc", "echo 'LastError: stub rauc'; exit 1"), ("journalctl", "exit 0"), ("systemctl", "exit 0")] {
+        // The stubs: a RAUC whose `info` and `status` print the versions in
+        // bin/bundle-version and bin/running-version (its shell format) and
+        // whose install fails unless bin/install-ok exists; no journal; no
+        // reboot. Each logs its arguments to bin/<name>.calls.
+        let rauc = r#"d=$(dirname "$0"); echo "$*" >>"$d/rauc.calls"
+case "$1" in
+  info) echo "RAUC_MF_COMPATIBLE='edge-agent-x86_64'"; echo "RAUC_MF_VERSION='$(cat "$d/bundle-version")'" ;;
+  status) printf "RAUC_SLOT_STATE_0='inactive'\nRAUC_SLOT_STATE_1='booted'\nRAUC_SLOT_STATUS_BUNDLE_VERSION_1='%s'\n" "$(cat "$d/running-version")" ;;
+  install) if [ -e "$d/install-ok" ]; then echo '100% Installing done.'; exit 0; fi; echo 'LastError: stub rauc'; exit 1 ;;
+esac"#;
+        let log = |name: &str| format!("echo \"$*\" >>\"$(dirname \"$0\")/{name}.calls\"; exit 0");
+        let stubs = [
+            ("rauc", rauc.to_owned()),
+            ("journalctl", log("journalctl")),
+            ("systemctl", log("systemctl")),
+            ("bootloader", "echo b".into()),
+        ];
+        std::fs::write(bin.join("bundle-version"), "1.0.0").unwrap();
+        std::fs::write(bin.join("running-version"), "1.0.0").unwrap();
+        for (name, body) in stubs {
             let p = bin.join(name);
             std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
             Command::new("chmod").arg("+x").arg(&p).status().unwrap();
@@ -44,10 +62,10 @@ mod tests {
     /// Runs the helper's `main` against `t`; its exit status and stderr.
     fn run_helper(t: &Tree) -> (bool, String) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../image/overlay/usr/lib/edge-agent/update-helper");
-        let body = r#"source "$1"; agent_dir=$2 work=$3 status=$4 agent_uid=$(id -u); main"#;
+        let body = r#"source "$1"; agent_dir=$2 work=$3 status=$4 agent_uid=$(id -u) bootloader=$5/bootloader release_file=$5/no-release; main"#;
         let path = format!("{}:{}", t.bin.display(), std::env::var("PATH").unwrap_or_default());
         let mut cmd = Command::new("bash");
-        cmd.arg("-c").arg(body).arg("helper").arg(&script).arg(&t.agent).arg(&t.work).arg(&t.status);
+        cmd.arg("-c").arg(body).arg("helper").arg(&script).arg(&t.agent).arg(&t.work).arg(&t.status).arg(&t.bin);
         let log = t.outside.join("helper.stderr");
         cmd.env("PATH", path).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
         let mut child = ChildGuard::spawn("update-helper", &mut cmd).unwrap();
@@ -161,5 +179,58 @@ mod tests {
         let (ok, stderr) = run_helper(&t);
         assert!(ok, "{stderr}");
         assert!(result(&t).contains("other hard links"), "{}", result(&t));
+    }
+
+    /// Issue #15: the root helper checks downgrades itself, from the signed
+    /// manifest (`rauc info`) against the booted slot (`rauc status`),
+    /// whatever the agent checked; the agent's `allow-downgrade` is honoured
+    /// but logged and reported.
+    #[test]
+    fn the_helper_refuses_a_downgrade_itself_unless_the_request_allows_it() {
+        let t = tree();
+        let set = |name: &str, v: &str| std::fs::write(t.bin.join(name), v).unwrap();
+        let calls = |name: &str| std::fs::read_to_string(t.bin.join(format!("{name}.calls"))).unwrap_or_default();
+        let request = |token: &str, extra: &str| {
+            let _ = std::fs::remove_file(t.agent.join("bundle.raucb"));
+            std::fs::write(t.agent.join("bundle.raucb"), b"a signed bundle").unwrap();
+            std::fs::write(t.agent.join("request"), format!("{token}{extra}")).unwrap();
+        };
+        set("install-ok", "");
+        set("running-version", "0.3.0");
+        // The agent said it reported: the helper does not wait for it.
+        std::fs::write(t.agent.join("reported"), b"").unwrap();
+
+        set("bundle-version", "0.2.9");
+        request(TOKEN, "");
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok, "{stderr}");
+        let r = result(&t);
+        assert!(r.starts_with(&format!("{TOKEN} failed")) && r.contains("downgrade from 0.3.0 to 0.2.9"), "{r}");
+        assert!(!calls("rauc").contains("install"), "nothing installed: {}", calls("rauc"));
+        assert!(calls("systemctl").is_empty(), "no reboot");
+        assert!(!t.work.join("bundle.raucb").exists(), "root's link is gone");
+
+        // A development name against a release cannot be ordered: refused too.
+        set("bundle-version", "bad");
+        request("1111111111111111", "");
+        run_helper(&t);
+        assert!(result(&t).contains("cannot be ordered"), "{}", result(&t));
+
+        // The request's allowance: installed, and said so.
+        set("bundle-version", "0.2.9");
+        request("2222222222222222", " allow-downgrade");
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok, "{stderr}");
+        assert_eq!(result(&t).trim(), "2222222222222222 installed b");
+        assert!(stderr.contains("downgrade from 0.3.0 to 0.2.9 allowed by the request"), "{stderr}");
+        assert!(calls("rauc").contains("install"), "{}", calls("rauc"));
+        assert!(calls("systemctl").contains("reboot"));
+
+        // An upgrade (numbers, not strings: 0.10 > 0.9) needs no allowance.
+        set("running-version", "v0.9.1-3-gabcdef");
+        set("bundle-version", "0.10.0");
+        request("3333333333333333", "");
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok && result(&t).trim() == "3333333333333333 installed b", "{stderr}\n{}", result(&t));
     }
 }
