@@ -92,7 +92,7 @@ async fn device_cert(ctl: Option<&mut Ctl>, args: &BrokerArgs, device: &str, tar
         (None, Some(ctl)) => retained_cert(ctl, args, device).await?,
         (None, None) => bail!("no device certificate: give --device-cert or reach the broker"),
     };
-    Ok(sealed::verify_device_cert(&pem, &ca, device).with_context(|| format!("{device}'s certificate"))?)
+    sealed::verify_device_cert(&pem, &ca, device).with_context(|| format!("{device}'s certificate"))
 }
 
 /// The `info.certificate` of `device`'s retained `info` document.
