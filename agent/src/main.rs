@@ -357,8 +357,16 @@ fn probe(json: bool) -> ExitCode {
             let status = match &c.status {
                 hal::encoder::CandidateStatus::Chosen => "CHOSEN".to_owned(),
                 hal::encoder::CandidateStatus::Usable => "usable".to_owned(),
-                hal::encoder::CandidateStatus::NotInstalled => "not installed".to_owned(),
-                hal::encoder::CandidateStatus::TrialFailed(e) => format!("trial failed: {e}"),
+                // The reason below GStreamer when the box can tell
+                // (no render node, driver not loaded, VA driver missing).
+                hal::encoder::CandidateStatus::NotInstalled => match &c.unavailable {
+                    Some(u) if u.reason != hal::gpu::Reason::ElementMissing => format!("unavailable: {}", u.detail),
+                    _ => "not installed".to_owned(),
+                },
+                hal::encoder::CandidateStatus::TrialFailed(e) => match &c.unavailable {
+                    Some(u) if u.reason != hal::gpu::Reason::TrialFailed => format!("trial failed: {e} ({})", u.detail),
+                    _ => format!("trial failed: {e}"),
+                },
                 hal::encoder::CandidateStatus::NotRequested => "not requested".to_owned(),
             };
             // Network-adaptive bitrate needs a bitrate the element takes
