@@ -46,6 +46,8 @@ pub struct AgentDevice {
     thumbnail_requested: bool,
     /// Which configuration the media path started on, and what did not start.
     start: Option<crate::media::SharedStartStatus>,
+    /// `reboot` through the root path; `None` without a state directory.
+    reboot: Option<crate::reboot::Reboot>,
 }
 
 impl AgentDevice {
@@ -63,6 +65,7 @@ impl AgentDevice {
             thumbnail_sent: None,
             thumbnail_requested: false,
             start: None,
+            reboot: None,
         }
     }
 
@@ -81,6 +84,12 @@ impl AgentDevice {
 
     fn start_status(&self) -> Option<std::sync::MutexGuard<'_, crate::media::StartStatus>> {
         self.start.as_ref().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Enables `reboot` (its request and pending files in the fleet state dir).
+    pub fn with_reboot(mut self, reboot: crate::reboot::Reboot) -> Self {
+        self.reboot = Some(reboot);
+        self
     }
 
     /// Reports the front panel's readings in telemetry.
@@ -368,15 +377,8 @@ impl Device for AgentDevice {
     fn execute_job(&mut self, cmd: &Command) -> Job<CommandResult> {
         match cmd {
             Command::Reboot => {
-                if !self.under_systemd {
-                    let why = "not running under systemd; refusing to reboot the host";
-                    return Box::new(move || Err((ReasonCode::Unsupported, why.into())));
-                }
-                std::thread::spawn(|| {
-                    std::thread::sleep(Duration::from_secs(3));
-                    let _ = std::process::Command::new("systemctl").arg("reboot").status();
-                });
-                Box::new(|| Ok(Some(json!({"reboot_in_s": 3}))))
+                // Long-running: the session calls `start`, never this.
+                Box::new(|| Err((ReasonCode::Internal, "reboot runs in the background (start)".into())))
             }
             Command::ChannelStart | Command::ChannelStop => {
                 // An AWS call (seconds): in the job, never in the controller.
@@ -460,6 +462,13 @@ impl Device for AgentDevice {
             (Command::FirmwareUpdate { url, sha256, version, allow_downgrade }, Some(fw)) if self.under_systemd => {
                 fw.start(id, url, sha256, version.as_deref(), *allow_downgrade)
             }
+            (Command::Reboot, _) => match &self.reboot {
+                Some(r) if self.under_systemd => r.start(id),
+                _ => Err((
+                    ReasonCode::Unsupported,
+                    "not running under systemd with a state directory; refusing to reboot the host".into(),
+                )),
+            },
             (Command::FirmwareUpdate { .. }, _) => {
                 Err((ReasonCode::Unsupported, "firmware.update needs the A/B image (systemd, RAUC)".into()))
             }
@@ -490,7 +499,9 @@ impl Device for AgentDevice {
     }
 
     fn poll_command_updates(&mut self) -> Vec<fleet::CommandUpdate> {
-        self.firmware.as_ref().map(crate::firmware::Firmware::take_updates).unwrap_or_default()
+        let mut v = self.firmware.as_ref().map(crate::firmware::Firmware::take_updates).unwrap_or_default();
+        v.extend(self.reboot.as_ref().map(crate::reboot::Reboot::take_updates).unwrap_or_default());
+        v
     }
 }
 

@@ -10,7 +10,8 @@
 //! Modules depend one way (a test fails on an import cycle):
 //! - leaves: [`config`] (one TOML file, strictly typed; errors name key and
 //!   line), [`shutdown`], [`fanout`] (one TS producer, one bounded queue per
-//!   output), [`dest`] (where an output sends), [`firmware`], [`notify`];
+//!   output), [`dest`] (where an output sends), [`firmware`], [`reboot`],
+//!   [`notify`];
 //! - media: [`pipeline`] (capture and encoding as GStreamer graphs built in
 //!   code, supervised and restarted; the slate when the input has no
 //!   signal) and [`output`] (one thread per output: SRT through libsrt,
@@ -50,6 +51,7 @@ pub mod notify;
 pub mod output;
 pub mod panel;
 pub mod pipeline;
+pub mod reboot;
 pub mod shutdown;
 pub mod state;
 
@@ -146,7 +148,8 @@ pub fn run(candidates: Vec<media::Candidate>, shutdown: Shutdown, opts: RunOptio
         Some(settings) => {
             let mut device = fleet_device::AgentDevice::new(snapshot.clone(), inbox.clone())
                 .with_firmware(firmware::Firmware::new(&settings.state_dir))
-                .with_start_status(start_status.clone());
+                .with_start_status(start_status.clone())
+                .with_reboot(reboot::Reboot::new(&settings.state_dir));
             if let Some(r) = &panel_readings {
                 device = device.with_panel(r.clone());
             }

@@ -461,6 +461,9 @@ impl Shell {
             match u {
                 crate::device::CommandUpdate::Progress { id, result } => self.session.command_progress(now, &id, result),
                 crate::device::CommandUpdate::Done { id, result } => self.session.command_result(now, &id, result),
+                crate::device::CommandUpdate::DoneAfterRestart { id, result } => {
+                    self.session.command_result_after_restart(now, &id, result)
+                }
             }
         }
         self.drive();

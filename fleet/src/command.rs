@@ -265,8 +265,9 @@ impl Command {
 
     /// Whether the device runs it in the background ([`crate::Device::start`]),
     /// reporting progress as `in_progress` responses until it ends.
+    /// `reboot` is one: its end (the box back up) comes from the next boot.
     pub fn is_long_running(&self) -> bool {
-        matches!(self, Command::FirmwareUpdate { .. })
+        matches!(self, Command::FirmwareUpdate { .. } | Command::Reboot)
     }
 
     /// Whether the fleet session handles it itself instead of the device.

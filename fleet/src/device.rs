@@ -120,6 +120,10 @@ pub enum CommandUpdate {
     Progress { id: String, result: Value },
     /// Finished: published as `succeeded` or `failed`.
     Done { id: String, result: Result<Option<Value>, (ReasonCode, String)> },
+    /// A command started before the process restarted ended (`reboot`: the
+    /// box came back). Published although this session did not start it,
+    /// unless the id already has a final answer.
+    DoneAfterRestart { id: String, result: Result<Option<Value>, (ReasonCode, String)> },
 }
 
 /// A scriptable device: two outputs (`primary`, `backup`), a stream flag,
@@ -136,6 +140,8 @@ pub struct FakeDevice {
     pub applied: Vec<Value>,
     pub extra_alarms: Vec<Alarm>,
     pub telemetry_count: u64,
+    /// Ends of background commands (`reboot`) for the next poll.
+    pub updates: Vec<CommandUpdate>,
 }
 
 impl FakeDevice {
@@ -150,6 +156,7 @@ impl FakeDevice {
             applied: Vec::new(),
             extra_alarms: Vec::new(),
             telemetry_count: 0,
+            updates: Vec::new(),
         }
     }
 }
@@ -242,5 +249,21 @@ impl Device for FakeDevice {
 
     fn outputs_healthy(&self) -> bool {
         self.config.get("break_outputs") != Some(&Value::Bool(true))
+    }
+
+    /// `reboot` (a simulated box is back at once).
+    fn start(&mut self, id: &str, cmd: &Command) -> Result<(), (ReasonCode, String)> {
+        match cmd {
+            Command::Reboot => {
+                self.executed.push(cmd.clone());
+                self.updates.push(CommandUpdate::Done { id: id.to_owned(), result: Ok(Some(json!({ "rebooting": true }))) });
+                Ok(())
+            }
+            other => Err((ReasonCode::Unsupported, format!("{} is not supported by the fake device", other.name()))),
+        }
+    }
+
+    fn poll_command_updates(&mut self) -> Vec<CommandUpdate> {
+        std::mem::take(&mut self.updates)
     }
 }

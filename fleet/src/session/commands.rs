@@ -159,6 +159,23 @@ impl Session {
         if !self.in_flight.contains_key(id) {
             return;
         }
+        self.command_failed_or_done(now, id, result);
+    }
+
+    /// A command started before this process (`reboot`) ended: answered
+    /// unless the id already has a final answer (a duplicate never turns a
+    /// `timed_out` into a `succeeded`).
+    pub fn command_result_after_restart(&mut self, now: Now, id: &str, result: Result<Option<Value>, (ReasonCode, String)>) {
+        if self.in_flight.contains_key(id) {
+            return self.command_result(now, id, result);
+        }
+        if id.is_empty() || id.len() > MAX_ID_LEN || self.idem.get(id).is_some_and(|o| o.state.is_terminal()) {
+            return;
+        }
+        self.command_failed_or_done(now, id, result);
+    }
+
+    fn command_failed_or_done(&mut self, now: Now, id: &str, result: Result<Option<Value>, (ReasonCode, String)>) {
         match result {
             Ok(v) => self.finish(now, id, Ok(v)),
             Err((reason, detail)) => {

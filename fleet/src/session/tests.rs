@@ -295,15 +295,37 @@ fn progress_keeps_a_long_running_command_alive_and_silence_times_it_out() {
 fn idempotency_survives_a_restart() {
     let mut h = Harness::new();
     h.connect();
-    h.cmd(json!({"id": "r1", "name": "reboot"}));
+    h.cmd(json!({"id": "r1", "name": "identify", "args": {"duration_s": 5}}));
     assert_eq!(h.last_response().state, CommandState::Succeeded);
     let mut h2 = Harness::with_store(h.store.clone());
     h2.connect();
-    h2.cmd(json!({"id": "r1", "name": "reboot"}));
+    h2.cmd(json!({"id": "r1", "name": "identify", "args": {"duration_s": 5}}));
     let r = h2.last_response();
     assert!(r.duplicate);
-    assert_eq!(r.result, Some(json!({"rebooting": true})));
-    assert!(h2.dev.executed.is_empty(), "no second reboot");
+    assert_eq!(r.result, Some(json!({"identifying_s": 5})));
+    assert!(h2.dev.executed.is_empty(), "not run twice");
+}
+
+#[test]
+fn a_reboot_ends_after_the_restart_once() {
+    let mut h = Harness::new();
+    h.connect();
+    h.cmd(json!({"id": "rb", "name": "reboot"}));
+    assert_eq!(h.last_response().state, CommandState::Accepted);
+    // The box reboots; the next process reports the end.
+    let mut h2 = Harness::with_store(h.store.clone());
+    h2.connect();
+    h2.s.command_result_after_restart(h2.now, "rb", Ok(Some(json!({"rebooted": true}))));
+    h2.drain();
+    let r = h2.last_response();
+    assert_eq!((r.id.as_str(), r.state), ("rb", CommandState::Succeeded));
+    // Reported once: a second report (or a retried request) is a duplicate.
+    h2.published.clear();
+    h2.s.command_result_after_restart(h2.now, "rb", Err((ReasonCode::Internal, "late".into())));
+    h2.drain();
+    assert!(h2.published.is_empty());
+    h2.cmd(json!({"id": "rb", "name": "reboot"}));
+    assert!(h2.last_response().duplicate);
 }
 
 #[test]
