@@ -46,6 +46,15 @@ enum Verb {
     /// Print this box's device id, derived from DMI or the primary NIC's MAC
     /// (hal::identity; image provisioning uses it): 1 if nothing usable.
     DeviceId,
+    /// First-boot enrolment (docs/identity.md): with `[fleet.enroll]`, make
+    /// the box's key and obtain its certificate through the claim identity,
+    /// then exit 0; at once when the box is enrolled already. Logs the key's
+    /// fingerprint for the technician. 78: no `[fleet]` with `tls` and
+    /// `enroll`; 1: the key or certificate cannot be written.
+    Enrol {
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// Check a configuration file and exit: 0 if valid, 78 if not.
     CheckConfig { file: PathBuf },
     /// Print where each output would send, resolving outputs named by flow
@@ -112,6 +121,7 @@ fn main() -> ExitCode {
             }
             Err(e) => config_failure(&e),
         },
+        Verb::Enrol { config } => enrol(&config),
         Verb::DeviceId => match hal::identity::derive(std::path::Path::new("/sys")) {
             Some(id) => {
                 println!("{id}");
@@ -227,6 +237,35 @@ fn libsrt_probe() -> serde_json::Value {
         srt::version::Verdict::Refused(why) => ("unknown: SRT refused", Some(why)),
     };
     serde_json::json!({ "version": version.to_string(), "layouts": layouts, "note": note })
+}
+
+/// `edge-agent enrol`: runs [`fleet::enroll::client::Enrolment`] to the end.
+fn enrol(path: &std::path::Path) -> ExitCode {
+    let cfg = match config::from_file(path) {
+        Ok(c) => c,
+        Err(e) => return config_failure(&e),
+    };
+    let Some(enrolment) = cfg.fleet.as_ref().and_then(fleet::enroll::client::Enrolment::from_settings) else {
+        eprintln!("error: {}: enrolment needs [fleet] with [fleet.tls] and [fleet.enroll]", path.display());
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match rt.block_on(enrolment.run()) {
+        Ok(fp) => {
+            println!("{fp}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "enrolment failed");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 fn config_failure(e: &ConfigError) -> ExitCode {

@@ -74,6 +74,7 @@ pub mod client;
 pub mod clock;
 pub mod command;
 pub mod device;
+pub mod enroll;
 pub mod idempotency;
 pub mod limits;
 pub mod outbox;

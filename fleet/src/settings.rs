@@ -21,6 +21,25 @@ pub struct TlsSettings {
     pub key: PathBuf,
 }
 
+/// First-boot enrolment (`docs/identity.md`): with this section the box
+/// makes its own key at `[fleet.tls] key` and obtains `[fleet.tls] cert`
+/// through the fleet-wide claim identity when it has none yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollSettings {
+    /// The claim certificate (PEM), the same on every box.
+    pub claim_cert: PathBuf,
+    /// Its key (PKCS#8 PEM).
+    pub claim_key: PathBuf,
+    /// Seconds between attempts while waiting for approval (default 30).
+    #[serde(default = "default_enroll_poll")]
+    pub poll_s: u32,
+}
+
+fn default_enroll_poll() -> u32 {
+    30
+}
+
 /// How a device reaches the broker and where it keeps fleet state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +50,9 @@ pub struct FleetSettings {
     /// Mutual TLS; required unless `insecure_plaintext` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSettings>,
+    /// First-boot enrolment; requires `tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enroll: Option<EnrollSettings>,
     /// Plain TCP, for local development only.
     #[serde(default)]
     pub insecure_plaintext: bool,
@@ -79,6 +101,7 @@ impl FleetSettings {
             broker: broker.to_owned(),
             insecure_plaintext: tls.is_none(),
             tls,
+            enroll: None,
             device_id: device_id.to_owned(),
             state_dir: state_dir.into(),
             telemetry_interval_s: default_telemetry(),
@@ -95,6 +118,9 @@ impl FleetSettings {
         self.broker_host_port()?;
         if self.tls.is_none() && !self.insecure_plaintext {
             return Err("tls: required (set insecure_plaintext = true for local development)".into());
+        }
+        if self.enroll.is_some() && self.tls.is_none() {
+            return Err("enroll: needs tls (where the box's key and certificate go)".into());
         }
         if !(TELEMETRY_MIN_S..=TELEMETRY_MAX_S).contains(&self.telemetry_interval_s) {
             return Err(format!("telemetry_interval_s: must be {TELEMETRY_MIN_S}..={TELEMETRY_MAX_S}"));

@@ -6,6 +6,7 @@
 //! edgectl watch                         live summary, problems, sorted page
 //! edgectl config push DEVICE FILE [--confirm]   clear passphrases sealed to the box first
 //! edgectl seal --device DEVICE < secret   a passphrase sealed to the box (docs/secrets.md)
+//! edgectl enroll list | approve DEVICE --ca-cert CRT --ca-key KEY   first-boot enrolment (docs/identity.md)
 //! edgectl cmd DEVICE NAME [KEY=VALUE…]  e.g. `cmd enc-1 output.disable output=backup`
 //! edgectl logs DEVICE [--since 10m] [--follow]   the box's recent agent log
 //! edgectl dashboard --listen ADDR       live web page (dashboard/mod.rs)
@@ -23,6 +24,7 @@
 mod cmd;
 mod conn;
 mod dashboard;
+mod enroll;
 mod logs;
 mod ops;
 mod seal;
@@ -93,6 +95,9 @@ enum Sub {
     /// Seal a secret (stdin) to a device's certificate; prints the value for
     /// `passphrase = { sealed = "…" }` (docs/secrets.md).
     Seal(seal::SealArgs),
+    /// First-boot enrolment: list requests, approve one (docs/identity.md).
+    #[command(subcommand)]
+    Enroll(enroll::EnrollCmd),
     /// The box's recent agent log lines (secrets redacted on the box).
     Logs(logs::LogsArgs),
     /// Serve a live web page of the fleet (and its commands) on --listen.
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
             Sub::Config(ConfigCmd::Push(a)) => cmd::push(&cli.broker, &a).await,
             Sub::Cmd(a) => cmd::run(&cli.broker, &a).await,
             Sub::Seal(a) => seal::run(&cli.broker, &a).await,
+            Sub::Enroll(c) => enroll::run(&cli.broker, &c).await,
             Sub::Logs(a) => logs::run(&cli.broker, &a).await,
             Sub::Dashboard(a) => dashboard::run(&cli.broker, &a).await,
             Sub::SimulateDevice(a) => simulate::run(&cli.broker, &a).await,
