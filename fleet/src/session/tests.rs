@@ -579,3 +579,35 @@ fn thumbnails_go_out_as_is_at_qos_0_and_oversize_ones_are_dropped() {
     assert_eq!((sent[0].payload.as_slice(), sent[0].qos, sent[0].retain), (&[0xFF, 0xD8, 0xFF, 0xD9][..], Qos::AtMostOnce, false));
     assert_eq!((h.s.stats.thumbnails_sent, h.s.stats.oversize_dropped), (1, 1));
 }
+
+#[test]
+fn a_config_that_cannot_start_is_reported_rolled_back_and_not_applied_again() {
+    let mut h = Harness::new();
+    h.connect();
+    h.desired(json!({"version": 2, "config": {"video": {"bitrate_kbps": 3000}}}));
+    h.desired(json!({"version": 3, "config": {"video": {"bitrate_kbps": 4000}, "fleet": {"ignored": true}}}));
+    // The box restarts and version 3 does not start; the device runs the
+    // local file instead (version 2 is not the last known good one: each
+    // plain apply moved it).
+    let mut h2 = Harness::with_store(h.store.clone());
+    h2.connect();
+    let fallback = crate::device::ConfigFallback {
+        reason: "no encoder".into(),
+        running: Some(json!({"video": {"bitrate_kbps": 900}})),
+        running_name: "the local configuration file".into(),
+    };
+    h2.s.config_fell_back(h2.now, &fallback);
+    h2.drain();
+    let r = h2.last_report();
+    assert_eq!((r.ac, r.av, r.status, r.running), (500, 3, ConfigStatus::RolledBack, 0));
+    assert!(r.ad.starts_with("start_failed: no encoder; running the local"), "{}", r.ad);
+    // The retained desired version 3 again: the same report, no apply.
+    let applied = h2.dev.applied.len();
+    h2.desired(json!({"version": 3, "config": {"video": {"bitrate_kbps": 4000}}}));
+    assert_eq!(h2.last_report().ac, 500);
+    assert_eq!(h2.dev.applied.len(), applied);
+    // A newer one is applied.
+    h2.desired(json!({"version": 4, "config": {"video": {"bitrate_kbps": 2000}}}));
+    let r = h2.last_report();
+    assert_eq!((r.ac, r.running), (200, 4));
+}
