@@ -104,7 +104,10 @@ fn vm_captures_vivid_and_follows_its_signal() {
     let info = wait_for("the retained info", Duration::from_secs(60), || {
         mqtt().lines().find(|l| l.starts_with(&info_topic)).map(str::to_owned)
     });
-    assert!(info.contains("v4l2-platform-vivid.0") && info.contains("\"vivid\""), "info without vivid: {info}");
+    let doc: Value = info.split_once(' ').and_then(|(_, payload)| serde_json::from_str(payload).ok()).unwrap_or_default();
+    let listed = find_input(&doc, "v4l2-platform-vivid.0").unwrap_or_else(|| panic!("info without vivid: {info}"));
+    assert_eq!(listed["driver"], "vivid", "{listed}");
+    assert_eq!(format!("{}x{}", listed["signal"]["width"], listed["signal"]["height"]), first_size, "{listed}");
 
     // Signal losses of each kind, then the signal back.
     let events = |state: &str| mqtt().lines().filter(|l| l.contains("NO_SIGNAL:input") && l.contains(state)).count();
@@ -164,6 +167,17 @@ fn vm_captures_vivid_and_follows_its_signal() {
     assert_eq!((ts.sync_errors, ts.cc_errors()), (0, 0), "the stream was disturbed by the signal changes");
     check_encoder_reasons(&probe);
     vm::discard_image(&out);
+}
+
+/// The object with this `id` anywhere in a document (the info payload's
+/// envelope is not this test's business).
+fn find_input(doc: &Value, id: &str) -> Option<Value> {
+    match doc {
+        Value::Object(m) if m.get("id").and_then(Value::as_str) == Some(id) => Some(doc.clone()),
+        Value::Object(m) => m.values().find_map(|v| find_input(v, id)),
+        Value::Array(a) => a.iter().find_map(|v| find_input(v, id)),
+        _ => None,
+    }
 }
 
 /// The VM has no GPU render node: VA-API, QSV and NVENC must each say so
