@@ -63,11 +63,13 @@ fi
 [[ $(id -u) -eq 0 ]] || { echo "build.sh: run as root (mmdebstrap chroots, files owned by uid 930)" >&2; exit 1; }
 
 # Partition sizes: fixed for the life of a box, so slots leave room to grow
-# (the rootfs is ~1.1 GB; a 1 GiB slot is too small with the full
+# (the trixie rootfs is 1157 MB; a 1 GiB slot is too small with the full
 # GStreamer runtime: docs/image.md#slot-size). The slot *file system* is
 # only as large as its content plus 15 %, which keeps bundles and RAUC writes small; RAUC grows it to the
-# partition on install (system.conf resize=true).
-SLOT_SIZE=2G ESP_SIZE=128M DATA_SIZE=512M
+# partition on install (system.conf resize=true). The data partition holds
+# a downloaded bundle while it installs (agent/src/firmware.rs): a full
+# trixie bundle is 566 MB, which 512 MiB could not hold (docs/image.md#data-size).
+SLOT_SIZE=2G ESP_SIZE=128M DATA_SIZE=1G
 
 mkdir -p "$out"
 # The rootfs cache lives outside --out's per-build files so tests with their
