@@ -338,8 +338,15 @@ fn sampler(name: &str) -> Result<gst::Element, PipelineError> {
     Ok(r)
 }
 
+/// `async=false`: a monitoring branch never takes part in the pipeline's
+/// preroll. With GStreamer 1.26 (Debian 13) a branch whose sampler had not
+/// passed a frame yet held the whole pipeline in PAUSED, the TS sink waiting
+/// in preroll, in about half the starts ("no TS for 5 s"; under QEMU TCG
+/// every start for minutes). Monitoring must never hold up the TS path.
 fn branch_sink(name: &str) -> gst_app::AppSink {
-    gst_app::AppSink::builder().name(name).sync(false).max_buffers(1).drop(true).build()
+    let sink = gst_app::AppSink::builder().name(name).sync(false).max_buffers(1).drop(true).build();
+    sink.set_async(false);
+    sink
 }
 
 /// Puts a tee between `src_name` and the element after it; returns the tee.
