@@ -284,7 +284,19 @@ impl LastGood {
                 return;
             }
         }
-        let written = serde_json::to_vec_pretty(snap.raw.as_ref())
+        // The file's passphrases sealed to the box's own certificate: the
+        // state directory holds no clear secret, and the document passes
+        // parse_desired at the next start, which refuses clear ones
+        // (docs/secrets.md).
+        let mut doc = snap.raw.as_ref().clone();
+        if let Some(tls) = snap.cfg.fleet.as_ref().and_then(|f| f.tls.as_ref()) {
+            let sealed =
+                fleet::sealed::DeviceKey::load(&tls.cert, &tls.key).and_then(|key| fleet::sealed::seal_document(&mut doc, key.cert()));
+            if let Err(e) = sealed {
+                warn!(error = %e, "cannot seal the last good configuration's secrets");
+            }
+        }
+        let written = serde_json::to_vec_pretty(&doc)
             .map_err(std::io::Error::other)
             .and_then(|b| fleet::store::write_atomically(&self.path, &b));
         match written {

@@ -28,7 +28,8 @@ subjectKeyIdentifier = hash
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost,IP:127.0.0.1
+# 10.0.2.100: the broker's address inside the QEMU tests' guests (guestfwd).
+subjectAltName = DNS:localhost,IP:127.0.0.1,IP:10.0.2.100
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 [v3_client]

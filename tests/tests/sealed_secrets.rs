@@ -19,6 +19,10 @@ const PASS: &str = "correct-horse-battery-staple";
 /// The passphrase of the clear document pushed around edgectl: refused, and
 /// never echoed.
 const OTHER: &str = "never-in-clear-0123456789";
+/// A passphrase in the box's own file (allowed there): the copies the agent
+/// keeps in its state directory (the fleet session's rollback record, the
+/// last good configuration) hold it sealed to the box.
+const LOCAL: &str = "local-file-secret-42";
 const DEVICE: &str = "agent-01";
 const TEST: &str = "sealed_secrets";
 const CONNECT: Duration = Duration::from_secs(30);
@@ -130,12 +134,13 @@ fn a_pushed_passphrase_travels_sealed_and_the_stream_uses_it() {
     let log = std::fs::File::create(&mqtt_log).unwrap();
     let _recorder = ChildGuard::spawn("mosquitto_sub", &mut subscribe_all(&broker, &[], Stdio::from(log))).unwrap();
 
-    // The box: its file has no passphrase and streams to a port nobody
-    // listens on; the listener that matters requires PASS.
+    // The box: its file streams to a listener with its own passphrase
+    // (LOCAL); the listener that matters requires PASS.
     let state = dir.path().join("state");
     let id = broker.client(DEVICE);
     let (p0, p1) = (free_udp_port(), free_udp_port());
     let listener = SrtListenerPeer::start(p1, 200, Some((PASS, 16)), &dir.path().join("received.ts"));
+    let _local = SrtListenerPeer::start(p0, 200, Some((LOCAL, 16)), &dir.path().join("local.ts"));
     let fleet = format!(
         "\n[fleet]\nbroker = \"{}\"\ndevice_id = \"{DEVICE}\"\nstate_dir = \"{}\"\ntelemetry_interval_s = 1\n\
          [fleet.tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
@@ -147,11 +152,27 @@ fn a_pushed_passphrase_travels_sealed_and_the_stream_uses_it() {
     );
     let agent_dir = dir.path().join("agent");
     std::fs::create_dir_all(&agent_dir).unwrap();
-    let agent = AgentProc::start(&agent_dir, &(config_toml(DEVICE, 800, &srt_output("primary", p0, 200, None)) + &fleet));
+    let agent = AgentProc::start(&agent_dir, &(config_toml(DEVICE, 800, &srt_output("primary", p0, 200, Some((LOCAL, 16)))) + &fleet));
     wait_for("the box online with its certificate in info", CONNECT, || {
         let text = mqtt_text(&mqtt_log);
         (text.contains(&format!("fleet/v1/{DEVICE}/status {{")) && text.contains("BEGIN CERTIFICATE")).then_some(())
     });
+    // The file's configuration streams for 5 s and is kept as the last
+    // good one (agent::media::LastGood): sealed.
+    let last_good = state.join("last-good-config.json");
+    let deadline = Instant::now() + CONNECT;
+    while !holds(&last_good, "\"sealed\"") {
+        let log = agent.log();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("last good") || l.contains("seal") || l.contains("WARN")).collect();
+        assert!(
+            Instant::now() < deadline,
+            "no sealed {} within {CONNECT:?} (exists: {}):\n{}",
+            last_good.display(),
+            last_good.exists(),
+            lines.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // The operator's file holds the passphrase in clear; edgectl seals it to
     // the certificate from the box's retained info (checked against the CA).
@@ -232,6 +253,8 @@ fn a_pushed_passphrase_travels_sealed_and_the_stream_uses_it() {
     assert!(files.iter().any(|f| f.ends_with("applied-config.json") && holds(f, "\"sealed\"")), "{files:?}");
     for f in files.iter().chain(files_under(&broker_dir).iter()) {
         assert!(!holds(f, PASS), "{} holds the clear passphrase", f.display());
+        assert!(!holds(f, LOCAL), "{} holds the box file's passphrase in clear", f.display());
     }
+    assert!(!holds(&mqtt_log, LOCAL), "the box file's passphrase crossed the broker");
     record(TEST, "files checked in the state and broker directories", files.len() + files_under(&broker_dir).len());
 }
