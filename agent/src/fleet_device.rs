@@ -153,6 +153,14 @@ fn open_secrets(doc: &mut Value, running: &AgentConfig) -> Result<(), ConfigReje
         return Ok(());
     }
     let tls = running.fleet.as_ref().and_then(|f| f.tls.as_ref());
+    // A plaintext fleet link (`insecure_plaintext`, local development
+    // only) carries everything in clear and gives the box no key to seal
+    // to: clear passphrases pass there, with a warning. Every box with
+    // TLS refuses them.
+    if tls.is_none() && !fleet::sealed::has_sealed_secrets(doc) {
+        tracing::warn!("a pushed configuration carries passphrases in clear: accepted only because the fleet link is insecure_plaintext");
+        return Ok(());
+    }
     let key = tls.and_then(|t| match fleet::sealed::DeviceKey::load(&t.cert, &t.key) {
         Ok(k) => Some(k),
         Err(e) => {

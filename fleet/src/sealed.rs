@@ -173,6 +173,17 @@ pub fn has_clear_secrets(doc: &Value) -> bool {
     found
 }
 
+/// Whether `doc` holds a sealed secret (a table at a [`SECRET_KEYS`] key).
+pub fn has_sealed_secrets(doc: &Value) -> bool {
+    let mut doc = doc.clone();
+    let mut found = false;
+    let _ = walk(&mut doc, &mut String::new(), &mut |_, v| {
+        found |= v.is_object();
+        Ok::<(), ()>(())
+    });
+    found
+}
+
 /// `{"sealed": text}`.
 pub fn sealed_value(text: String) -> Value {
     let mut m = Map::new();
