@@ -158,7 +158,9 @@ fn open_secrets(doc: &mut Value, running: &AgentConfig) -> Result<(), ConfigReje
     // to: clear passphrases pass there, with a warning. Every box with
     // TLS refuses them.
     if tls.is_none() && !fleet::sealed::has_sealed_secrets(doc) {
-        tracing::warn!("a pushed configuration carries passphrases in clear: accepted only because the fleet link is insecure_plaintext");
+        tracing::warn!(
+            "a pushed configuration carries passphrases in clear: accepted only because the fleet link is insecure_plaintext"
+        );
         return Ok(());
     }
     let key = tls.and_then(|t| match fleet::sealed::DeviceKey::load(&t.cert, &t.key) {
@@ -543,6 +545,83 @@ fn adapt_alarms(adapt: Option<&AdaptStatus>) -> Vec<Alarm> {
         v.push(Alarm::raised("PATH_CONGESTED", &format!("output:{}", p.output), Severity::Major, &msg));
     }
     v
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use openssl::x509::{X509NameBuilder, X509};
+    use serde_json::json;
+
+    use super::parse_desired;
+    use crate::config;
+
+    const PASS: &str = "correct-horse-battery-staple";
+
+    /// A box with a self-signed fleet certificate (the CA is not checked
+    /// when opening: the key is what matters), its running config, and
+    /// that certificate.
+    fn a_box(dir: &std::path::Path) -> (config::AgentConfig, X509) {
+        let key = fleet::enroll::load_or_make_key(&dir.join("box.key")).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, "demo-01").unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        let (from, until) = (openssl::asn1::Asn1Time::days_from_now(0).unwrap(), openssl::asn1::Asn1Time::days_from_now(1).unwrap());
+        b.set_not_before(&from).unwrap();
+        b.set_not_after(&until).unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
+        let cert = b.build();
+        std::fs::write(dir.join("box.crt"), cert.to_pem().unwrap()).unwrap();
+        let d = dir.display();
+        let text = format!(
+            "device_id = \"demo-01\"\n[input]\nkind = \"test-pattern\"\n[[outputs]]\nname = \"primary\"\nkind = \"srt\"\n\
+             address = \"127.0.0.1:9001\"\n[fleet]\nbroker = \"127.0.0.1:8883\"\ndevice_id = \"demo-01\"\nstate_dir = \"{d}/state\"\n\
+             [fleet.tls]\nca = \"{d}/box.crt\"\ncert = \"{d}/box.crt\"\nkey = \"{d}/box.key\"\n"
+        );
+        (config::from_str(&text).unwrap(), cert)
+    }
+
+    fn desired(passphrase: serde_json::Value) -> serde_json::Value {
+        json!({"device_id": "demo-01", "input": {"kind": "test-pattern"},
+               "outputs": [{"name": "primary", "kind": "srt", "address": "127.0.0.1:9001", "passphrase": passphrase}]})
+    }
+
+    #[test]
+    fn a_desired_config_opens_sealed_passphrases_and_refuses_clear_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (running, cert) = a_box(dir.path());
+        let sealed = fleet::sealed::seal(&cert, PASS).unwrap();
+        let cfg = parse_desired(&desired(json!({ "sealed": sealed })), &running).unwrap();
+        let config::OutputConfig::Srt(srt) = &cfg.outputs[0] else { panic!("not srt") };
+        assert_eq!(srt.passphrase.as_ref().map(|p| p.expose()), Some(PASS));
+
+        let e = parse_desired(&desired(json!(PASS)), &running).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("outputs[0].passphrase"));
+        assert!(e.reason.contains("in clear") && !e.reason.contains(PASS), "{}", e.reason);
+
+        // Sealed to another box: refused, naming the key.
+        let other = tempfile::tempdir().unwrap();
+        let (_, other_cert) = a_box(other.path());
+        let e = parse_desired(&desired(json!({ "sealed": fleet::sealed::seal(&other_cert, PASS).unwrap() })), &running).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("outputs[0].passphrase"));
+        assert!(e.reason.contains("does not open"), "{}", e.reason);
+    }
+
+    /// What the fleet session keeps as its rollback target holds the file's
+    /// passphrase sealed to the box, and still parses as a desired config.
+    #[test]
+    fn the_files_passphrases_are_sealed_for_the_rollback_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (running, _) = a_box(dir.path());
+        let mut raw = desired(json!(PASS));
+        assert_eq!(super::seal_own_secrets(&mut raw, &running).unwrap(), 1);
+        assert!(!raw.to_string().contains(PASS));
+        parse_desired(&raw, &running).unwrap();
+    }
 }
 
 #[cfg(test)]
