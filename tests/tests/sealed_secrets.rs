@@ -216,6 +216,17 @@ fn a_pushed_passphrase_travels_sealed_and_the_stream_uses_it() {
     let sealed = sealed.trim().to_owned();
     assert!(!sealed.contains(PASS) && sealed.len() > 100, "{sealed}");
     record(TEST, "sealed passphrase (base64 characters)", sealed.len());
+    // Without --device-cert: the certificate from the box's retained info.
+    let (code, own, err) = edgectl(&broker, &["seal", "--device", DEVICE], Some(PASS));
+    assert_eq!(code, 0, "{err}");
+    // Standard CMS: OpenSSL's command line opens it with the box's key.
+    let opened = Command::new("sh")
+        .arg("-c")
+        .arg("printf %s \"$1\" | base64 -d | openssl cms -decrypt -binary -inform DER -recip \"$2\" -inkey \"$3\"")
+        .args(["sh", own.trim(), id.cert.to_str().unwrap(), id.key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&opened.stdout), PASS, "{}", String::from_utf8_lossy(&opened.stderr));
     // ... and edgectl refuses to seal to a certificate whose CN is not the device.
     let (code, _, err) = edgectl(&broker, &["seal", "--device", DEVICE, "--device-cert", other.cert.to_str().unwrap()], Some(PASS));
     assert_eq!(code, 1, "{err}");

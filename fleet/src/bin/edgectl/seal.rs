@@ -21,7 +21,7 @@ use crate::conn::{BrokerArgs, Ctl};
 use crate::Exit;
 
 /// Where the device's certificate and the fleet CA come from.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct SealTarget {
     /// The device's certificate (PEM) instead of the one in its retained
     /// `info` document.

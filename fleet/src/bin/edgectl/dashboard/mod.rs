@@ -476,7 +476,14 @@ async fn post_config(app: &App, body: &[u8]) -> (StatusCode, Value) {
     let deadline = Instant::now() + app.broker.timeout();
     let r = async {
         let mut ctl = Ctl::connect(&app.broker).await?;
-        let r = push(&mut ctl, &b.device, config, b.confirm, deadline).await;
+        // As `edgectl config push`: clear passphrases are sealed to the box
+        // before anything is published (docs/secrets.md).
+        let mut config = config;
+        let target = crate::seal::SealTarget::default();
+        let r = match crate::seal::seal_document(&mut ctl, &app.broker, &b.device, &target, &mut config).await {
+            Ok(_) => push(&mut ctl, &b.device, config, b.confirm, deadline).await,
+            Err(e) => Err(e),
+        };
         ctl.close().await;
         r
     }
