@@ -153,8 +153,11 @@ fn fleet_controls_the_real_agent_safely() {
     let _ = agent.proc.wait_timeout(Duration::from_secs(5));
     let mut agent = AgentProc::start(dir.path(), &config);
     agent.wait_output_state("primary", "connected", CONNECT);
-    let log = agent.log();
-    assert!(log.contains("using the configuration applied by the fleet"), "{log}");
+    // The status file says which configuration runs (agent::media).
+    let running = wait_for("the status to name the running configuration", Duration::from_secs(10), || {
+        agent.status().and_then(|s| s.pointer("/start/running").and_then(|r| r.as_str().map(str::to_owned)))
+    });
+    assert_eq!(running, "fleet", "{}", agent.log());
     wait_for("primary to keep receiving", Duration::from_secs(20), || (primary.received() > 1_000_000).then_some(()));
     agent.stop();
 
