@@ -8,6 +8,9 @@
 //!   2-byte big-endian length + payload over the TCP connection to the
 //!   guestfwd address, and framed replies come back to the agent's address.
 //!   Reconnects (once a second) if the connection drops.
+//! * `vm_tunnel guest-dns <udp-bind> <tcp-connect>`: the same for DNS, where
+//!   each query comes from its own port (systemd-resolved): a reply goes to
+//!   the address its query came from, matched by the DNS message id.
 //! * `vm_tunnel stdio-udp <udp-target>` is the host side, spawned by QEMU per
 //!   guest connection (`guestfwd=...-cmd:`): frames on stdin go to the SRT
 //!   listener as datagrams, its replies go back framed on stdout.
@@ -26,11 +29,12 @@ use std::time::Duration;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
-        (Some("guest"), Some(bind), Some(tcp)) => guest(bind, tcp),
+        (Some("guest"), Some(bind), Some(tcp)) => guest(bind, tcp, false),
+        (Some("guest-dns"), Some(bind), Some(tcp)) => guest(bind, tcp, true),
         (Some("stdio-udp"), Some(target), None) => stdio_udp(target),
         (Some("stdio-tcp"), Some(target), None) => stdio_tcp(target),
         _ => Err(std::io::Error::other(
-            "usage: vm_tunnel guest <udp-bind> <tcp-connect> | stdio-udp <udp-target> | stdio-tcp <tcp-target>",
+            "usage: vm_tunnel guest|guest-dns <udp-bind> <tcp-connect> | stdio-udp <udp-target> | stdio-tcp <tcp-target>",
         )),
     };
     if let Err(e) = result {
@@ -63,9 +67,21 @@ fn write_frame(w: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
     w.flush()
 }
 
-fn guest(bind: &str, tcp: &str) -> std::io::Result<()> {
+/// Where replies go: the last sender, or with `by_dns_id` the sender of the
+/// query with the reply's DNS id.
+#[derive(Default)]
+struct Peers {
+    last: Option<SocketAddr>,
+    by_id: std::collections::HashMap<u16, SocketAddr>,
+}
+
+fn dns_id(msg: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes([*msg.first()?, *msg.get(1)?]))
+}
+
+fn guest(bind: &str, tcp: &str, by_dns_id: bool) -> std::io::Result<()> {
     let udp = UdpSocket::bind(bind)?;
-    let peer: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+    let peer: Arc<Mutex<Peers>> = Arc::new(Mutex::new(Peers::default()));
     loop {
         let stream = match TcpStream::connect(tcp) {
             Ok(s) => s,
@@ -82,8 +98,16 @@ fn guest(bind: &str, tcp: &str) -> std::io::Result<()> {
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
             while let Ok(n) = read_frame(&mut reader, &mut buf) {
-                let to = *peer_back.lock().unwrap_or_else(|p| p.into_inner());
-                if let (Some(to), Some(data)) = (to, buf.get(..n)) {
+                let data = buf.get(..n).unwrap_or_default();
+                let to = {
+                    let mut p = peer_back.lock().unwrap_or_else(|p| p.into_inner());
+                    if by_dns_id {
+                        dns_id(data).and_then(|id| p.by_id.remove(&id))
+                    } else {
+                        p.last
+                    }
+                };
+                if let (Some(to), Some(data)) = (to, Some(data)) {
                     let _ = udp_back.send_to(data, to);
                 }
             }
@@ -92,7 +116,17 @@ fn guest(bind: &str, tcp: &str) -> std::io::Result<()> {
         let mut buf = vec![0u8; 65536];
         loop {
             let (n, from) = udp.recv_from(&mut buf)?;
-            *peer.lock().unwrap_or_else(|p| p.into_inner()) = Some(from);
+            {
+                let mut p = peer.lock().unwrap_or_else(|p| p.into_inner());
+                p.last = Some(from);
+                if let Some(id) = dns_id(buf.get(..n).unwrap_or_default()).filter(|_| by_dns_id) {
+                    // Unanswered queries must not pile up for ever.
+                    if p.by_id.len() > 4096 {
+                        p.by_id.clear();
+                    }
+                    p.by_id.insert(id, from);
+                }
+            }
             if write_frame(&mut writer, buf.get(..n).unwrap_or_default()).is_err() {
                 eprintln!("vm_tunnel: connection lost; reconnecting");
                 break;
