@@ -28,6 +28,9 @@ pub enum SrtError {
         /// `srt_getrejectreason()`, if the handshake got that far.
         reject: Option<RejectReason>,
     },
+    /// A connect was given up because its caller asked (stopping).
+    #[error("SRT connect cancelled")]
+    Cancelled,
     /// A send, receive or accept did not complete within its timeout.
     #[error("SRT operation timed out")]
     Timeout,

@@ -127,6 +127,7 @@ c_consts! {
     SRT_EASYNCRCV: c_int = 6002;
     SRT_ETIMEOUT: c_int = 6003;
     SRT_EPOLL_IN: c_int = 0x1;
+    SRT_EPOLL_OUT: c_int = 0x4;
     SRT_EPOLL_ERR: c_int = 0x8;
 }
 // @c-consts-end

@@ -45,7 +45,7 @@ pub mod version;
 use std::sync::OnceLock;
 
 pub use error::{RejectReason, SrtError};
-pub use socket::{SocketOptions, SocketState, SrtListener, SrtSocket};
+pub use socket::{SocketOptions, SocketState, SrtListener, SrtSocket, CANCEL_CHECK};
 pub use stats::Stats;
 
 /// Largest message per [`SrtSocket::send`]: the live-mode default payload

@@ -158,6 +158,11 @@ impl Handle {
         Self::check_opt(rc, name)
     }
 
+    fn state_raw(&self) -> ffi::SRT_SOCKSTATUS {
+        // SAFETY: plain id lookup; unknown ids yield SRTS_NONEXIST.
+        unsafe { ffi::srt_getsockstate(self.0) }
+    }
+
     fn get_i32(&self, opt: SRT_SOCKOPT) -> Result<i32, SrtError> {
         let mut v: c_int = 0;
         let mut len = c_len::<c_int>();
@@ -306,6 +311,65 @@ fn from_storage(ss: &sockaddr_storage, len: c_int) -> Result<SocketAddr, SrtErro
     }
 }
 
+/// How often a connect in progress checks whether it was cancelled.
+pub const CANCEL_CHECK: Duration = Duration::from_millis(50);
+
+/// A failed handshake, with libsrt's reject reason.
+fn connect_failed(h: &Handle, message: String) -> SrtError {
+    // SAFETY: the socket is open (closed only when `h` drops).
+    let reason = unsafe { ffi::srt_getrejectreason(h.0) };
+    SrtError::Connect { message, reject: Some(RejectReason::from_code(reason)) }
+}
+
+/// An epoll watching one socket, used as a timed wait for its state to
+/// change. Released on drop, before the socket.
+struct Epoll(c_int);
+
+impl Epoll {
+    fn watch(h: &Handle, events: c_int) -> Result<Epoll, SrtError> {
+        // SAFETY: no arguments.
+        let eid = unsafe { ffi::srt_epoll_create() };
+        check(eid)?;
+        let ep = Epoll(eid);
+        // SAFETY: `events` is a live int that libsrt reads during the call.
+        check(unsafe { ffi::srt_epoll_add_usock(eid, h.0, &events) })?;
+        Ok(ep)
+    }
+
+    /// Returns when the socket is ready or failed, or after `timeout`;
+    /// the caller reads the state itself.
+    fn wait(&self, timeout: Duration) {
+        let ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let (mut r, mut w) = ([ffi::SRT_INVALID_SOCK; 1], [ffi::SRT_INVALID_SOCK; 1]);
+        let (mut rnum, mut wnum): (c_int, c_int) = (1, 1);
+        // SAFETY: `r` and `w` have room for `rnum` and `wnum` ids; the system
+        // socket sets are NULL, which srt_epoll_wait treats as not wanted. A
+        // failed socket is reported in both sets; a timeout is an error
+        // return, which the caller's state check makes irrelevant.
+        let _ = unsafe {
+            ffi::srt_epoll_wait(
+                self.0,
+                r.as_mut_ptr(),
+                &mut rnum,
+                w.as_mut_ptr(),
+                &mut wnum,
+                ms,
+                null_mut(),
+                null_mut(),
+                null_mut(),
+                null_mut(),
+            )
+        };
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: we own this epoll id.
+        unsafe { ffi::srt_epoll_release(self.0) };
+    }
+}
+
 /// A connected SRT socket (live mode). Closed on drop.
 ///
 /// Once broken (peer closed, idle timeout) it stays dead: libsrt reaps it and
@@ -325,23 +389,57 @@ unsafe impl Sync for SrtSocket {}
 
 impl SrtSocket {
     /// Caller mode: applies `opts`, binds to `local` if given (fixed source
-    /// address/port), then connects, blocking up to `SRTO_CONNTIMEO`.
+    /// address/port), then connects, waiting up to `SRTO_CONNTIMEO`.
     /// Rendezvous (`opts.rendezvous`, `local` required by libsrt): the same
     /// call, with the peer connecting to `local` from `remote` meanwhile.
     pub fn connect(remote: SocketAddr, local: Option<SocketAddr>, opts: &SocketOptions) -> Result<SrtSocket, SrtError> {
+        Self::connect_unless(remote, local, opts, &|| false)
+    }
+
+    /// [`SrtSocket::connect`] that gives up within [`CANCEL_CHECK`] once
+    /// `cancelled()` is true ([`SrtError::Cancelled`]).
+    ///
+    /// The handshake runs on libsrt's own threads (a non-blocking connect,
+    /// `SRTO_RCVSYN` = 0, API-functions.md `srt_connect`), and this thread
+    /// waits on an epoll for the socket to become writable or fail. A
+    /// blocking `srt_connect` cannot be interrupted: a stopping output would
+    /// wait for a silent peer's whole connect timeout (3 s, ten times that in
+    /// rendezvous), past the agent's shutdown grace period, and the process
+    /// would then exit while libsrt's threads still use the socket.
+    pub fn connect_unless(
+        remote: SocketAddr,
+        local: Option<SocketAddr>,
+        opts: &SocketOptions,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<SrtSocket, SrtError> {
         let h = Handle::new()?;
         h.apply(opts)?;
+        h.set_i32(ffi::SRTO_RCVSYN, "SRTO_RCVSYN", 0)?;
         if let Some(local) = local {
             h.bind(local)?;
         }
         let raw = RawAddr::from(remote);
         // SAFETY: `raw` holds a sockaddr_in/in6 of exactly the length passed.
         if unsafe { ffi::srt_connect(h.0, raw.ptr(), raw.len()) } == ffi::SRT_ERROR {
-            let message = last_error().1;
-            // SAFETY: the socket is still open (closed only when `h` drops below).
-            let reason = unsafe { ffi::srt_getrejectreason(h.0) };
-            return Err(SrtError::Connect { message, reject: Some(RejectReason::from_code(reason)) });
+            return Err(connect_failed(&h, last_error().1));
         }
+        let ep = Epoll::watch(&h, ffi::SRT_EPOLL_OUT | ffi::SRT_EPOLL_ERR)?;
+        loop {
+            match SocketState::from_raw(h.state_raw()) {
+                SocketState::Connected => break,
+                SocketState::Init | SocketState::Opened | SocketState::Connecting => {}
+                // Broken, closing, closed: the handshake failed; libsrt
+                // keeps the reason (SRT_REJ_TIMEOUT for a silent peer).
+                _ => return Err(connect_failed(&h, "Connection setup failure".into())),
+            }
+            if cancelled() {
+                return Err(SrtError::Cancelled);
+            }
+            ep.wait(CANCEL_CHECK);
+        }
+        // Sends block (SRTO_SNDSYN stays on); receives block again like an
+        // accepted socket's.
+        h.set_i32(ffi::SRTO_RCVSYN, "SRTO_RCVSYN", 1)?;
         Ok(SrtSocket { h })
     }
 
@@ -362,8 +460,7 @@ impl SrtSocket {
     }
 
     pub fn state(&self) -> SocketState {
-        // SAFETY: plain id lookup; unknown ids yield SRTS_NONEXIST.
-        SocketState::from_raw(unsafe { ffi::srt_getsockstate(self.h.0) })
+        SocketState::from_raw(self.h.state_raw())
     }
 
     /// `srt_bistats` with instantaneous buffer figures; `clear` resets the interval counters.

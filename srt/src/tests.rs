@@ -327,3 +327,25 @@ fn interop_negotiated_latency_larger_side_wins() {
     let (a, _) = l.accept(Duration::from_secs(2)).unwrap();
     assert_eq!((c.peer_latency_ms().unwrap(), a.recv_latency_ms().unwrap()), (500, 500));
 }
+
+/// A connect to a peer that never answers gives up as soon as it is
+/// cancelled, not after `SRTO_CONNTIMEO`: a stopping output must not hold
+/// the agent's shutdown (which then exited with libsrt's threads running).
+/// Without cancellation the same connect fails on its own timeout.
+#[test]
+fn a_connect_to_a_silent_peer_is_cancelled_at_once() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let mut o = opts(120, None, None);
+    o.connect_timeout_ms = Some(3000);
+    let start = Instant::now();
+    let cancel_at = Duration::from_millis(200);
+    let err = SrtSocket::connect_unless(addr, None, &o, &|| start.elapsed() >= cancel_at).unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, SrtError::Cancelled), "{err}");
+    assert!(took < cancel_at + crate::CANCEL_CHECK * 4, "cancelled only after {took:?}");
+
+    o.connect_timeout_ms = Some(500);
+    let err = SrtSocket::connect(addr, None, &o).unwrap_err();
+    assert!(matches!(err, SrtError::Connect { reject: Some(RejectReason::Timeout), .. }), "{err}");
+}

@@ -174,3 +174,27 @@ fn hevc_is_encoded_with_x265_when_configured() {
     assert_eq!((video["width"].as_i64(), video["height"].as_i64()), (Some(640), Some(360)));
     assert_eq!(analyze(&rx.output).cc_errors(), 0);
 }
+
+/// A SIGTERM while an output is still calling a peer that never answers
+/// (a venue uplink that drops the handshake): the agent stops within its
+/// grace period and exits 0. A blocking `srt_connect` held the output for
+/// libsrt's whole connect timeout (3 s), so the agent exited past the grace
+/// period with libsrt's threads still running, and the process sometimes
+/// died in glibc's heap checks (exit 134) instead.
+#[test]
+fn sigterm_while_calling_a_silent_peer_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bound UDP socket that never answers: the handshake times out.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut agent = AgentProc::start(dir.path(), &config_toml("spine-05", 1500, &srt_output("primary", port, 200, None)));
+    wait_for("the output to be calling", Duration::from_secs(20), || agent.output("primary").filter(|o| o["state"] == "connecting"));
+    let t = Instant::now();
+    agent.proc.signal("TERM");
+    let status = agent.proc.wait_timeout(Duration::from_secs(3));
+    let took = t.elapsed();
+    let log = agent.log();
+    assert!(status.is_some_and(|s| s.success()), "SIGTERM did not stop the agent cleanly within 3 s ({status:?}): {log}");
+    assert!(!log.contains("did not stop within the grace period"), "{log}");
+    println!("FIGURE sigterm_while_connecting_s={:.2}", took.as_secs_f64());
+}

@@ -217,7 +217,9 @@ impl SrtOutput {
                     }
                 },
             };
-            match SrtSocket::connect(remote, local, opts) {
+            // Cancelled when the output or the agent stops: a silent peer
+            // must not hold the shutdown for the connect timeout.
+            match SrtSocket::connect_unless(remote, local, opts, &|| self.stopping()) {
                 Ok(sock) => {
                     backoff.reset();
                     failures = 0;
@@ -243,6 +245,7 @@ impl SrtOutput {
                         Ended::Stopped | Ended::Replaced(..) => break,
                     }
                 }
+                Err(SrtError::Cancelled) => break,
                 Err(e) => {
                     failures += 1;
                     let reason = describe(&e);
