@@ -30,11 +30,13 @@ use serde_json::{Map, Value};
 
 /// The key of a sealed value's table.
 pub const SEALED: &str = "sealed";
-/// Document keys whose values are secrets that travel sealed.
-pub const SECRET_KEYS: &[&str] = &["passphrase"];
+/// Document keys whose values are secrets that travel sealed: SRT and
+/// RIST passphrases, and an RTMP output's `url`, whose last path segment is
+/// the stream key (anyone holding it can push to that ingest).
+pub const SECRET_KEYS: &[&str] = &["passphrase", "url"];
 /// Longest base64 text accepted: a CMS structure around a passphrase of at
-/// most 79 characters is about 430 characters; anything far larger is not
-/// one of ours and is not handed to the parser.
+/// most 79 characters is about 430 characters, around a 2 KB RTMP URL about
+/// 3,100; anything larger is not one of ours and is not handed to the parser.
 pub const MAX_SEALED_LEN: usize = 4096;
 
 /// Why a value could not be sealed or opened. No variant carries the value.

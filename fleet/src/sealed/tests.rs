@@ -94,6 +94,31 @@ fn device_certificates_must_chain_to_the_fleet_ca_and_name_the_device() {
     assert!(e.contains("not issued by the fleet CA"), "{e}");
 }
 
+/// An RTMP output's URL carries its stream key: it travels sealed like a
+/// passphrase, and a clear one in a desired document is refused.
+#[test]
+fn an_rtmp_url_is_sealed_like_a_passphrase() {
+    let (_d, pki) = pki();
+    let a = device(&pki, "enc-a");
+    let url = format!("rtmp://ingest.example.net:1935/live/{SECRET}");
+    let clear = json!({"outputs": [{"kind": "rtmp", "name": "ml-a", "url": url}]});
+    let mut doc = clear.clone();
+    assert_eq!(seal_document(&mut doc, a.cert()).unwrap(), 1);
+    assert!(!doc.to_string().contains(SECRET), "{doc}");
+    let mut opened = doc.clone();
+    open_document(&mut opened, Some(&a)).unwrap();
+    assert_eq!(opened, clear);
+    let e = open_document(&mut clear.clone(), Some(&a)).unwrap_err();
+    assert_eq!(e.key, "outputs[0].url");
+    assert!(!e.reason.contains(SECRET), "{}", e.reason);
+    // A URL of 2,000 characters still seals within the accepted length.
+    let long = json!({"url": format!("rtmp://h/live/{}", "k".repeat(1985))});
+    let mut doc = long.clone();
+    seal_document(&mut doc, a.cert()).unwrap();
+    open_document(&mut doc, Some(&a)).unwrap();
+    assert_eq!(doc, long);
+}
+
 #[test]
 fn documents_are_sealed_and_opened_by_key_path() {
     let (_d, pki) = pki();
