@@ -145,6 +145,15 @@ if ((rootfs_only)); then
   exit 0
 fi
 
+# The slot's version: the bundle's, and for a release also /etc/edge-release,
+# against which the root update helper refuses downgrades (docs/image.md
+# #downgrades). Only a release version (v1.2.3, 1.2.3-rc1) is recorded: a
+# development name (`good`, a commit hash) cannot be ordered, and recording
+# one would make every later bundle count as a downgrade.
+[[ -n "$version" ]] || version=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
+release_version=""
+[[ "$version" =~ ^v?[0-9]{1,18}(\.[0-9]{1,18})+([-+~][0-9A-Za-z.+~-]{0,64})?$ ]] && release_version="$version"
+
 # ---- 2. stage: a copy of the cached rootfs plus the agent and its units.
 stage="$out/stage"
 make_stage() {
@@ -181,6 +190,8 @@ make_stage() {
   [[ -n "$extra" ]] && cp -a --remove-destination "$extra/." "$stage/"
   # Removing only unlinks the stage's hard links: the cache keeps its files.
   if ((slim)); then python3 "$here/slim.py" "$stage"; fi
+  rm -f "$stage/etc/edge-release"
+  [[ -n "$release_version" ]] && printf '%s\n' "$release_version" >"$stage/etc/edge-release"
   rm -f "$stage/etc/rauc/keyring.pem"
   install -D -m 0644 "$keyring" "$stage/etc/rauc/keyring.pem"
   # The pinned uid 930 must exist in the slot before first boot so files on
@@ -268,7 +279,6 @@ make_bundle() {
   rm -rf "$dir" "$out/bundle.raucb"
   mkdir -p "$dir"
   ln "$out/root.ext4" "$dir/root.ext4" 2>/dev/null || cp "$out/root.ext4" "$dir/root.ext4"
-  [[ -n "$version" ]] || version=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
   sed "s|@VERSION@|$version|; s|@SIGNING@|$signing|" "$here/rauc/manifest.raucm.in" >"$dir/manifest.raucm"
   # zstd: several times faster to pack than mksquashfs's default gzip, and
   # the slot's kernel reads it (CONFIG_SQUASHFS_ZSTD).
