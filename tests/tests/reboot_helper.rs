@@ -5,7 +5,7 @@
 //! follows it, removes the name itself, and only then reboots. The helper
 //! is sourced with the request pointed into a temporary tree and
 //! `systemctl` replaced by a stub on PATH; the units are checked with
-//! `systemd-analyze verify`. The VM test (vm_reboot.rs) reboots for real.
+//! `systemd-analyze verify`. The VM test (vm_boot.rs) reboots for real.
 
 #[cfg(test)]
 mod tests {
