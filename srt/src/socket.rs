@@ -314,11 +314,18 @@ fn from_storage(ss: &sockaddr_storage, len: c_int) -> Result<SocketAddr, SrtErro
 /// How often a connect in progress checks whether it was cancelled.
 pub const CANCEL_CHECK: Duration = Duration::from_millis(50);
 
-/// A failed handshake, with libsrt's reject reason.
-fn connect_failed(h: &Handle, message: String) -> SrtError {
+/// A failed handshake, with libsrt's reject reason. `message` is libsrt's
+/// error text when the call itself failed; a handshake that failed in the
+/// background gets the text a blocking `srt_connect` gives for it
+/// (libsrt's `MJ_SETUP` messages), so logs and status read the same.
+fn connect_failed(h: &Handle, message: Option<String>) -> SrtError {
     // SAFETY: the socket is open (closed only when `h` drops).
-    let reason = unsafe { ffi::srt_getrejectreason(h.0) };
-    SrtError::Connect { message, reject: Some(RejectReason::from_code(reason)) }
+    let reject = RejectReason::from_code(unsafe { ffi::srt_getrejectreason(h.0) });
+    let message = message.unwrap_or_else(|| match reject {
+        RejectReason::Timeout => "Connection setup failure: connection timed out".into(),
+        _ => "Connection setup failure: connection rejected".into(),
+    });
+    SrtError::Connect { message, reject: Some(reject) }
 }
 
 /// An epoll watching one socket, used as a timed wait for its state to
@@ -421,7 +428,7 @@ impl SrtSocket {
         let raw = RawAddr::from(remote);
         // SAFETY: `raw` holds a sockaddr_in/in6 of exactly the length passed.
         if unsafe { ffi::srt_connect(h.0, raw.ptr(), raw.len()) } == ffi::SRT_ERROR {
-            return Err(connect_failed(&h, last_error().1));
+            return Err(connect_failed(&h, Some(last_error().1)));
         }
         let ep = Epoll::watch(&h, ffi::SRT_EPOLL_OUT | ffi::SRT_EPOLL_ERR)?;
         loop {
@@ -430,7 +437,7 @@ impl SrtSocket {
                 SocketState::Init | SocketState::Opened | SocketState::Connecting => {}
                 // Broken, closing, closed: the handshake failed; libsrt
                 // keeps the reason (SRT_REJ_TIMEOUT for a silent peer).
-                _ => return Err(connect_failed(&h, "Connection setup failure".into())),
+                _ => return Err(connect_failed(&h, None)),
             }
             if cancelled() {
                 return Err(SrtError::Cancelled);
