@@ -1,5 +1,6 @@
-//! `firmware.update` on the box: download a RAUC bundle, check its SHA-256,
-//! hand it to the root helper that installs it into the other slot, report.
+//! `firmware.update` on the box: have the root helper stream a RAUC bundle
+//! into the other slot (or, where it cannot, download the bundle, check its
+//! SHA-256 and hand the file over), report.
 //!
 //! # Design
 //! The agent runs unprivileged and sandboxed (no capabilities, read-only
@@ -7,17 +8,30 @@
 //! helper through files in its own state directory (`update/`, on the data
 //! partition):
 //!
-//! 1. the agent downloads to `bundle.raucb.part`, hashing as it writes, and
-//!    renames it to `bundle.raucb` only if the SHA-256 matches;
-//! 2. it writes `pending.json` (command id, the slot it runs from) and then
-//!    `request` (a fresh random token); `edge-update.path` starts
-//!    `edge-update.service` (root), which takes the bundle as a hard link
-//!    into its own directory and runs `rauc install` (RAUC checks the
-//!    signature against the slot's keyring), writing `progress` lines and
-//!    finally `result`, each prefixed with the token, into the root-owned
-//!    [`STATUS_DIR`]: the helper never writes in the agent's directory,
-//!    where the agent could plant a symlink (issue #15, finding 2);
-//! 3. the agent reports progress as `in_progress` responses and the result
+//! 1. streaming first: the agent writes `pending.json` (command id, the slot
+//!    it runs from) and then `request`: a fresh random token and, on a
+//!    second line, the bundle's URL. `edge-update.path` starts
+//!    `edge-update.service` (root), which checks the URL's shape and runs
+//!    `rauc install <url>`: RAUC reads only the parts of the bundle it needs
+//!    over HTTP range requests (through the kernel's nbd driver), checks the
+//!    signature against the slot's keyring before it uses the manifest, and
+//!    the dm-verity hash tree (its root hash is in the signed manifest) on
+//!    every block it reads. Nothing is stored on `/data`, and the SHA-256
+//!    the command carries is not checked: the signature and the verity tree
+//!    are the integrity check, and a hash of the whole file would need the
+//!    whole file;
+//! 2. the fallback: when the helper answers `unstreamable` (no nbd driver, a
+//!    server without range requests, a URL it does not stream), or the URL
+//!    is not one it would stream ([`streamable`]), the agent downloads to
+//!    `bundle.raucb.part`, hashing as it writes, renames it to `bundle.raucb`
+//!    only if the SHA-256 matches, and sends a request without a URL; the
+//!    helper takes the bundle as a hard link into its own directory and
+//!    runs `rauc install` on that;
+//! 3. either way the helper writes `progress` lines and finally `result`,
+//!    each prefixed with the token, into the root-owned [`STATUS_DIR`]: it
+//!    never writes in the agent's directory, where the agent could plant a
+//!    symlink (issue #15, finding 2);
+//! 4. the agent reports progress as `in_progress` responses and the result
 //!    as `succeeded`/`failed`, removes its request and bundle, then writes
 //!    `reported`; the helper reboots after that (bounded wait) into the new
 //!    slot as a one-shot trial.
@@ -29,10 +43,12 @@
 //! back up on the slot it updated from).
 //!
 //! # Limitations
-//! Plain HTTP/1.1 `GET` (with TLS for https); a dropped connection is
-//! resumed with `Range` when the server supports it. The transport
-//! needs no integrity of its own: the digest and RAUC's signature are both
-//! checked before anything is written to a slot. The download is bounded
+//! The fallback download is plain HTTP/1.1 `GET` (with TLS for https); a
+//! dropped connection is resumed with `Range` when the server supports it.
+//! The transport needs no integrity of its own: RAUC's signature (and, for
+//! a download, the digest) is checked before anything is written to a slot.
+//! How many bytes a streamed install moved is known to the server, not
+//! reported by the agent (RAUC does not print it). The download is bounded
 //! (header sizes, free space, an overall deadline; see `Limits`). The
 //! downgrade check compares the version the command names with this
 //! agent's; the helper does not yet compare the signed manifest's version.
@@ -63,8 +79,11 @@ const MAX_HEADER_LINE: u64 = 8 * 1024;
 const MAX_HEADER_BLOCK: usize = 64 * 1024;
 /// No byte from the server for this long ends the download.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// The helper must finish `rauc install` within this.
+/// The helper must finish `rauc install` within this (a streamed install
+/// includes the transfer).
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Longest URL the helper streams (`update-helper`, `valid_url`).
+const MAX_STREAM_URL: usize = 2048;
 /// Where the root helper keeps what RAUC's bootloader backend decided.
 const BOOT_STATE_DIR: &str = "/data/boot";
 /// Where the root helper writes `progress` and `result` (root-owned,
@@ -113,6 +132,15 @@ pub enum FirmwareError {
     /// RAUC refused or failed to install the bundle.
     #[error("install failed: {0}")]
     Install(String),
+}
+
+/// What the helper answered to a request.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    /// Installed into the slot of this boot name.
+    Installed(String),
+    /// It cannot stream this bundle (why): download it instead.
+    Unstreamable(String),
 }
 
 impl FirmwareError {
@@ -213,51 +241,94 @@ impl Firmware {
     }
 
     fn run(&self, id: &str, url: &str, sha256: &str, allow_downgrade: bool) -> Result<Option<Value>, FirmwareError> {
+        parse_url(url)?;
         std::fs::create_dir_all(&self.dir)?;
-        // The old `.part` too: the free space measured for this download
-        // must not count a leftover's blocks as taken.
+        // The old `.part` too: the free space measured for a download must
+        // not count a leftover's blocks as taken.
         for stale in ["request", "reported", "bundle.raucb", "bundle.raucb.part"] {
             let _ = std::fs::remove_file(self.dir.join(stale));
         }
-        let part = self.dir.join("bundle.raucb.part");
-        let started = Instant::now();
-        let (bytes, actual) = download(url, &part, &self.limits, |n| self.progress(id, json!({"phase": "downloading", "bytes": n})))?;
-        if actual != sha256 {
-            let _ = std::fs::remove_file(&part);
-            return Err(FirmwareError::Digest { expected: sha256.to_owned(), actual });
-        }
-        if let Err(e) = std::fs::rename(&part, self.dir.join("bundle.raucb")) {
-            let _ = std::fs::remove_file(&part);
-            return Err(e.into());
-        }
-        tracing::info!(id, bytes, secs = started.elapsed().as_secs(), "bundle downloaded and its SHA-256 matches");
-        self.progress(id, json!({"phase": "verified", "bytes": bytes}));
-
         let from = booted_slot().unwrap_or_default();
         let pending = json!({"id": id, "from": from, "sha256": sha256, "boot_id": boot_id()});
         write_file(&self.dir.join("pending.json"), pending.to_string().as_bytes())?;
+        let started = Instant::now();
+        let mut streamed = false;
+        let mut answer = Answer::Unstreamable("the URL is not one the helper streams".into());
+        if streamable(url) {
+            self.progress(id, json!({"phase": "streaming"}));
+            answer = self.request_install(id, Some(url), allow_downgrade)?;
+            streamed = matches!(answer, Answer::Installed(_));
+        }
+        if let Answer::Unstreamable(why) = &answer {
+            tracing::info!(id, why, "the bundle cannot be streamed; downloading it");
+            self.progress(id, json!({"phase": "downloading", "why": why}));
+            self.download_verified(id, url, sha256)?;
+            answer = self.request_install(id, None, allow_downgrade)?;
+        }
+        let _ = std::fs::remove_file(self.dir.join("bundle.raucb"));
+        match answer {
+            Answer::Installed(slot) => {
+                tracing::info!(id, slot, streamed, secs = started.elapsed().as_secs(), "bundle installed");
+                Ok(Some(json!({"installed": slot, "from": from, "rebooting": true, "streamed": streamed})))
+            }
+            Answer::Unstreamable(why) => {
+                let _ = std::fs::remove_file(self.dir.join("pending.json"));
+                Err(FirmwareError::Install(format!("the helper answered a downloaded bundle with: {why}")))
+            }
+        }
+    }
+
+    /// Downloads `url` to `bundle.raucb` if its SHA-256 is `sha256`.
+    fn download_verified(&self, id: &str, url: &str, sha256: &str) -> Result<(), FirmwareError> {
+        let part = self.dir.join("bundle.raucb.part");
+        let started = Instant::now();
+        let fail = |e: FirmwareError| {
+            let _ = std::fs::remove_file(self.dir.join("pending.json"));
+            e
+        };
+        let (bytes, actual) =
+            download(url, &part, &self.limits, |n| self.progress(id, json!({"phase": "downloading", "bytes": n}))).map_err(fail)?;
+        if actual != sha256 {
+            let _ = std::fs::remove_file(&part);
+            return Err(fail(FirmwareError::Digest { expected: sha256.to_owned(), actual }));
+        }
+        if let Err(e) = std::fs::rename(&part, self.dir.join("bundle.raucb")) {
+            let _ = std::fs::remove_file(&part);
+            return Err(fail(e.into()));
+        }
+        tracing::info!(id, bytes, secs = started.elapsed().as_secs(), "bundle downloaded and its SHA-256 matches");
+        self.progress(id, json!({"phase": "verified", "bytes": bytes}));
+        Ok(())
+    }
+
+    /// Asks the helper to install: the bundle at `url` (streamed), or
+    /// without one the downloaded `bundle.raucb`; waits for its answer.
+    fn request_install(&self, id: &str, url: Option<&str>, allow_downgrade: bool) -> Result<Answer, FirmwareError> {
         // A token of this request, so an answer left from an earlier one
         // (the helper's directory outlives a failed update) is never taken
         // for this one's.
         let token = request_token(id);
         // The root helper checks the version again from the signed manifest
         // and refuses a downgrade unless the request allows it (and then
-        // logs and reports that it did): the agent's check above is a
+        // logs and reports that it did): the agent's check in `start` is a
         // courtesy, not the boundary.
-        let request = if allow_downgrade { format!("{token} allow-downgrade") } else { token.clone() };
-        write_file(&self.dir.join("request"), request.as_bytes())?;
-        self.progress(id, json!({"phase": "installing"}));
-        let answer = self.await_helper(id, &token);
-        // The helper has its own link to the bundle; the request is done.
-        for done in ["request", "bundle.raucb"] {
-            let _ = std::fs::remove_file(self.dir.join(done));
+        let mut request = if allow_downgrade { format!("{token} allow-downgrade\n") } else { format!("{token}\n") };
+        if let Some(url) = url {
+            request.push_str(url);
+            request.push('\n');
         }
-        answer.map(|slot| Some(json!({"installed": slot, "from": from, "rebooting": true})))
+        write_file(&self.dir.join("request"), request.as_bytes())?;
+        if url.is_none() {
+            self.progress(id, json!({"phase": "installing"}));
+        }
+        let answer = self.await_helper(id, &token);
+        let _ = std::fs::remove_file(self.dir.join("request"));
+        answer
     }
 
-    /// Polls the helper's answer to request `token`: the slot installed.
-    fn await_helper(&self, id: &str, token: &str) -> Result<String, FirmwareError> {
-        let deadline = Instant::now() + INSTALL_TIMEOUT;
+    /// Polls the helper's answer to request `token`.
+    fn await_helper(&self, id: &str, token: &str) -> Result<Answer, FirmwareError> {
+        let deadline = Instant::now() + self.limits.install_timeout;
         let (mut last, mut reported) = (String::new(), Instant::now());
         let answer = |name: &str| {
             let text = std::fs::read_to_string(self.status.join(name)).ok()?;
@@ -266,8 +337,11 @@ impl Firmware {
         loop {
             if let Some(result) = answer("result") {
                 let result = result.trim();
+                if let Some(why) = result.strip_prefix("unstreamable") {
+                    return Ok(Answer::Unstreamable(why.trim().to_owned()));
+                }
                 return match result.strip_prefix("installed") {
-                    Some(slot) => Ok(slot.trim().to_owned()),
+                    Some(slot) => Ok(Answer::Installed(slot.trim().to_owned())),
                     None => {
                         let _ = std::fs::remove_file(self.dir.join("pending.json"));
                         Err(FirmwareError::Install(result.trim_start_matches("failed").trim().to_owned()))
@@ -400,6 +474,22 @@ pub fn booted_slot() -> Option<String> {
     cmdline.split_whitespace().find_map(|w| w.strip_prefix("rauc.slot=")).map(str::to_owned)
 }
 
+/// Whether the helper would stream `url` (the same rule as its `valid_url`):
+/// http or https, a host name or IPv4 address with an optional port, then
+/// only letters, digits and `. _ ~ % / + = & ? , : -`, at most
+/// [`MAX_STREAM_URL`] bytes. Any other URL is downloaded by the agent.
+fn streamable(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else { return false };
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let (host, port) = authority.split_once(':').map_or((authority, None), |(h, p)| (h, Some(p)));
+    let host_ok = host.len() <= 253
+        && host.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let path_ok = path.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~%/+=&?,:-".contains(&b));
+    url.len() <= MAX_STREAM_URL && host_ok && port_ok && path_ok
+}
+
 fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, data)?;
@@ -448,6 +538,8 @@ struct Limits {
     /// Longest time without a progress update while the helper installs
     /// (well inside the 30 s default `timeout_s`).
     heartbeat: Duration,
+    /// The helper's answer must come within this.
+    install_timeout: Duration,
 }
 
 impl Limits {
@@ -457,6 +549,7 @@ impl Limits {
         bytes_per_s: DEADLINE_BYTES_PER_S,
         attempts: DOWNLOAD_ATTEMPTS,
         heartbeat: Duration::from_secs(10),
+        install_timeout: INSTALL_TIMEOUT,
     };
 
     fn deadline(&self, announced: u64) -> Duration {
@@ -776,6 +869,7 @@ mod tests {
         bytes_per_s: 1_000_000,
         attempts: DOWNLOAD_ATTEMPTS,
         heartbeat: Duration::from_millis(100),
+        install_timeout: Duration::from_secs(10),
     };
     const ONE_ATTEMPT: Limits = Limits { attempts: 1, ..TEST_LIMITS };
 
@@ -925,21 +1019,145 @@ mod tests {
         assert!(!fw.lock().busy && fw.take_updates().is_empty(), "nothing started");
 
         fw.start("d2", &url, &sha, Some("0.0.1"), true).unwrap();
-        let until = Instant::now() + Duration::from_secs(10);
-        let updates = loop {
-            let u = fw.take_updates();
-            if !u.is_empty() || Instant::now() > until {
-                break u;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        match updates.as_slice() {
-            [CommandUpdate::Done { id, result: Err((_, detail)) }] => {
+        // The helper's part: it cannot stream this one, so the agent falls
+        // back to downloading it.
+        let (request, _) = play_helper(&fw, "unstreamable the kernel's nbd driver is not available");
+        assert!(request.ends_with(&format!(" allow-downgrade\n{url}\n")), "{request:?}");
+        match done(&fw).last() {
+            Some(CommandUpdate::Done { id, result: Err((_, detail)) }) => {
                 assert_eq!(id, "d2");
                 assert!(detail.contains("download failed"), "{detail}");
             }
             other => panic!("expected the download to be tried and fail: {other:?}"),
         }
+    }
+
+    /// Plays `update-helper` once for `fw`: waits (bounded) for a request,
+    /// answers it with `answer` in the status directory; the request's text
+    /// and whether a downloaded bundle was there.
+    fn play_helper(fw: &Firmware, answer: &str) -> (String, bool) {
+        let until = Instant::now() + Duration::from_secs(10);
+        let request = loop {
+            if let Ok(text) = std::fs::read_to_string(fw.dir.join("request")) {
+                break text;
+            }
+            assert!(Instant::now() < until, "no request within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let bundle = fw.dir.join("bundle.raucb").exists();
+        let token = request.split_whitespace().next().unwrap_or_default();
+        std::fs::create_dir_all(&fw.status).unwrap();
+        std::fs::write(fw.status.join("result"), format!("{token} {answer}\n")).unwrap();
+        (request, bundle)
+    }
+
+    fn test_firmware(dir: &Path) -> Firmware {
+        Firmware { dir: dir.join("update"), status: dir.join("status"), shared: Arc::default(), limits: ONE_ATTEMPT }
+    }
+
+    fn done(fw: &Firmware) -> Vec<CommandUpdate> {
+        let until = Instant::now() + Duration::from_secs(10);
+        let mut all = Vec::new();
+        loop {
+            all.extend(fw.take_updates());
+            if all.iter().any(|u| matches!(u, CommandUpdate::Done { .. })) || Instant::now() > until {
+                return all;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The usual path: the URL goes to the helper, nothing is downloaded,
+    /// and the SHA-256 is not checked (RAUC's signature and verity tree are).
+    #[test]
+    fn an_http_bundle_is_streamed_by_the_helper_without_a_download() {
+        let dir = tempfile::tempdir().unwrap();
+        let fw = test_firmware(dir.path());
+        // Nobody listens there: a download would fail.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/b/x.raucb?X-Amz-Signature=ab%2F&X-Amz-Expires=300");
+        fw.start("s1", &url, &"00".repeat(32), None, false).unwrap();
+        let (request, bundle) = play_helper(&fw, "installed b");
+        let token = request.lines().next().unwrap();
+        assert!(token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{request:?}");
+        assert_eq!(request.lines().nth(1), Some(url.as_str()));
+        assert!(!bundle, "nothing downloaded");
+        let updates = done(&fw);
+        let phases: Vec<_> = updates
+            .iter()
+            .filter_map(|u| match u {
+                CommandUpdate::Progress { result, .. } => result["phase"].as_str().map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        assert!(phases.contains(&"streaming".to_owned()) && !phases.contains(&"downloading".to_owned()), "{phases:?}");
+        match updates.last() {
+            Some(CommandUpdate::Done { result: Ok(Some(v)), .. }) => {
+                assert_eq!((v["installed"].as_str(), v["streamed"].as_bool()), (Some("b"), Some(true)), "{v}");
+            }
+            other => panic!("expected success: {other:?}"),
+        }
+        assert!(!fw.dir.join("request").exists());
+    }
+
+    /// The fallback: the helper cannot stream, the agent downloads, checks
+    /// the SHA-256 and sends the file.
+    #[test]
+    fn an_unstreamable_bundle_is_downloaded_checked_and_sent_as_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fw = test_firmware(dir.path());
+        let body = vec![5u8; 70_000];
+        let (port, server) = flaky_server(body.clone(), vec![None], true);
+        let url = format!("http://127.0.0.1:{port}/b");
+        fw.start("f1", &url, &sha_hex(&body), None, false).unwrap();
+        play_helper(&fw, "unstreamable range requests not supported by server");
+        // The second request: no URL, the bundle beside it.
+        let until = Instant::now() + Duration::from_secs(10);
+        let (request, bundle) = loop {
+            let r = std::fs::read_to_string(fw.dir.join("request")).unwrap_or_default();
+            if r.lines().count() == 1 {
+                break play_helper(&fw, "installed b");
+            }
+            assert!(Instant::now() < until, "no second request");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(server.join().unwrap(), ["0"]);
+        assert_eq!(request.lines().count(), 1, "{request:?}");
+        assert!(bundle, "the downloaded bundle is there for the helper");
+        match done(&fw).last() {
+            Some(CommandUpdate::Done { result: Ok(Some(v)), .. }) => assert_eq!(v["streamed"], false, "{v}"),
+            other => panic!("expected success: {other:?}"),
+        }
+        assert!(!fw.dir.join("bundle.raucb").exists(), "the agent's bundle is removed after the install");
+    }
+
+    #[test]
+    fn only_urls_the_helper_accepts_are_streamed() {
+        for ok in [
+            "http://10.0.2.102/good.raucb",
+            "https://updates.example.com:8443/a/b-1.2.3.raucb",
+            "https://bucket.s3.amazonaws.com/x.raucb?X-Amz-Credential=a%2Fb&X-Amz-Signature=0f",
+        ] {
+            assert!(streamable(ok), "{ok}");
+        }
+        for bad in [
+            "ftp://x/y",
+            "file:///data/b.raucb",
+            "http://user@x/y",
+            "http://x/$(reboot)",
+            "http://x/a b",
+            "http://x/a'b",
+            "http://x/a;b",
+            "http://x/a#frag",
+            "http://[::1]/b",
+            "http://-x/b",
+            "http://x:123456/b",
+            "http://x/a\nb",
+            "http:///b",
+        ] {
+            assert!(!streamable(bad), "{bad}");
+        }
+        assert!(!streamable(&format!("http://x/{}", "a".repeat(MAX_STREAM_URL))));
     }
 
     /// RAUC may sit on one step longer than the command's `timeout_s`: the
@@ -954,7 +1172,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1_200));
             std::fs::write(status.join("result"), "0123456789abcdef installed b\n").unwrap();
         });
-        assert_eq!(fw.await_helper("q1", "0123456789abcdef").unwrap(), "b");
+        assert_eq!(fw.await_helper("q1", "0123456789abcdef").unwrap(), Answer::Installed("b".into()));
         helper.join().unwrap();
         let beats = fw.take_updates().iter().filter(|u| matches!(u, CommandUpdate::Progress { id, .. } if id == "q1")).count();
         assert!(beats >= 2, "{beats} progress updates in 1.2 s of silence");

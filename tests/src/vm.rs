@@ -272,22 +272,63 @@ pub fn srt_forward(guest: &str, host_port: u16) -> String {
     format!("{guest}={} stdio-udp 127.0.0.1:{host_port}", bin_dir().join("vm_tunnel").display())
 }
 
-/// Serves the files of a directory over HTTP/1.1 on 127.0.0.1 (GET only,
-/// `Content-Length`, one request per connection) until dropped.
+/// Serves the files of a directory over HTTP/1.1 on 127.0.0.1 until
+/// dropped: `GET` and `HEAD`, `Content-Length`, single byte ranges
+/// (`Range: bytes=A-B`, `A-`, `-N`; 206 with `Content-Range`) and
+/// persistent connections. RAUC streams a bundle as thousands of small
+/// range reads (one per block request of its nbd device); each new
+/// connection through QEMU's guestfwd starts a tunnel process, so the
+/// connection is kept open unless the client asks to close it (the agent's
+/// own download does). Counts the body bytes and requests served per file,
+/// so a test can say how much of a bundle crossed the wire.
 #[derive(Debug)]
 pub struct FileServer {
     pub port: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    served: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Served>>>,
+}
+
+/// What [`FileServer`] sent of one file.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// Body bytes (headers not counted).
+    pub bytes: u64,
+    /// Requests answered with the file's content (200 or 206).
+    pub requests: u64,
+    /// Of those, range requests (206).
+    pub ranges: u64,
+}
+
+/// A request's `Range: bytes=...` against a file of `len` bytes: the
+/// inclusive span to send, `Ok(None)` without one, `Err` if unsatisfiable.
+fn byte_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header else { return Ok(None) };
+    let spec = spec.trim().strip_prefix("bytes=").ok_or(())?;
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let span = if a.is_empty() {
+        // A suffix: the last N bytes.
+        let n: u64 = b.parse().map_err(|_| ())?;
+        (len.saturating_sub(n), len.checked_sub(1).ok_or(())?)
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() { len.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1)) };
+        (start, end)
+    };
+    if span.0 >= len || span.1 < span.0 {
+        return Err(());
+    }
+    Ok(Some(span))
 }
 
 impl FileServer {
     pub fn start(root: &Path) -> FileServer {
-        use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("addr: {e}"));
         listener.set_nonblocking(true).unwrap_or_else(|e| panic!("nonblocking: {e}"));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (root, flag) = (root.to_owned(), stop.clone());
+        let served = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let (root, flag, counts) = (root.to_owned(), stop.clone(), served.clone());
         std::thread::spawn(move || {
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 let Ok((stream, _)) = listener.accept() else {
@@ -295,46 +336,165 @@ impl FileServer {
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
                 };
-                let root = root.clone();
-                std::thread::spawn(move || {
-                    let _ = stream.set_nonblocking(false);
-                    let mut reader = BufReader::new(&stream);
-                    let mut line = String::new();
-                    let _ = reader.read_line(&mut line);
-                    let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
-                    // Read the rest of the head: closing with unread request
-                    // bytes makes the kernel send RST, and the peer drops
-                    // whatever of the body it had not read yet (seen: a
-                    // 470 MB bundle arriving 3.5 MB short).
-                    let mut header = String::new();
-                    while reader.read_line(&mut header).is_ok_and(|n| n > 0) && header.trim() != "" {
-                        header.clear();
-                    }
-                    let mut out = &stream;
-                    match std::fs::File::open(root.join(&path)) {
-                        Ok(mut f) if !path.contains("..") => {
-                            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                            let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
-                            let _ = std::io::copy(&mut f, &mut out);
-                            // Close gently: FIN after the body, then wait
-                            // (bounded) for the client to close its side.
-                            let _ = stream.shutdown(std::net::Shutdown::Write);
-                            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-                        }
-                        _ => {
-                            let _ = write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                        }
-                    }
-                });
+                let (root, flag, counts) = (root.clone(), flag.clone(), counts.clone());
+                std::thread::spawn(move || serve_connection(stream, &root, &flag, &counts));
             }
         });
-        FileServer { port, stop }
+        FileServer { port, stop, served }
+    }
+
+    /// What was served of `name` (a path below the root, no leading `/`).
+    pub fn served(&self, name: &str) -> Served {
+        self.served.lock().unwrap_or_else(|p| p.into_inner()).get(name).copied().unwrap_or_default()
+    }
+}
+
+/// Answers requests on one connection until the client closes it, asks to,
+/// goes quiet for 30 s, or the server stops.
+fn serve_connection(
+    stream: std::net::TcpStream,
+    root: &Path,
+    stop: &std::sync::atomic::AtomicBool,
+    counts: &std::sync::Mutex<std::collections::HashMap<String, Served>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Seek, Write};
+    let _ = stream.set_nonblocking(false);
+    // Idle keep-alive connections end; so does a client that stalls.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
+    let mut reader = BufReader::new(&stream);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut line = String::new();
+        if !reader.by_ref().take(8192).read_line(&mut line).is_ok_and(|n| n > 0) {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_owned();
+        let path = parts.next().unwrap_or("/").trim_start_matches('/').to_owned();
+        let http10 = parts.next() == Some("HTTP/1.0");
+        // Read the rest of the head: closing with unread request bytes makes
+        // the kernel send RST, and the peer drops whatever of the body it
+        // had not read yet (seen: a 470 MB bundle arriving 3.5 MB short).
+        let (mut range, mut close) = (None, http10);
+        let mut header = String::new();
+        for _ in 0..100 {
+            header.clear();
+            if !reader.by_ref().take(8192).read_line(&mut header).is_ok_and(|n| n > 0) {
+                return;
+            }
+            let h = header.trim();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("range") {
+                    range = Some(v.trim().to_owned());
+                }
+                if k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close") {
+                    close = true;
+                }
+            }
+        }
+        let conn = if close { "close" } else { "keep-alive" };
+        let mut out = &stream;
+        let file = if path.contains("..") || !(method == "GET" || method == "HEAD") {
+            None
+        } else {
+            std::fs::File::open(root.join(&path)).ok()
+        };
+        let ok = match file {
+            Some(mut f) => {
+                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                match byte_range(range.as_deref(), len) {
+                    Ok(span) => {
+                        let (start, n) = span.map_or((0, len), |(a, b)| (a, b - a + 1));
+                        let head = match span {
+                            Some((a, b)) => format!("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {a}-{b}/{len}\r\n"),
+                            None => "HTTP/1.1 200 OK\r\n".to_owned(),
+                        };
+                        let mut sent = 0;
+                        let wrote = write!(out, "{head}Accept-Ranges: bytes\r\nContent-Length: {n}\r\nConnection: {conn}\r\n\r\n").is_ok();
+                        if wrote && method == "GET" && f.seek(std::io::SeekFrom::Start(start)).is_ok() {
+                            sent = std::io::copy(&mut (&mut f).take(n), &mut out).unwrap_or(0);
+                            let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+                            let s = c.entry(path.clone()).or_default();
+                            s.bytes += sent;
+                            s.requests += 1;
+                            s.ranges += u64::from(span.is_some());
+                        }
+                        wrote && (method == "HEAD" || sent == n)
+                    }
+                    Err(()) => write!(out, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\nConnection: {conn}\r\n\r\n").is_ok(),
+                }
+            }
+            None => write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: {conn}\r\n\r\n").is_ok(),
+        };
+        if !ok {
+            return;
+        }
+        if close {
+            // Close gently: FIN after the body, then wait (bounded by the
+            // read timeout) for the client to close its side.
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            return;
+        }
     }
 }
 
 impl Drop for FileServer {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    /// Reads one response (head and `Content-Length` body) from `r`.
+    fn response(r: &mut impl BufRead) -> (String, Vec<u8>) {
+        let (mut head, mut line) = (String::new(), String::new());
+        while r.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+            head.push_str(&line);
+            line.clear();
+        }
+        let len: usize = head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).unwrap();
+        (head, body)
+    }
+
+    /// RAUC's streaming needs ranges on a kept-open connection; the
+    /// agent's download asks for the whole file and a close.
+    #[test]
+    fn file_server_answers_ranges_on_one_connection_and_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(dir.path().join("b.raucb"), &data).unwrap();
+        let server = FileServer::start(dir.path());
+        let s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = &s;
+        write!(w, "GET /b.raucb HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\n\r\n").unwrap();
+        let (head, body) = response(&mut r);
+        assert!(head.starts_with("HTTP/1.1 206") && head.contains("Content-Range: bytes 0-3/10000"), "{head}");
+        assert_eq!(body, data[..4]);
+        write!(w, "GET /b.raucb HTTP/1.1\r\nHost: x\r\nRange: bytes=9000-\r\n\r\n").unwrap();
+        let (head, body) = response(&mut r);
+        assert!(head.contains("Content-Range: bytes 9000-9999/10000"), "{head}");
+        assert_eq!(body, data[9000..]);
+        write!(w, "GET /b.raucb HTTP/1.1\r\nHost: x\r\nRange: bytes=20000-\r\n\r\n").unwrap();
+        assert!(response(&mut r).0.starts_with("HTTP/1.1 416"));
+        write!(w, "GET /b.raucb HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let (head, body) = response(&mut r);
+        assert!(head.starts_with("HTTP/1.1 200") && head.contains("Connection: close"), "{head}");
+        assert_eq!(body, data);
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "closed after the last response");
+        assert_eq!(server.served("b.raucb"), Served { bytes: 4 + 1000 + 10_000, requests: 3, ranges: 2 });
     }
 }

@@ -33,13 +33,23 @@ mod tests {
             std::fs::create_dir(d).unwrap();
         }
         // The stubs: a RAUC whose `info` and `status` print the versions in
-        // bin/bundle-version and bin/running-version (its shell format) and
-        // whose install fails unless bin/install-ok exists; no journal; no
-        // reboot. Each logs its arguments to bin/<name>.calls.
+        // bin/bundle-version and bin/running-version and the manifest hash
+        // in bin/bundle-hash (slot b's recorded one: bin/installed-hash if
+        // there, else the same), in its shell format; whose `info` of a URL
+        // fails as against a server without range requests if bin/no-range
+        // exists; and whose install fails unless bin/install-ok exists. No
+        // journal, no reboot, a modprobe that fails (nbd is "loaded" when
+        // bin/nbd-module exists). Each logs its arguments to bin/<name>.calls.
         let rauc = r#"d=$(dirname "$0"); echo "$*" >>"$d/rauc.calls"
+last=$(for a; do :; done; printf '%s' "$a")
 case "$1" in
-  info) echo "RAUC_MF_COMPATIBLE='edge-agent-x86_64'"; echo "RAUC_MF_VERSION='$(cat "$d/bundle-version")'" ;;
-  status) printf "RAUC_SLOT_STATE_0='inactive'\nRAUC_SLOT_STATE_1='booted'\nRAUC_SLOT_STATUS_BUNDLE_VERSION_1='%s'\n" "$(cat "$d/running-version")" ;;
+  info)
+    case "$last" in http*) if [ -e "$d/no-range" ]; then echo 'failed to configure streaming: range requests not supported by server'; exit 1; fi ;; esac
+    echo "RAUC_MF_COMPATIBLE='edge-agent-x86_64'"; echo "RAUC_MF_VERSION='$(cat "$d/bundle-version")'"; echo "RAUC_MF_HASH='$(cat "$d/bundle-hash")'" ;;
+  status)
+    [ "$2" = mark-active ] && exit 0
+    h=$(cat "$d/installed-hash" 2>/dev/null || cat "$d/bundle-hash")
+    printf "RAUC_SLOT_STATE_0='inactive'\nRAUC_SLOT_BOOTNAME_0='b'\nRAUC_SLOT_STATUS_BUNDLE_HASH_0='%s'\nRAUC_SLOT_STATE_1='booted'\nRAUC_SLOT_BOOTNAME_1='a'\nRAUC_SLOT_STATUS_BUNDLE_VERSION_1='%s'\n" "$h" "$(cat "$d/running-version")" ;;
   install) if [ -e "$d/install-ok" ]; then echo '100% Installing done.'; exit 0; fi; echo 'LastError: stub rauc'; exit 1 ;;
 esac"#;
         let log = |name: &str| format!("echo \"$*\" >>\"$(dirname \"$0\")/{name}.calls\"; exit 0");
@@ -47,8 +57,11 @@ esac"#;
             ("rauc", rauc.to_owned()),
             ("journalctl", log("journalctl")),
             ("systemctl", log("systemctl")),
+            ("modprobe", "echo \"$*\" >>\"$(dirname \"$0\")/modprobe.calls\"; exit 1".into()),
             ("bootloader", "echo b".into()),
         ];
+        std::fs::write(bin.join("bundle-hash"), "5eed").unwrap();
+        std::fs::create_dir(bin.join("nbd-module")).unwrap();
         std::fs::write(bin.join("bundle-version"), "1.0.0").unwrap();
         std::fs::write(bin.join("running-version"), "1.0.0").unwrap();
         for (name, body) in stubs {
@@ -62,7 +75,7 @@ esac"#;
     /// Runs the helper's `main` against `t`; its exit status and stderr.
     fn run_helper(t: &Tree) -> (bool, String) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../image/overlay/usr/lib/edge-agent/update-helper");
-        let body = r#"source "$1"; agent_dir=$2 work=$3 status=$4 agent_uid=$(id -u) bootloader=$5/bootloader release_file=$5/no-release; main"#;
+        let body = r#"source "$1"; agent_dir=$2 work=$3 status=$4 agent_uid=$(id -u) bootloader=$5/bootloader release_file=$5/no-release nbd_module=$5/nbd-module; main"#;
         let path = format!("{}:{}", t.bin.display(), std::env::var("PATH").unwrap_or_default());
         let mut cmd = Command::new("bash");
         cmd.arg("-c").arg(body).arg("helper").arg(&script).arg(&t.agent).arg(&t.work).arg(&t.status).arg(&t.bin);
@@ -232,5 +245,117 @@ esac"#;
         request("3333333333333333", "");
         let (ok, stderr) = run_helper(&t);
         assert!(ok && result(&t).trim() == "3333333333333333 installed b", "{stderr}\n{}", result(&t));
+    }
+
+    const URL: &str = "http://10.0.2.102/b/good.raucb?X-Amz-Signature=0f%2F1&X-Amz-Expires=300";
+
+    fn calls(t: &Tree, name: &str) -> String {
+        std::fs::read_to_string(t.bin.join(format!("{name}.calls"))).unwrap_or_default()
+    }
+
+    /// Streaming: the request names the URL; RAUC gets it as one argument
+    /// for `info` (signature, downgrade check) and `install`; nothing is
+    /// taken from or written to the agent's directory; the slot RAUC wrote
+    /// is checked to hold the bundle whose version was checked; reboot.
+    #[test]
+    fn a_streamed_request_passes_the_url_to_rauc_and_reboots() {
+        let t = tree();
+        let victims = plant_links(&t);
+        std::fs::write(t.bin.join("install-ok"), "").unwrap();
+        // (`reported` is there: a planted link to an existing file.)
+        std::fs::write(t.agent.join("request"), format!("{TOKEN}\n{URL}\n")).unwrap();
+        let before = listing(&t.agent);
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok, "{stderr}");
+        assert_eq!(result(&t).trim(), format!("{TOKEN} installed b"), "{stderr}");
+        let rauc = calls(&t, "rauc");
+        assert!(rauc.contains(&format!("info --output-format=shell {URL}\n")), "{rauc}");
+        assert!(rauc.contains(&format!("install {URL}\n")), "{rauc}");
+        assert!(calls(&t, "systemctl").contains("reboot"));
+        assert!(calls(&t, "modprobe").is_empty(), "nbd already loaded");
+        for v in &victims {
+            assert_eq!(std::fs::read(v).unwrap(), b"precious", "{} changed", v.display());
+        }
+        assert_eq!(listing(&t.agent), before, "the agent's directory is never written");
+    }
+
+    /// The server (which the agent picks) gave RAUC another signed bundle on
+    /// the second read than the one whose version was checked: the booted
+    /// slot is made primary again, no reboot, and the update fails.
+    #[test]
+    fn a_streamed_install_of_another_bundle_than_the_checked_one_is_undone() {
+        let t = tree();
+        std::fs::write(t.bin.join("install-ok"), "").unwrap();
+        std::fs::write(t.bin.join("installed-hash"), "0ld").unwrap();
+        std::fs::write(t.agent.join("request"), format!("{TOKEN}\n{URL}\n")).unwrap();
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok, "{stderr}");
+        let r = result(&t);
+        assert!(r.starts_with(&format!("{TOKEN} failed")) && r.contains("not the one whose version was checked"), "{r}");
+        assert!(calls(&t, "rauc").contains("status mark-active booted"), "{}", calls(&t, "rauc"));
+        assert!(calls(&t, "systemctl").is_empty(), "no reboot");
+    }
+
+    /// Where RAUC cannot stream (no nbd driver, a server without range
+    /// requests, a URL the helper does not accept) the answer is
+    /// `unstreamable` and the agent downloads the bundle instead.
+    #[test]
+    fn unstreamable_requests_are_answered_so_the_agent_downloads() {
+        let t = tree();
+        let ask = |token: &str, url: &str| {
+            std::fs::write(t.agent.join("request"), format!("{token}\n{url}\n")).unwrap();
+            let (ok, stderr) = run_helper(&t);
+            assert!(ok, "{stderr}");
+            result(&t)
+        };
+        // A URL with shell syntax: never reaches RAUC, nothing runs.
+        let marker = t.outside.join("ran");
+        for (i, url) in [
+            format!("http://x/$(touch {})", marker.display()),
+            format!("http://x/`touch {}`", marker.display()),
+            "http://x/a;b".to_owned(),
+            "http://x/a'b".to_owned(),
+            "http://user@x/b".to_owned(),
+            "file:///data/b.raucb".to_owned(),
+            "http://[::1]/b".to_owned(),
+            format!("http://x/{}", "a".repeat(2048)),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let token = format!("{:016x}", i + 1);
+            let r = ask(&token, url);
+            assert!(r.starts_with(&format!("{token} unstreamable")), "{url}: {r}");
+            assert!(!r.contains("/x/"), "the agent's text is not echoed: {r}");
+        }
+        assert!(!marker.exists(), "no URL ran as shell text");
+        assert!(calls(&t, "rauc").is_empty(), "{}", calls(&t, "rauc"));
+
+        // No nbd driver, and modprobe cannot load it.
+        std::fs::remove_dir(t.bin.join("nbd-module")).unwrap();
+        let r = ask("aaaaaaaaaaaaaaaa", URL);
+        assert!(r.starts_with("aaaaaaaaaaaaaaaa unstreamable") && r.contains("nbd"), "{r}");
+        assert!(calls(&t, "modprobe").contains("nbd"));
+        assert!(calls(&t, "rauc").is_empty());
+        std::fs::create_dir(t.bin.join("nbd-module")).unwrap();
+
+        // A server that ignores range requests.
+        std::fs::write(t.bin.join("no-range"), "").unwrap();
+        let r = ask("bbbbbbbbbbbbbbbb", URL);
+        assert!(r.starts_with("bbbbbbbbbbbbbbbb unstreamable") && r.contains("range requests not supported"), "{r}");
+        assert!(!calls(&t, "rauc").contains("install"));
+        assert!(calls(&t, "systemctl").is_empty());
+    }
+
+    /// A request of more than a token line and a URL line is refused, as
+    /// is a second line in a token-only position.
+    #[test]
+    fn a_request_with_extra_lines_is_refused() {
+        let t = tree();
+        std::fs::write(t.agent.join("request"), format!("{TOKEN}\n{URL}\nmore\n")).unwrap();
+        let (ok, stderr) = run_helper(&t);
+        assert!(ok && stderr.contains("more than a token and a URL"), "{stderr}");
+        assert!(result(&t).is_empty());
+        assert!(calls(&t, "rauc").is_empty());
     }
 }

@@ -1,5 +1,8 @@
 //! Over-the-air updates in QEMU, one boot chain against real mosquitto,
-//! srt-live-transmit, RAUC and systemd-boot (`edge_tests::vm`):
+//! srt-live-transmit, RAUC and systemd-boot (`edge_tests::vm`). Every
+//! bundle is streamed: the agent hands the URL to the root helper, RAUC
+//! reads the bundle with HTTP range requests from the test's file server
+//! (which counts what it sends) and nothing is downloaded to `/data`:
 //!
 //! 1. a tampered bundle (right SHA-256, valid signature, one payload byte
 //!    flipped: dm-verity) is refused and the command ends `failed`; its
@@ -13,8 +16,8 @@
 //!    edge-mark-good confirms the slot; telemetry says slot b, confirmed.
 //!
 //! In CI, alone on the machine (nextest `threads-required`): most of it a
-//! ~390 MB and a ~200 MB download through QEMU's user network, their slot
-//! writes and four boots under TCG. It boots the image built
+//! ~570 MB and a ~390 MB bundle streamed through QEMU's user network into
+//! their slots, and four boots under TCG. It boots the image built
 //! from `target/debug/edge-agent`: run `cargo build -p agent` first when
 //! running it alone.
 //! Run: `cargo nextest run -p edge-tests --test vm_update`.
@@ -29,7 +32,7 @@ use edge_tests::broker::{free_tcp_port, record_all, Broker};
 use edge_tests::vm::{self, FileServer, Vm, BOOT, PASS};
 use edge_tests::{bin_dir, free_udp_port, record, wait_for, SrtListenerPeer};
 
-/// Download, RAUC install of a slot under TCG, reboot(s) and boot.
+/// Streamed RAUC install of a slot under TCG, reboot(s) and boot.
 const ROUND_TRIP: Duration = Duration::from_secs(900);
 
 fn sha256(file: &Path) -> String {
@@ -58,6 +61,23 @@ fn final_response(log: &str, device: &str, id: &str) -> Option<serde_json::Value
         v.get("id").and_then(|i| i.as_str()) == Some(id)
             && matches!(v.get("state").and_then(|s| s.as_str()), Some("succeeded" | "failed" | "rejected" | "timed_out"))
     })
+}
+
+/// Records what the file server sent of bundle `name` against its size,
+/// and checks it was streamed: range requests only, never a whole GET (the
+/// agent's download fallback).
+fn record_streamed(server: &FileServer, www: &Path, name: &str) -> u64 {
+    let file = format!("{name}.raucb");
+    let size = std::fs::metadata(www.join(&file)).map(|m| m.len()).unwrap_or(0);
+    let s = server.served(&file);
+    record(
+        "vm_update",
+        &format!("{name} bundle: streamed (MB of MB)"),
+        format!("{:.1} of {:.1}", s.bytes as f64 / 1e6, size as f64 / 1e6),
+    );
+    record("vm_update", &format!("{name} bundle: HTTP range requests"), s.ranges);
+    assert!(s.ranges > 0 && s.ranges == s.requests, "{name} bundle not streamed with range requests only: {s:?}");
+    s.bytes
 }
 
 /// The `firmware` part of the newest telemetry that satisfies `pred`.
@@ -148,12 +168,15 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     let detail = r["detail"].as_str().unwrap_or_default().to_ascii_lowercase();
     assert!(!detail.contains("d-bus") && !detail.contains("dbus") && !detail.is_empty(), "refused for the wrong reason: {r}");
     record("vm_update", "tampered bundle", r["detail"].as_str().unwrap_or_default());
+    record_streamed(&server, &www, "tampered");
 
     // 2. Bad: installed, trial boot of B fails, back on A by itself.
     let t0 = std::time::Instant::now();
     send(mqtt_port, &device, "upd-bad", &url("bad"), &sha256(&www.join("bad.raucb")));
     let r = wait_for("the bad bundle installed", ROUND_TRIP, || final_response(&log(), &device, "upd-bad"));
     assert_eq!(r["state"], "succeeded", "bad bundle not installed: {r}");
+    assert_eq!(r["result"]["streamed"], true, "{r}");
+    record_streamed(&server, &www, "bad");
     let f = wait_for(&format!("fallback to slot A reported (serial log {serial_log})"), ROUND_TRIP, || {
         vm.check_alive();
         telemetry_firmware(&log(), &device, |f| f["last_update"]["outcome"] == "fell_back")
@@ -169,6 +192,9 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     send(mqtt_port, &device, "upd-good", &url("good"), &sha256(&www.join("good.raucb")));
     let r = wait_for("the good bundle installed", ROUND_TRIP, || final_response(&log(), &device, "upd-good"));
     assert_eq!(r["state"], "succeeded", "good bundle not installed: {r}");
+    assert_eq!(r["result"]["streamed"], true, "{r}");
+    record("vm_update", "good bundle: command to installed (s)", format!("{:.0}", t0.elapsed().as_secs_f64()));
+    record_streamed(&server, &www, "good");
     wait_for(&format!("slot B confirmed (serial log {serial_log})"), ROUND_TRIP, || {
         vm.check_alive();
         telemetry_firmware(&log(), &device, |f| {
