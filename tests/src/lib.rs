@@ -6,6 +6,7 @@
 //! from the test-support crate, shared with fleet's tests and the benches.
 
 pub mod agent_proc;
+pub mod edgectl;
 pub mod moto;
 pub mod peers;
 pub mod relay;

@@ -35,11 +35,10 @@ pub fn provisioning(dir: &Path) -> PathBuf {
     provisioning_with_input(dir, TEST_PATTERN_INPUT)
 }
 
-/// [`provisioning`] with another `[input]` section (`vm_capture`: vivid).
-pub fn provisioning_with_input(dir: &Path, input: &str) -> PathBuf {
-    let p = dir.join("provision");
-    std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
-    let toml = format!(
+/// The start of every test box's `agent.toml`: its id, `input`, a small
+/// x264 picture (TCG encodes slowly) and a status line every 5 s.
+pub fn media_head(input: &str) -> String {
+    format!(
         r#"device_id = "@DEVICE_ID@"
 
 {input}
@@ -54,7 +53,17 @@ x264_preset = "ultrafast"
 
 [status]
 interval_s = 5
+"#
+    )
+}
 
+/// [`provisioning`] with another `[input]` section (`vm_capture`: vivid).
+pub fn provisioning_with_input(dir: &Path, input: &str) -> PathBuf {
+    let p = dir.join("provision");
+    std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+    let head = media_head(input);
+    let toml = format!(
+        r#"{head}
 [[outputs]]
 name = "primary"
 kind = "srt"
@@ -214,6 +223,15 @@ pub fn serial_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// A fresh DMI serial starting with `prefix`, and the device id first
+/// boot makes of it (`edge-<serial>`, the rule `provision` shares with the
+/// agent).
+pub fn test_box(prefix: &str) -> (String, String) {
+    let serial = format!("{prefix}-{:08x}", fastrand::u32(..));
+    let device = format!("edge-{serial}");
+    (serial, device)
 }
 
 /// A booted image: QEMU (killed by PID on drop) with its serial log.

@@ -9,24 +9,18 @@
 #![cfg(test)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use edge_tests::broker::{free_tcp_port, record_all, Broker};
-use edge_tests::{bin_dir, config_toml, free_udp_port, record, srt_output, wait_for, AgentProc, SrtListenerPeer};
+use edge_tests::{config_toml, free_udp_port, record, srt_output, wait_for, AgentProc, SrtListenerPeer};
 use serde_json::{json, Value};
 
 const DEVICE: &str = "fallback-01";
 const CONNECT: Duration = Duration::from_secs(30);
 
 fn edgectl(port: u16, args: &[&str]) -> (i32, String) {
-    let out = Command::new(bin_dir().join("edgectl"))
-        .args(["--broker", &format!("127.0.0.1:{port}"), "--insecure-plaintext", "--timeout", "30"])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run edgectl: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
+    let (code, out, err) = edge_tests::edgectl::run(edge_tests::edgectl::plain(port, 30), args, None);
+    (code, out + &err)
 }
 
 /// The media part of a configuration streaming to `port`.

@@ -11,20 +11,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edge_tests::broker::{free_tcp_port, record_all, Broker};
-use edge_tests::{bin_dir, config_toml, free_udp_port, record, srt_output, wait_for, AgentProc, ChildGuard, SrtListenerPeer};
+use edge_tests::{config_toml, free_udp_port, record, srt_output, wait_for, AgentProc, ChildGuard, SrtListenerPeer};
 
 const DEVICE: &str = "content-01";
 const CONNECT: Duration = Duration::from_secs(20);
 const TEST: &str = "content";
 
 fn edgectl(port: u16, args: &[&str]) -> (i32, String) {
-    let out = Command::new(bin_dir().join("edgectl"))
-        .args(["--broker", &format!("127.0.0.1:{port}"), "--insecure-plaintext", "--timeout", "20"])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run edgectl: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
+    let (code, out, err) = edge_tests::edgectl::run(edge_tests::edgectl::plain(port, 20), args, None);
+    (code, out + &err)
 }
 
 /// Every thumbnail's arrival (unix time) and size, one line each.

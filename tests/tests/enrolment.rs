@@ -19,19 +19,7 @@ const TEST: &str = "enrolment";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn edgectl(broker: &Broker, args: &[&str]) -> (i32, String, String) {
-    let c = broker.client("controller");
-    let out = Command::new(edge_tests::bin_dir().join("edgectl"))
-        .args(["--broker", &broker.addr(), "--timeout", "15", "--ca"])
-        .arg(&c.ca)
-        .arg("--cert")
-        .arg(&c.cert)
-        .arg("--key")
-        .arg(&c.key)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run edgectl: {e}"));
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    edge_tests::edgectl::run(edge_tests::edgectl::controller(broker, 15), args, None)
 }
 
 fn box_config(broker: &Broker, state: &Path) -> String {

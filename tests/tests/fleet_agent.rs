@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use edge_tests::broker::{free_tcp_port, record_all, Broker};
-use edge_tests::{bin_dir, config_toml, free_udp_port, record, srt_output, wait_for, AgentProc, SrtListenerPeer};
+use edge_tests::{config_toml, free_udp_port, record, srt_output, wait_for, AgentProc, SrtListenerPeer};
 use ts_tools::TsAnalyzer;
 
 const PASS: &str = "correct-horse-battery-staple";
@@ -16,13 +16,8 @@ const DEVICE: &str = "agent-01";
 const CONNECT: Duration = Duration::from_secs(20);
 
 fn edgectl(port: u16, args: &[&str]) -> (i32, String) {
-    let out = Command::new(bin_dir().join("edgectl"))
-        .args(["--broker", &format!("127.0.0.1:{port}"), "--insecure-plaintext", "--timeout", "20"])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run edgectl: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
+    let (code, out, err) = edge_tests::edgectl::run(edge_tests::edgectl::plain(port, 20), args, None);
+    (code, out + &err)
 }
 
 /// The media part of the configuration (what the fleet may change).

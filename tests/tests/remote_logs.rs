@@ -16,16 +16,7 @@ const PASS: &str = "remote-logs-never-shown-42";
 const DEVICE: &str = "agent-logs";
 
 fn edgectl(port: u16, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin_dir().join("edgectl"))
-        .args(["--broker", &format!("127.0.0.1:{port}"), "--insecure-plaintext", "--timeout", "5"])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run edgectl: {e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    edge_tests::edgectl::run(edge_tests::edgectl::plain(port, 5), args, None)
 }
 
 #[test]

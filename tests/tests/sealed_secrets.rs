@@ -34,32 +34,7 @@ fn tls_args(c: &ClientCert) -> Vec<String> {
 }
 
 fn edgectl(broker: &Broker, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let c = broker.client("controller");
-    let mut cmd = Command::new(edge_tests::bin_dir().join("edgectl"));
-    cmd.args(["--broker", &broker.addr(), "--timeout", "20", "--ca"])
-        .arg(&c.ca)
-        .arg("--cert")
-        .arg(&c.cert)
-        .arg("--key")
-        .arg(&c.key)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = cmd
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            let mut input = child.stdin.take().expect("stdin");
-            if let Some(s) = stdin {
-                input.write_all(s.as_bytes())?;
-            }
-            drop(input);
-            child.wait_with_output()
-        })
-        .unwrap_or_else(|e| panic!("cannot run edgectl: {e}"));
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    edge_tests::edgectl::run(edge_tests::edgectl::controller(broker, 20), args, stdin)
 }
 
 /// `mosquitto_sub` as the read-only `watcher` identity on `#`, line

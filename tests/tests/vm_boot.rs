@@ -53,8 +53,7 @@ fn vm_boots_online_streams_and_reboots_over_mqtt() {
     let peer = SrtListenerPeer::start(srt_port, 500, Some((PASS, 16)), &dir.path().join("vm.ts"));
 
     // The DMI serial the box reports; first boot turns it into its id.
-    let serial = format!("vmtest-{:08x}", fastrand::u32(..));
-    let device = format!("edge-{serial}");
+    let (serial, device) = vm::test_box("vmtest");
     let mut vm = Vm::boot(
         &out,
         "boot",

@@ -55,8 +55,7 @@ fn vm_captures_vivid_and_follows_its_signal() {
     let peer = SrtListenerPeer::start(srt_port, 500, Some((PASS, 16)), &dir.path().join("vm.ts"));
     let mut ctl = Control::listen();
 
-    let serial = format!("vmtest-{:08x}", fastrand::u32(..));
-    let device = format!("edge-{serial}");
+    let (serial, device) = vm::test_box("vmtest");
     let mut vm = Vm::boot(
         &out,
         "capture",

@@ -34,23 +34,7 @@ fn provisioning(dir: &Path) -> std::path::PathBuf {
     let p = dir.join("provision-dns");
     std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
     let toml = format!(
-        r#"device_id = "@DEVICE_ID@"
-
-[input]
-kind = "test-pattern"
-
-[video]
-width = 320
-height = 180
-framerate = 10
-bitrate_kbps = 300
-keyframe_interval = 20
-encoder = "x264"
-x264_preset = "ultrafast"
-
-[status]
-interval_s = 5
-
+        r#"{head}
 # By address: streams whatever DNS does (vm_tunnel's guest end).
 [[outputs]]
 name = "primary"
@@ -75,7 +59,8 @@ insecure_plaintext = true
 device_id = "@DEVICE_ID@"
 state_dir = "/var/lib/edge-agent"
 telemetry_interval_s = 10
-"#
+"#,
+        head = vm::media_head(vm::TEST_PATTERN_INPUT)
     );
     std::fs::write(p.join("agent.toml.in"), toml).unwrap_or_else(|e| panic!("write agent.toml.in: {e}"));
     // The site's DNS server, as an installer would provision it. The DHCP
@@ -178,8 +163,7 @@ fn vm_resolves_through_its_resolver_and_survives_dns_down_at_boot() {
     // Nothing listens here until the test starts the DNS server.
     let dns_port = free_udp_port();
 
-    let serial = format!("vmdns-{:08x}", fastrand::u32(..));
-    let device = format!("edge-{serial}");
+    let (serial, device) = vm::test_box("vmdns");
     let mut vm = Vm::boot(
         &out,
         "dns",

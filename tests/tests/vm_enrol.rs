@@ -17,19 +17,7 @@ use edge_tests::{agent_bin, bin_dir, free_udp_port, record, wait_for, SrtListene
 const TEST: &str = "vm_enrol";
 
 fn edgectl(broker: &Broker, args: &[&str]) -> (i32, String, String) {
-    let c = broker.client("controller");
-    let out = Command::new(bin_dir().join("edgectl"))
-        .args(["--broker", &broker.addr(), "--timeout", "15", "--ca"])
-        .arg(&c.ca)
-        .arg("--cert")
-        .arg(&c.cert)
-        .arg("--key")
-        .arg(&c.key)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run edgectl: {e}"));
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    edge_tests::edgectl::run(edge_tests::edgectl::controller(broker, 15), args, None)
 }
 
 /// The data partition: the fleet settings with `[fleet.enroll]`, the CA and
@@ -43,21 +31,7 @@ fn provisioning(dir: &Path, broker: &Broker) -> std::path::PathBuf {
     std::fs::copy(&claim.cert, tls.join("claim.crt")).unwrap();
     std::fs::copy(&claim.key, tls.join("claim.key")).unwrap();
     let toml = format!(
-        r#"device_id = "@DEVICE_ID@"
-
-{input}
-[video]
-width = 320
-height = 180
-framerate = 10
-bitrate_kbps = 300
-keyframe_interval = 20
-encoder = "x264"
-x264_preset = "ultrafast"
-
-[status]
-interval_s = 5
-
+        r#"{head}
 [[outputs]]
 name = "primary"
 kind = "srt"
@@ -78,7 +52,7 @@ claim_cert = "/etc/edge-agent/tls/claim.crt"
 claim_key = "/etc/edge-agent/tls/claim.key"
 poll_s = 2
 "#,
-        input = vm::TEST_PATTERN_INPUT
+        head = vm::media_head(vm::TEST_PATTERN_INPUT)
     );
     std::fs::write(p.join("agent.toml.in"), toml).unwrap();
     p
@@ -115,8 +89,7 @@ fn a_box_with_only_the_claim_certificate_comes_online_as_itself() {
 
     let srt_port = free_udp_port();
     let _peer = SrtListenerPeer::start(srt_port, 500, None, &dir.path().join("vm.ts"));
-    let serial = format!("vmenrol-{:08x}", fastrand::u32(..));
-    let device = format!("edge-{serial}");
+    let (serial, device) = vm::test_box("vmenrol");
     let mut vm = Vm::boot(
         &image,
         "enrol",
