@@ -47,8 +47,10 @@
 //! dropped connection is resumed with `Range` when the server supports it.
 //! The transport needs no integrity of its own: RAUC's signature (and, for
 //! a download, the digest) is checked before anything is written to a slot.
-//! How many bytes a streamed install moved is known to the server, not
-//! reported by the agent (RAUC does not print it). The download is bounded
+//! The bytes a streamed install moved are the helper's count of what RAUC
+//! read through nbd (each read is one HTTP range request; the page cache
+//! answers repeats without one); `vm_update` compares it with what the
+//! test's file server counted. The download is bounded
 //! (header sizes, free space, an overall deadline; see `Limits`). The
 //! downgrade check compares the version the command names with this
 //! agent's; the helper does not yet compare the signed manifest's version.
@@ -137,8 +139,10 @@ pub enum FirmwareError {
 /// What the helper answered to a request.
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
-    /// Installed into the slot of this boot name.
-    Installed(String),
+    /// Installed into the slot of boot name `slot`; a streamed install also
+    /// says how many bytes RAUC read through nbd (`read=N`), which is what
+    /// it fetched over HTTP.
+    Installed { slot: String, read: Option<u64> },
     /// It cannot stream this bundle (why): download it instead.
     Unstreamable(String),
 }
@@ -257,19 +261,28 @@ impl Firmware {
         if streamable(url) {
             self.progress(id, json!({"phase": "streaming"}));
             answer = self.request_install(id, Some(url), allow_downgrade)?;
-            streamed = matches!(answer, Answer::Installed(_));
+            streamed = matches!(answer, Answer::Installed { .. });
         }
         if let Answer::Unstreamable(why) = &answer {
             tracing::info!(id, why, "the bundle cannot be streamed; downloading it");
             self.progress(id, json!({"phase": "downloading", "why": why}));
-            self.download_verified(id, url, sha256)?;
-            answer = self.request_install(id, None, allow_downgrade)?;
+            let bytes = self.download_verified(id, url, sha256)?;
+            answer = match self.request_install(id, None, allow_downgrade)? {
+                Answer::Installed { slot, .. } => Answer::Installed { slot, read: Some(bytes) },
+                other => other,
+            };
         }
         let _ = std::fs::remove_file(self.dir.join("bundle.raucb"));
         match answer {
-            Answer::Installed(slot) => {
-                tracing::info!(id, slot, streamed, secs = started.elapsed().as_secs(), "bundle installed");
-                Ok(Some(json!({"installed": slot, "from": from, "rebooting": true, "streamed": streamed})))
+            Answer::Installed { slot, read } => {
+                let secs = started.elapsed().as_secs();
+                tracing::info!(id, slot, streamed, bytes_moved = read, secs, "bundle installed");
+                // `bytes_moved`: over the network for this install, streamed
+                // or downloaded; null when the helper could not count it.
+                Ok(Some(json!({
+                    "installed": slot, "from": from, "rebooting": true, "streamed": streamed,
+                    "bytes_moved": read, "seconds": secs,
+                })))
             }
             Answer::Unstreamable(why) => {
                 let _ = std::fs::remove_file(self.dir.join("pending.json"));
@@ -279,7 +292,9 @@ impl Firmware {
     }
 
     /// Downloads `url` to `bundle.raucb` if its SHA-256 is `sha256`.
-    fn download_verified(&self, id: &str, url: &str, sha256: &str) -> Result<(), FirmwareError> {
+    /// Downloads the bundle beside the request and checks its SHA-256; the
+    /// bytes it took.
+    fn download_verified(&self, id: &str, url: &str, sha256: &str) -> Result<u64, FirmwareError> {
         let part = self.dir.join("bundle.raucb.part");
         let started = Instant::now();
         let fail = |e: FirmwareError| {
@@ -298,7 +313,7 @@ impl Firmware {
         }
         tracing::info!(id, bytes, secs = started.elapsed().as_secs(), "bundle downloaded and its SHA-256 matches");
         self.progress(id, json!({"phase": "verified", "bytes": bytes}));
-        Ok(())
+        Ok(bytes)
     }
 
     /// Asks the helper to install: the bundle at `url` (streamed), or
@@ -341,7 +356,7 @@ impl Firmware {
                     return Ok(Answer::Unstreamable(why.trim().to_owned()));
                 }
                 return match result.strip_prefix("installed") {
-                    Some(slot) => Ok(Answer::Installed(slot.trim().to_owned())),
+                    Some(rest) => Ok(installed(rest)),
                     None => {
                         let _ = std::fs::remove_file(self.dir.join("pending.json"));
                         Err(FirmwareError::Install(result.trim_start_matches("failed").trim().to_owned()))
@@ -488,6 +503,14 @@ fn streamable(url: &str) -> bool {
     let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
     let path_ok = path.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~%/+=&?,:-".contains(&b));
     url.len() <= MAX_STREAM_URL && host_ok && port_ok && path_ok
+}
+
+/// The helper's `installed SLOT [read=BYTES]` after `installed`.
+fn installed(rest: &str) -> Answer {
+    let mut words = rest.split_whitespace();
+    let slot = words.next().unwrap_or_default().to_owned();
+    let read = words.find_map(|w| w.strip_prefix("read=")?.parse().ok());
+    Answer::Installed { slot, read }
 }
 
 fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -1077,7 +1100,7 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let url = format!("http://127.0.0.1:{port}/b/x.raucb?X-Amz-Signature=ab%2F&X-Amz-Expires=300");
         fw.start("s1", &url, &"00".repeat(32), None, false).unwrap();
-        let (request, bundle) = play_helper(&fw, "installed b");
+        let (request, bundle) = play_helper(&fw, "installed b read=123456");
         let token = request.lines().next().unwrap();
         assert!(token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{request:?}");
         assert_eq!(request.lines().nth(1), Some(url.as_str()));
@@ -1094,6 +1117,7 @@ mod tests {
         match updates.last() {
             Some(CommandUpdate::Done { result: Ok(Some(v)), .. }) => {
                 assert_eq!((v["installed"].as_str(), v["streamed"].as_bool()), (Some("b"), Some(true)), "{v}");
+                assert_eq!(v["bytes_moved"], 123456, "the helper's count of what RAUC read: {v}");
             }
             other => panic!("expected success: {other:?}"),
         }
@@ -1125,7 +1149,10 @@ mod tests {
         assert_eq!(request.lines().count(), 1, "{request:?}");
         assert!(bundle, "the downloaded bundle is there for the helper");
         match done(&fw).last() {
-            Some(CommandUpdate::Done { result: Ok(Some(v)), .. }) => assert_eq!(v["streamed"], false, "{v}"),
+            Some(CommandUpdate::Done { result: Ok(Some(v)), .. }) => {
+                assert_eq!(v["streamed"], false, "{v}");
+                assert_eq!(v["bytes_moved"], body.len(), "the bytes downloaded: {v}");
+            }
             other => panic!("expected success: {other:?}"),
         }
         assert!(!fw.dir.join("bundle.raucb").exists(), "the agent's bundle is removed after the install");
@@ -1172,7 +1199,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1_200));
             std::fs::write(status.join("result"), "0123456789abcdef installed b\n").unwrap();
         });
-        assert_eq!(fw.await_helper("q1", "0123456789abcdef").unwrap(), Answer::Installed("b".into()));
+        assert_eq!(fw.await_helper("q1", "0123456789abcdef").unwrap(), Answer::Installed { slot: "b".into(), read: None });
         helper.join().unwrap();
         let beats = fw.take_updates().iter().filter(|u| matches!(u, CommandUpdate::Progress { id, .. } if id == "q1")).count();
         assert!(beats >= 2, "{beats} progress updates in 1.2 s of silence");

@@ -39,7 +39,8 @@ mod tests {
         // fails as against a server without range requests if bin/no-range
         // exists; and whose install fails unless bin/install-ok exists. No
         // journal, no reboot, a modprobe that fails (nbd is "loaded" when
-        // bin/nbd-module exists). Each logs its arguments to bin/<name>.calls.
+        // bin/nbd-module exists; `install` leaves 2 MiB read in
+        // bin/nbd-block/nbd0/stat). Each logs its arguments to bin/<name>.calls.
         let rauc = r#"d=$(dirname "$0"); echo "$*" >>"$d/rauc.calls"
 last=$(for a; do :; done; printf '%s' "$a")
 case "$1" in
@@ -50,7 +51,10 @@ case "$1" in
     [ "$2" = mark-active ] && exit 0
     h=$(cat "$d/installed-hash" 2>/dev/null || cat "$d/bundle-hash")
     printf "RAUC_SLOT_STATE_0='inactive'\nRAUC_SLOT_BOOTNAME_0='b'\nRAUC_SLOT_STATUS_BUNDLE_HASH_0='%s'\nRAUC_SLOT_STATE_1='booted'\nRAUC_SLOT_BOOTNAME_1='a'\nRAUC_SLOT_STATUS_BUNDLE_VERSION_1='%s'\n" "$h" "$(cat "$d/running-version")" ;;
-  install) if [ -e "$d/install-ok" ]; then echo '100% Installing done.'; exit 0; fi; echo 'LastError: stub rauc'; exit 1 ;;
+  install)
+    # What streaming 2 MiB through nbd0 leaves in its counters.
+    mkdir -p "$d/nbd-block/nbd0"; echo '16 0 4096 8 0 0 0 0 0 8 8' >"$d/nbd-block/nbd0/stat"
+    if [ -e "$d/install-ok" ]; then echo '100% Installing done.'; exit 0; fi; echo 'LastError: stub rauc'; exit 1 ;;
 esac"#;
         let log = |name: &str| format!("echo \"$*\" >>\"$(dirname \"$0\")/{name}.calls\"; exit 0");
         let stubs = [
@@ -75,7 +79,7 @@ esac"#;
     /// Runs the helper's `main` against `t`; its exit status and stderr.
     fn run_helper(t: &Tree) -> (bool, String) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../image/overlay/usr/lib/edge-agent/update-helper");
-        let body = r#"source "$1"; agent_dir=$2 work=$3 status=$4 agent_uid=$(id -u) bootloader=$5/bootloader release_file=$5/no-release nbd_module=$5/nbd-module; main"#;
+        let body = r#"source "$1"; agent_dir=$2 work=$3 status=$4 agent_uid=$(id -u) bootloader=$5/bootloader release_file=$5/no-release nbd_module=$5/nbd-module nbd_block=$5/nbd-block; main"#;
         let path = format!("{}:{}", t.bin.display(), std::env::var("PATH").unwrap_or_default());
         let mut cmd = Command::new("bash");
         cmd.arg("-c").arg(body).arg("helper").arg(&script).arg(&t.agent).arg(&t.work).arg(&t.status).arg(&t.bin);
@@ -267,7 +271,8 @@ esac"#;
         let before = listing(&t.agent);
         let (ok, stderr) = run_helper(&t);
         assert!(ok, "{stderr}");
-        assert_eq!(result(&t).trim(), format!("{TOKEN} installed b"), "{stderr}");
+        // The bytes RAUC read through nbd: what it fetched over HTTP.
+        assert_eq!(result(&t).trim(), format!("{TOKEN} installed b read=2097152"), "{stderr}");
         let rauc = calls(&t, "rauc");
         assert!(rauc.contains(&format!("info --output-format=shell {URL}\n")), "{rauc}");
         assert!(rauc.contains(&format!("install {URL}\n")), "{rauc}");

@@ -1,8 +1,13 @@
 //! Over-the-air updates in QEMU, one boot chain against real mosquitto,
-//! srt-live-transmit, RAUC and systemd-boot (`edge_tests::vm`). Every
-//! bundle is streamed: the agent hands the URL to the root helper, RAUC
-//! reads the bundle with HTTP range requests from the test's file server
-//! (which counts what it sends) and nothing is downloaded to `/data`:
+//! srt-live-transmit, RAUC and systemd-boot (`edge_tests::vm`). The good
+//! and the tampered bundle are streamed: the agent hands the URL to the
+//! root helper, RAUC reads the bundle with HTTP range requests from the
+//! test's file server (which counts what it sends) and nothing is
+//! downloaded to `/data`. The bad bundle takes the fallback, the agent's
+//! SHA-256-checked download: its URL is one the helper does not stream.
+//! That runs the fallback in the VM too, and keeps CI from streaming a
+//! second large bundle through TCG (about 1 MB/s there, one ~68 kB range
+//! request at a time; a whole-file download is several times faster):
 //!
 //! 1. a tampered bundle (right SHA-256, valid signature, one payload byte
 //!    flipped: dm-verity) is refused and the command ends `failed`; its
@@ -34,6 +39,9 @@ use edge_tests::{bin_dir, free_udp_port, record, wait_for, SrtListenerPeer};
 
 /// Streamed RAUC install of a slot under TCG, reboot(s) and boot.
 const ROUND_TRIP: Duration = Duration::from_secs(900);
+/// The bad bundle's file: `;` is outside what the helper streams
+/// (`update-helper`'s `valid_url`), so the agent downloads it.
+const BAD: &str = "bad;download.raucb";
 
 fn sha256(file: &Path) -> String {
     let out = Command::new("sha256sum").arg(file).output().unwrap_or_else(|e| panic!("sha256sum: {e}"));
@@ -114,7 +122,7 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     let www = dir.path().join("www");
     std::fs::create_dir_all(&www).unwrap_or_else(|e| panic!("mkdir: {e}"));
     std::fs::rename(out.join("bundle.raucb"), www.join("good.raucb")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::rename(bad_out.join("bundle.raucb"), www.join("bad.raucb")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(bad_out.join("bundle.raucb"), www.join(BAD)).unwrap_or_else(|e| panic!("{e}"));
     vm::discard_image(&bad_out);
     // Tampered: a bundle signed like the others (same key, compatible,
     // verity format) whose payload is 16 MiB of noise rather than a whole
@@ -128,8 +136,8 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
         *b ^= 0xff;
     }
     std::fs::write(www.join("tampered.raucb"), bytes).unwrap_or_else(|e| panic!("{e}"));
-    for name in ["tampered", "bad", "good"] {
-        let mb = std::fs::metadata(www.join(format!("{name}.raucb"))).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
+    for (name, file) in [("tampered", "tampered.raucb"), ("bad", BAD), ("good", "good.raucb")] {
+        let mb = std::fs::metadata(www.join(file)).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
         record("vm_update", &format!("{name} bundle (MB)"), format!("{mb:.0}"));
     }
     let server = FileServer::start(&www);
@@ -140,8 +148,7 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     let _recorder = record_all(broker.port, &mqtt_log);
     let srt_port = free_udp_port();
     let _peer = SrtListenerPeer::start(srt_port, 500, Some((PASS, 16)), &dir.path().join("vm.ts"));
-    let serial = format!("vmupd-{:08x}", fastrand::u32(..));
-    let device = format!("edge-{serial}");
+    let (serial, device) = vm::test_box("vmupd");
     let mut vm = Vm::boot(
         &out,
         "update",
@@ -172,11 +179,15 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
 
     // 2. Bad: installed, trial boot of B fails, back on A by itself.
     let t0 = std::time::Instant::now();
-    send(mqtt_port, &device, "upd-bad", &url("bad"), &sha256(&www.join("bad.raucb")));
+    send(mqtt_port, &device, "upd-bad", &format!("http://10.0.2.102/{BAD}"), &sha256(&www.join(BAD)));
     let r = wait_for("the bad bundle installed", ROUND_TRIP, || final_response(&log(), &device, "upd-bad"));
     assert_eq!(r["state"], "succeeded", "bad bundle not installed: {r}");
-    assert_eq!(r["result"]["streamed"], true, "{r}");
-    record_streamed(&server, &www, "bad");
+    assert_eq!(r["result"]["streamed"], false, "{r}");
+    let size = std::fs::metadata(www.join(BAD)).map(|m| m.len()).unwrap_or(0);
+    let s = server.served(BAD);
+    assert!(s.ranges == 0 && s.bytes == size, "the bad bundle was not downloaded whole: {s:?} of {size} bytes");
+    record("vm_update", "bad bundle: downloaded (MB)", format!("{:.1}", s.bytes as f64 / 1e6));
+    assert_eq!(r["result"]["bytes_moved"], size, "the download's size as the bytes moved: {r}");
     let f = wait_for(&format!("fallback to slot A reported (serial log {serial_log})"), ROUND_TRIP, || {
         vm.check_alive();
         telemetry_firmware(&log(), &device, |f| f["last_update"]["outcome"] == "fell_back")
@@ -194,7 +205,15 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     assert_eq!(r["state"], "succeeded", "good bundle not installed: {r}");
     assert_eq!(r["result"]["streamed"], true, "{r}");
     record("vm_update", "good bundle: command to installed (s)", format!("{:.0}", t0.elapsed().as_secs_f64()));
-    record_streamed(&server, &www, "good");
+    let served = record_streamed(&server, &www, "good");
+    // The box's own count (what RAUC read through nbd during the install)
+    // against the server's (which also served `rauc info` its reads).
+    let moved = r["result"]["bytes_moved"].as_u64().unwrap_or_else(|| panic!("no bytes_moved reported: {r}"));
+    record("vm_update", "good bundle: bytes moved reported by the box (MB)", format!("{:.1}", moved as f64 / 1e6));
+    assert!(
+        moved as f64 >= 0.5 * served as f64 && moved as f64 <= 1.01 * served as f64 + 1e6,
+        "the box reported {moved} bytes moved, the server sent {served}"
+    );
     wait_for(&format!("slot B confirmed (serial log {serial_log})"), ROUND_TRIP, || {
         vm.check_alive();
         telemetry_firmware(&log(), &device, |f| {
