@@ -18,7 +18,7 @@ chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer \
 : > "$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
 # Journal in RAM only, bounded (docs/image.md#journal): the root slot is
-# replaced by updates, the data partition (512 MiB) must keep room for the
+# replaced by updates, the data partition (1 GiB) must keep room for the
 # agent's state and RAUC's status, and flash should not wear on a log nobody
 # reads on site; the fleet controller gets the agent's events over MQTT.
 mkdir -p "$root/etc/systemd/journald.conf.d"
