@@ -6,7 +6,7 @@
 //! timed tests. Two issues set the goals:
 //! - **SRT** (`edge-bench srt`): CPU seconds per Mbit/s of the agent's two
 //!   SRT outputs versus `srt-live-transmit` relaying the same TS at the same
-//!   rate to the same kind of listener. Goal ≤ 1.5×.
+//!   rate to the same kind of listener. Goal ≤ 1.0×.
 //! - **FEC** (`edge-bench fec`): CPU per Mbit/s of the agent's RTP-FEC output
 //!   versus ffmpeg's `prompeg` and GStreamer's `rtpst2022-1-fecenc` on the
 //!   same TS, plus the raw throughput of the sans-IO packetiser and FEC
@@ -105,7 +105,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Agent's two SRT outputs vs two srt-live-transmit relays (goal ≤ 1.5×).
+    /// Agent's two SRT outputs vs two srt-live-transmit relays (goal ≤ 1.0×).
     ///
     /// Feeds synthetic TS (1316-byte chunks) at --mbps for --seconds to (1) a
     /// child process running the agent's fan-out and two real SRT caller
