@@ -209,8 +209,13 @@ struct Side {
     expected: u64,
     /// Bytes each receiver got.
     received: Vec<u64>,
-    /// CPU of the agent's producer thread (TS generation, pacing, publish).
+    /// CPU of the agent's producer thread (TS generation, pacing, publish),
+    /// part of `cpu_s`.
     producer_cpu_s: Option<f64>,
+    /// CPU of the bench's own UDP feeder (TS generation, pacing, `sendto`
+    /// to both relays), not part of `cpu_s`: the reference side's
+    /// counterpart of the agent's producer thread.
+    feeder_cpu_s: Option<f64>,
     notes: Vec<String>,
 }
 
@@ -303,6 +308,7 @@ fn agent_side(a: &SrtArgs, tck: f64) -> Result<Side> {
         expected,
         received,
         producer_cpu_s: Some((main1 - main0) as f64 / tck),
+        feeder_cpu_s: None,
         notes,
     })
 }
@@ -347,6 +353,7 @@ fn reference_side(a: &SrtArgs, tck: f64) -> Result<Side> {
     };
     let threads0 = all_threads(&pids)?;
     let cpu0 = ticks(&pids)?;
+    let feeder0 = procs::own_thread_ticks()?;
     let t0 = Instant::now();
     let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
     let rate_bps = a.mbps * 1e6;
@@ -366,6 +373,7 @@ fn reference_side(a: &SrtArgs, tck: f64) -> Result<Side> {
     }
     let feed_s = sched.elapsed().as_secs_f64();
     std::thread::sleep(DRAIN);
+    let feeder1 = procs::own_thread_ticks()?;
     let cpu1 = ticks(&pids)?;
     let threads1 = all_threads(&pids)?;
     let window_s = t0.elapsed().as_secs_f64();
@@ -385,6 +393,7 @@ fn reference_side(a: &SrtArgs, tck: f64) -> Result<Side> {
         expected,
         received,
         producer_cpu_s: None,
+        feeder_cpu_s: Some(feeder1.saturating_sub(feeder0) as f64 / tck),
         notes,
     })
 }
@@ -472,6 +481,12 @@ pub fn run(a: &SrtArgs) -> Result<Delivery> {
         let r = agent.cpu_per_mbps(o) / reference.cpu_per_mbps(reference.cpu_s);
         println!("ratio agent outputs only/reference: {r:.2}×");
     }
+    // Like with like: the agent's producer and the bench's UDP feeder do
+    // the same job (make the TS, pace it, hand it on) for their side.
+    if let Some(f) = reference.feeder_cpu_s {
+        let r = agent.cpu_per_mbps(agent.cpu_s) / reference.cpu_per_mbps(reference.cpu_s + f);
+        println!("ratio with each side's feeder counted (agent incl. producer / relays + the bench's UDP feeder {f:.2} s): {r:.2}×");
+    }
     let ok = agent.delivered_ok() && reference.delivered_ok();
     let delivery = match (agent.delivered_ok(), reference.delivered_ok()) {
         (true, true) => Delivery::Ok,
@@ -497,7 +512,8 @@ pub fn run(a: &SrtArgs) -> Result<Delivery> {
     );
     println!(
         "- agent CPU includes its producer thread (synthetic TS generation, pacing, fan-out publish: {:.2} s); \
-         reference CPU includes each relay's UDP ingest; the bench's own UDP feed is not counted",
+         reference CPU includes each relay's UDP ingest; the bench's own UDP feed (its counterpart) is counted only in the \
+         feeder-counted ratio",
         agent.producer_cpu_s.unwrap_or(0.0)
     );
     println!(
