@@ -53,7 +53,8 @@
 //! test's file server counted. The download is bounded
 //! (header sizes, free space, an overall deadline; see `Limits`). The
 //! downgrade check compares the version the command names with this
-//! agent's; the helper does not yet compare the signed manifest's version.
+//! agent's; the root helper checks the signed manifest's version again
+//! (the agent's word is not trusted there).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -291,8 +292,7 @@ impl Firmware {
         }
     }
 
-    /// Downloads `url` to `bundle.raucb` if its SHA-256 is `sha256`.
-    /// Downloads the bundle beside the request and checks its SHA-256; the
+    /// Downloads `url` to `bundle.raucb` if its SHA-256 is `sha256`; the
     /// bytes it took.
     fn download_verified(&self, id: &str, url: &str, sha256: &str) -> Result<u64, FirmwareError> {
         let part = self.dir.join("bundle.raucb.part");
