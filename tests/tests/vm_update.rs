@@ -167,8 +167,8 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
     });
 
     // 1. Tampered: refused, the box stays on A.
-    let url = |name: &str| format!("http://10.0.2.102/{name}.raucb");
-    send(mqtt_port, &device, "upd-tampered", &url("tampered"), &sha256(&www.join("tampered.raucb")));
+    let url = |file: &str| format!("http://10.0.2.102/{file}");
+    send(mqtt_port, &device, "upd-tampered", &url("tampered.raucb"), &sha256(&www.join("tampered.raucb")));
     let r = wait_for("the tampered bundle's result", ROUND_TRIP, || final_response(&log(), &device, "upd-tampered"));
     assert_eq!(r["state"], "failed", "tampered bundle not refused: {r}");
     // Refused by RAUC's checks, not because RAUC could not run at all.
@@ -179,7 +179,7 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
 
     // 2. Bad: installed, trial boot of B fails, back on A by itself.
     let t0 = std::time::Instant::now();
-    send(mqtt_port, &device, "upd-bad", &format!("http://10.0.2.102/{BAD}"), &sha256(&www.join(BAD)));
+    send(mqtt_port, &device, "upd-bad", &url(BAD), &sha256(&www.join(BAD)));
     let r = wait_for("the bad bundle installed", ROUND_TRIP, || final_response(&log(), &device, "upd-bad"));
     assert_eq!(r["state"], "succeeded", "bad bundle not installed: {r}");
     assert_eq!(r["result"]["streamed"], false, "{r}");
@@ -200,7 +200,7 @@ fn vm_update_tampered_refused_bad_falls_back_good_confirmed() {
 
     // 3. Good: installed, B boots, comes online and is confirmed.
     let t0 = std::time::Instant::now();
-    send(mqtt_port, &device, "upd-good", &url("good"), &sha256(&www.join("good.raucb")));
+    send(mqtt_port, &device, "upd-good", &url("good.raucb"), &sha256(&www.join("good.raucb")));
     let r = wait_for("the good bundle installed", ROUND_TRIP, || final_response(&log(), &device, "upd-good"));
     assert_eq!(r["state"], "succeeded", "good bundle not installed: {r}");
     assert_eq!(r["result"]["streamed"], true, "{r}");
