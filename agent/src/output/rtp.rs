@@ -57,6 +57,51 @@ const KERNEL_HORIZON: Duration = Duration::from_millis(10);
 const KERNEL_BATCH_INTERVAL: Duration = Duration::from_millis(4);
 /// Most chunks taken from the queue per wake-up (bounds a batch).
 const MAX_DRAIN: usize = 256;
+/// Bytes fq counts per datagram besides the payload: IPv4 (20), UDP (8)
+/// and Ethernet (14) headers. fq spaces by the whole frame (tc-fq(8)), so
+/// the model of its queue uses the same length.
+const FQ_FRAME_OVERHEAD: u64 = 42;
+
+/// What this thread has handed to fq and not yet left, modelled from the
+/// pacing rate fq enforces (sans-IO, times since the lane's epoch).
+///
+/// The pacer's schedule alone is not enough: after a stall of this thread
+/// (a loaded CPU) every queued packet is overdue, and handing them all over
+/// at once would queue them behind fq's pacing, past its per-flow limit of
+/// 100 packets, where fq drops them silently (an unconnected UDP socket
+/// without IP_RECVERR does not see ENOBUFS). So a packet is handed over
+/// only while fq's backlog stays within [`KERNEL_HORIZON`]; the rest waits
+/// here and catches up at the pacing rate, which has headroom above the
+/// stream's.
+#[derive(Debug, Clone, Copy)]
+struct FqBacklog {
+    /// When fq will have sent everything handed over so far.
+    drained_at: Duration,
+    bps: u64,
+}
+
+impl FqBacklog {
+    fn new(bps: u64) -> Self {
+        FqBacklog { drained_at: Duration::ZERO, bps: bps.max(1) }
+    }
+
+    /// Hands over a `len`-byte datagram at `now` if fq's backlog then stays
+    /// within `horizon`; false leaves the model unchanged.
+    fn admit(&mut self, now: Duration, len: usize, horizon: Duration) -> bool {
+        let start = self.drained_at.max(now);
+        if start > now + horizon {
+            return false;
+        }
+        let bits = (len as u64 + FQ_FRAME_OVERHEAD) * 8;
+        self.drained_at = start + Duration::from_nanos(bits.saturating_mul(1_000_000_000) / self.bps);
+        true
+    }
+
+    /// When the backlog is back within `horizon`, so more can be handed over.
+    fn room_at(&self, horizon: Duration) -> Duration {
+        self.drained_at.saturating_sub(horizon)
+    }
+}
 
 /// Everything an RTP output needs besides its queue.
 #[derive(Debug, Clone)]
@@ -202,6 +247,7 @@ impl RtpOutput {
             fec: self.settings.fec.map(|(m, mode)| FecEncoder::new(m, mode)),
             pacer: Pacer::new(self.settings.pace_bps()).ok().map(|p| p.with_max_lag(MAX_LAG)),
             pacing,
+            fq: FqBacklog::new(self.settings.pace_bps()),
             epoch: Instant::now(),
             meter: BurstMeter::new(),
             pending: VecDeque::new(),
@@ -259,6 +305,7 @@ impl RtpOutput {
                     }
                     if pacing == PacingMode::KernelFq {
                         let _ = sock.set_max_pacing_rate(pace_bps);
+                        lane.fq.bps = pace_bps.max(1);
                     }
                 }
                 lane.report(&self.status, pace_bps);
@@ -269,7 +316,7 @@ impl RtpOutput {
             // idle wake-up (nothing taken, nothing pending) goes straight
             // back to blocking on the queue.
             let next = match lane.pending.front() {
-                Some(q) => q.due.saturating_sub(lane.ahead()).max(woke + lane.interval()),
+                Some(q) => lane.reach(q.due).max(woke + lane.interval()),
                 None if took > 0 => woke + lane.interval(),
                 None => continue,
             };
@@ -285,7 +332,7 @@ impl RtpOutput {
         lane.flush_fec();
         while let Some(due) = lane.pending.front().map(|q| q.due) {
             let now = lane.epoch.elapsed();
-            let reach = due.saturating_sub(lane.ahead());
+            let reach = lane.reach(due);
             if reach > now {
                 std::thread::sleep(reach - now);
             }
@@ -313,6 +360,8 @@ struct Lane {
     fec: Option<FecEncoder>,
     pacer: Option<Pacer>,
     pacing: PacingMode,
+    /// Only with [`PacingMode::KernelFq`].
+    fq: FqBacklog,
     epoch: Instant,
     meter: BurstMeter,
     pending: VecDeque<Queued>,
@@ -325,6 +374,16 @@ impl Lane {
         match self.pacing {
             PacingMode::KernelFq => KERNEL_HORIZON,
             PacingMode::Userspace => PACING_TICK / 2,
+        }
+    }
+
+    /// When a packet due at `due` can be handed over: within
+    /// [`Lane::ahead`] of it, and with fq once its backlog has room.
+    fn reach(&self, due: Duration) -> Duration {
+        let by_schedule = due.saturating_sub(self.ahead());
+        match self.pacing {
+            PacingMode::KernelFq => by_schedule.max(self.fq.room_at(KERNEL_HORIZON)),
+            PacingMode::Userspace => by_schedule,
         }
     }
 
@@ -376,15 +435,21 @@ impl Lane {
     }
 
     /// Sends, in one batch, every pending packet due within [`Lane::ahead`]
-    /// of `now`.
+    /// of `now` (with fq: as many of them as its backlog bound admits).
     fn send_due(&mut self, sock: &mut BatchSocket, now: Duration) {
         let limit = now + self.ahead();
-        let n = self.pending.iter().take_while(|q| q.due <= limit).count();
+        let at = self.epoch.elapsed();
+        let mut fq = self.fq;
+        let n = self
+            .pending
+            .iter()
+            .take_while(|q| q.due <= limit && (self.pacing == PacingMode::Userspace || fq.admit(at, q.data.len(), KERNEL_HORIZON)))
+            .count();
+        self.fq = fq;
         if n == 0 {
             return;
         }
         let batch: Vec<Queued> = self.pending.drain(..n).collect();
-        let at = self.epoch.elapsed();
         for q in &batch {
             // Userspace: the hand-off is the departure. fq: the packet
             // leaves at its pacing slot, which the pacer models at the same
@@ -462,6 +527,32 @@ mod tests {
             nominal_bps: Arc::new(AtomicU64::new(10_000_000)),
             live_edge: Arc::default(),
         }
+    }
+
+    #[test]
+    fn fq_backlog_after_a_stall_stays_within_the_horizon() {
+        // 15.6 Mbit/s (10 Mbit/s + headroom + FEC 10×10): a 1358-byte
+        // datagram takes ~0.72 ms of fq's time.
+        let mut fq = FqBacklog::new(15_600_000);
+        let ms = Duration::from_millis;
+        // The thread wakes 150 ms late with ~200 packets overdue: only the
+        // horizon's worth is handed over, well under fq's flow_limit (100).
+        let now = ms(150);
+        let admitted = (0..200).take_while(|_| fq.admit(now, 1316, KERNEL_HORIZON)).count();
+        assert!((14..=16).contains(&admitted), "{admitted}");
+        // Nothing more until fq has worked the backlog down...
+        assert!(!fq.admit(now, 1316, KERNEL_HORIZON));
+        let room = fq.room_at(KERNEL_HORIZON);
+        assert!(room > now && room <= now + ms(1), "{room:?}");
+        // ...and then one more per ~0.72 ms: the catch-up runs at the pacing rate.
+        let later = now + ms(10);
+        let more = (0..200).take_while(|_| fq.admit(later, 1316, KERNEL_HORIZON)).count();
+        assert!((13..=15).contains(&more), "{more}");
+        // An idle gap empties the model: a frame's burst is admitted whole
+        // up to the horizon again.
+        let idle = later + ms(500);
+        assert_eq!(fq.room_at(KERNEL_HORIZON).max(idle), idle);
+        assert!(fq.admit(idle, 1316, KERNEL_HORIZON));
     }
 
     #[test]
