@@ -15,6 +15,9 @@
 #   --version V  the bundle's version (default: the agent's git describe)
 #   --rootfs-only  only fill the rootfs cache (no --binary needed): CI
 #                starts it beside the cargo build so the QEMU tests find it
+#   --add-packages "P..."  with --rootfs-only: a separate cache entry with
+#                these Debian packages too (scripts/bench-vm.sh adds ffmpeg
+#                and gst-launch-1.0 to measure beside them); never a slot
 #   --bundle-only  only the bundle (implies --bundle): no ESP, no disk.img, for
 #                update tests that never boot this build
 #   --slim       leave the media stack (GStreamer, codecs, Mesa) out of the
@@ -37,6 +40,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 
 binary="" out="$here/build" provision="$here/provision" extra="" compress=0 bundle=0 bundle_only=0 version="" slim=0 rootfs_only=0
+add_packages=""
 while (($#)); do
   case "$1" in
     --binary) binary="$2"; shift 2 ;;
@@ -49,6 +53,7 @@ while (($#)); do
     --version) version="$2"; shift 2 ;;
     --slim) slim=1; shift ;;
     --rootfs-only) rootfs_only=1; shift ;;
+    --add-packages) add_packages="$2"; shift 2 ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -59,6 +64,8 @@ if [[ -z "$binary" ]]; then
   done
 fi
 ((rootfs_only)) || [[ -x "$binary" ]] || { echo "build.sh: no edge-agent binary (cargo build -p agent, or --binary)" >&2; exit 1; }
+[[ -z "$add_packages" ]] || ((rootfs_only)) || { echo "build.sh: --add-packages is for --rootfs-only (a tool rootfs, never a slot)" >&2; exit 2; }
+[[ "$add_packages" =~ ^[a-z0-9.+\ -]*$ ]] || { echo "build.sh: --add-packages takes Debian package names" >&2; exit 2; }
 ((rootfs_only)) || [[ -f "$provision/agent.toml.in" ]] || { echo "build.sh: $provision/agent.toml.in missing" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || { echo "build.sh: run as root (mmdebstrap chroots, files owned by uid 930)" >&2; exit 1; }
 
@@ -115,8 +122,15 @@ select_signing_key "$cache" "$log" || exit 1
 
 # ---- 1. rootfs, cached by the hash of everything that goes into it.
 packages=$(grep -v '^\s*#' "$here/packages.list" | xargs | tr ' ' ',')
-rootfs_key=$( { cat "$here/packages.list" "$here"/hooks/*; mmdebstrap --version; } | sha256sum | cut -c1-16)
-rootfs="$cache/rootfs-$rootfs_key"
+# A rootfs with added packages is its own cache entry ("rootfs+more-"), so
+# neither evicts the other.
+prefix=rootfs
+if [[ -n "$add_packages" ]]; then
+  prefix=rootfs+more
+  packages+=",$(echo "$add_packages" | xargs | tr ' ' ',')"
+fi
+rootfs_key=$( { cat "$here/packages.list" "$here"/hooks/*; [[ -z "$add_packages" ]] || echo "$add_packages"; mmdebstrap --version; } | sha256sum | cut -c1-16)
+rootfs="$cache/$prefix-$rootfs_key"
 make_rootfs() {
   rm -rf "$rootfs.tmp"
   # --variant=apt: only Essential + apt + the list; no Recommends, so nothing
@@ -133,7 +147,7 @@ make_rootfs() {
     "deb http://deb.debian.org/debian-security trixie-security main non-free-firmware non-free"
   mv "$rootfs.tmp" "$rootfs"
   # Keep only the newest cache entry: each is ~700 MB.
-  find "$cache" -maxdepth 1 -name 'rootfs-*' ! -name "rootfs-$rootfs_key" -exec rm -rf {} +
+  find "$cache" -maxdepth 1 -name "$prefix-*" ! -name "$prefix-$rootfs_key" -exec rm -rf {} +
 }
 if [[ -d "$rootfs" ]]; then
   step "rootfs (cached, key $rootfs_key)" true
