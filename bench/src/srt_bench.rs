@@ -473,19 +473,28 @@ pub fn run(a: &SrtArgs) -> Result<Delivery> {
             &rows
         )
     );
-    let ratio = agent.cpu_per_mbps(agent.cpu_s) / reference.cpu_per_mbps(reference.cpu_s);
     println!();
-    // The goal of issue 18: no dearer than srt-live-transmit.
-    println!("ratio agent/reference (CPU s per Mbit/s): {ratio:.2}×  (goal ≤ 1.0×: {})", if ratio <= 1.0 { "met" } else { "NOT met" });
+    // The goal of issue 18: no dearer than srt-live-transmit, judged like
+    // with like: the agent's producer thread and the bench's UDP feeder do
+    // the same job for their side (make the TS, pace it, hand it on), so
+    // the goal ratio counts both or, where the feeder's CPU is unknown,
+    // the agent's producer alone (the dearer reading for the agent).
+    let one_sided = agent.cpu_per_mbps(agent.cpu_s) / reference.cpu_per_mbps(reference.cpu_s);
+    let (goal, how) = match reference.feeder_cpu_s {
+        Some(f) => (
+            agent.cpu_per_mbps(agent.cpu_s) / reference.cpu_per_mbps(reference.cpu_s + f),
+            format!("each side's feeder counted: agent incl. producer / relays + the bench's UDP feeder {f:.2} s"),
+        ),
+        None => (one_sided, "agent incl. producer / relays; the feeder's CPU is unknown".to_owned()),
+    };
+    println!(
+        "ratio agent/reference (CPU s per Mbit/s): {goal:.2}×  ({how}; goal ≤ 1.0×: {})",
+        if goal <= 1.0 { "met" } else { "NOT met" }
+    );
+    println!("ratio with only the agent's producer counted (the reference's feeder not): {one_sided:.2}×");
     if let Some(o) = outputs_only {
         let r = agent.cpu_per_mbps(o) / reference.cpu_per_mbps(reference.cpu_s);
-        println!("ratio agent outputs only/reference: {r:.2}×");
-    }
-    // Like with like: the agent's producer and the bench's UDP feeder do
-    // the same job (make the TS, pace it, hand it on) for their side.
-    if let Some(f) = reference.feeder_cpu_s {
-        let r = agent.cpu_per_mbps(agent.cpu_s) / reference.cpu_per_mbps(reference.cpu_s + f);
-        println!("ratio with each side's feeder counted (agent incl. producer / relays + the bench's UDP feeder {f:.2} s): {r:.2}×");
+        println!("ratio agent outputs only/reference relays only: {r:.2}×");
     }
     let ok = agent.delivered_ok() && reference.delivered_ok();
     let delivery = match (agent.delivered_ok(), reference.delivered_ok()) {
@@ -512,8 +521,8 @@ pub fn run(a: &SrtArgs) -> Result<Delivery> {
     );
     println!(
         "- agent CPU includes its producer thread (synthetic TS generation, pacing, fan-out publish: {:.2} s); \
-         reference CPU includes each relay's UDP ingest; the bench's own UDP feed (its counterpart) is counted only in the \
-         feeder-counted ratio",
+         reference CPU includes each relay's UDP ingest; the bench's own UDP feed (its counterpart) is counted in the \
+         goal ratio",
         agent.producer_cpu_s.unwrap_or(0.0)
     );
     println!(
