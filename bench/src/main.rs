@@ -57,11 +57,12 @@
 //!   the agent's threads wake per chunk when chunks come one at a time; the
 //!   tables print context switches per chunk per thread to show it. Compare
 //!   the default with `--burst-ms 33`. `srt --no-aes` isolates encryption
-//!   (the agent links libsrt's OpenSSL flavour, srt-live-transmit the GnuTLS
-//!   one).
+//!   (both sides link Debian's GnuTLS flavour of libsrt by default).
 //! - The agent child counts its producer thread (TS generation or file
-//!   chunks, pacing, fan-out publish); the SRT table also shows the CPU
-//!   without it. ffmpeg and gst also demux/parse the file.
+//!   chunks, pacing, fan-out publish). The SRT goal ratio counts the
+//!   bench's UDP feeder on the reference side too (the same job), and the
+//!   table also shows the agent's CPU without its producer. ffmpeg and gst
+//!   also demux/parse the file.
 //! - One run is one sample; background load moves the figures by several
 //!   per cent. Compare ratios, not absolute seconds, across machines.
 //!
