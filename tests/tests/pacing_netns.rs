@@ -333,6 +333,18 @@ fn fq_pacing_in_a_vm_when_the_host_kernel_has_no_fq() {
     let burst = console.iter().find(|l| l.contains("largest 1 ms burst")).cloned().unwrap_or_default();
     assert!(burst.contains("(kernel-fq)"), "no figures from the guest:\n{text}");
     eprintln!("in the image's kernel ({:.0} s in all): {burst}", t0.elapsed().as_secs_f64());
+    // `... path A (kernel-fq) 7 packets, path B (userspace) 31 packets; ...`
+    let packets = |path: &str| {
+        let rest = burst.split(path).nth(1)?;
+        rest.split_whitespace().nth(1).map(str::to_owned)
+    };
+    const TEST: &str = "pacing_fq_in_qemu";
+    edge_tests::record(
+        TEST,
+        "largest 1 ms burst at the receiver, fq / userspace pacer (packets; TCG)",
+        format!("{} / {}", packets("path A").unwrap_or_default(), packets("path B").unwrap_or_default()),
+    );
+    edge_tests::record(TEST, "copy, disk, boot and test in the guest (s)", format!("{:.0}", t0.elapsed().as_secs_f64()));
 }
 
 /// One datagram and its kernel receive time (ns, CLOCK_REALTIME), or None
