@@ -75,9 +75,12 @@ rm -rf "$stage"
 
 # TCG as in run.sh (docs/image.md#boot-tests); -cpu max so the guest has the
 # host's instruction set extensions (the media tools pick code paths by it).
+# loglevel=1: the command's output shares the serial line with the kernel's
+# console, and a kernel warning (TCG's late timers make some) must not land
+# in the middle of a line a caller parses.
 accel="${ENCODER_QEMU_ACCEL:-tcg}"
 exec qemu-system-x86_64 -accel "$accel" -M q35 -cpu "${EDGE_QEMU_CPU:-max}" -m 2048 -smp 2 \
   -display none -serial stdio -monitor none -no-reboot -nic none \
   -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
-  -append "root=/dev/vda rw console=ttyS0 init=/run-in-rootfs/init panic=-1 quiet" \
+  -append "root=/dev/vda rw console=ttyS0 init=/run-in-rootfs/init panic=-1 quiet loglevel=1" \
   -drive "if=virtio,format=raw,file=$disk"
