@@ -13,8 +13,9 @@
 #   --compress   also write disk.img.zst (zstd -10, ~14 s)
 #   --bundle     also write bundle.raucb, a signed RAUC bundle of the slot
 #   --version V  the bundle's version (default: the agent's git describe)
-#   --rootfs-only  only fill the rootfs cache (no --binary needed): CI
-#                starts it beside the cargo build so the QEMU tests find it
+#   --rootfs-only  only fill the rootfs cache (no --binary needed) and print
+#                its path on stdout: CI starts it beside the cargo build so
+#                the QEMU tests find it
 #   --add-packages "P..."  with --rootfs-only: a separate cache entry with
 #                these Debian packages too (scripts/bench-vm.sh adds ffmpeg
 #                and gst-launch-1.0 to measure beside them); never a slot
@@ -156,6 +157,9 @@ else
 fi
 if ((rootfs_only)); then
   printf 'image: rootfs cache %s ready in %ds\n' "$rootfs" $((SECONDS - t_all)) >&2
+  # Its path alone on stdout, for the tools that boot the tree
+  # (tests/src/vm.rs, scripts/bench-vm.sh).
+  printf '%s\n' "$rootfs"
   exit 0
 fi
 

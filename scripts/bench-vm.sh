@@ -25,13 +25,8 @@ bench="${1:-fec}"
 case "$bench" in fec|srt) ;; *) echo "bench-vm.sh: fec or srt, not $bench" >&2; exit 2 ;; esac
 
 cargo build --release --locked -p edge-bench
-log=$(mktemp)
-if ! image/build.sh --rootfs-only --add-packages "ffmpeg gstreamer1.0-tools linux-perf" 2>"$log"; then
-  cat "$log" >&2; exit 1
-fi
-rootfs=$(sed -n 's/^image: rootfs cache \(.*\) ready in .*/\1/p' "$log")
-rm -f "$log"
-[[ -d "$rootfs" ]] || { echo "bench-vm.sh: image/build.sh named no rootfs" >&2; exit 1; }
+rootfs=$(image/build.sh --rootfs-only --add-packages "ffmpeg gstreamer1.0-tools linux-perf")
+[[ -d "$rootfs/boot" ]] || { echo "bench-vm.sh: image/build.sh named no rootfs" >&2; exit 1; }
 
 work=$(mktemp -d /var/tmp/bench-vm.XXXXXX)
 trap 'rm -rf "$work"' EXIT

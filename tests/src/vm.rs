@@ -162,20 +162,18 @@ pub fn build_image_with_input(dir: &Path, out: &Path, args: &[&str], input: &str
 /// once, 1-6 min cold, seconds when cached), for
 /// `image/qemu/run-in-rootfs.sh`.
 pub fn image_rootfs() -> PathBuf {
+    // Progress and errors on stderr (shown with the test's output), the
+    // tree's path alone on stdout.
     let out = Command::new(repo().join("image/build.sh"))
         .arg("--rootfs-only")
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::inherit())
         .output()
         .unwrap_or_else(|e| panic!("cannot run image/build.sh: {e}"));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "image/build.sh --rootfs-only failed ({}): {err}", out.status);
-    // Its last line: `image: rootfs cache <dir> ready in <n>s`.
-    err.lines()
-        .find_map(|l| l.strip_prefix("image: rootfs cache ")?.split(" ready in ").next())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("image/build.sh --rootfs-only named no rootfs: {err}"))
+    assert!(out.status.success(), "image/build.sh --rootfs-only failed ({})", out.status);
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(path.join("boot").is_dir(), "image/build.sh --rootfs-only printed no rootfs: {path:?}");
+    path
 }
 
 /// After a passing run, frees the image's disk (a 1.2-1.7 GB disk.img and
