@@ -45,15 +45,24 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 /// sends what is due within half a tick, so the largest 1 ms burst stays
 /// what it was with one send per packet (1–5 packets at 10–50 Mbit/s).
 const PACING_TICK: Duration = Duration::from_millis(1);
-/// Kernel (fq) pacing: packets are handed over up to this long before their
-/// modelled departure. It bounds the fq flow's backlog to rate × horizon
-/// (≈ 15 packets at 15 Mbit/s, ≈ 60 at 65 Mbit/s), under fq's default
-/// per-flow limit of 100 packets (tc-fq(8) `flow_limit`), so a long I-frame
-/// burst waits here, not in a qdisc that would drop its tail.
-const KERNEL_HORIZON: Duration = Duration::from_millis(10);
+/// Kernel (fq) pacing: the most full-size datagrams handed to fq and not
+/// yet sent. fq drops past its per-flow limit of 100 packets (tc-fq(8)
+/// `flow_limit`), so a long I-frame burst waits here, not in a qdisc that
+/// would drop its tail. The model queues all three ports as one flow at
+/// the pacing rate; fq keeps an unconnected socket's destinations apart
+/// (a flow per 5-tuple hash, each paced at the socket's rate), so each of
+/// its flows holds at most what the model counts.
+/// The backlog's length in time follows from the rate (see
+/// [`FqBacklog::horizon`]): 40 ms, a whole frame's burst in one hand-over,
+/// up to ≈ 17 Mbit/s; ≈ 11 ms at 65 Mbit/s.
+const FQ_BACKLOG_PACKETS: u64 = 64;
+/// The largest datagram an RTP output sends (12-byte RTP header, 16-byte
+/// FEC header, 7 TS packets) plus what fq counts besides it.
+const FQ_FULL_FRAME: u64 = 12 + 16 + 1316 + FQ_FRAME_OVERHEAD;
 /// Kernel (fq) pacing: least time between wake-ups, and so the most that
 /// batching adds to a packet's latency (fq does the spacing, so a longer
-/// batch costs no burstiness).
+/// batch costs no burstiness). Shorter where the backlog bound is shorter
+/// than two of these (above ≈ 175 Mbit/s).
 const KERNEL_BATCH_INTERVAL: Duration = Duration::from_millis(4);
 /// Most chunks taken from the queue per wake-up (bounds a batch).
 const MAX_DRAIN: usize = 256;
@@ -70,9 +79,9 @@ const FQ_FRAME_OVERHEAD: u64 = 42;
 /// at once would queue them behind fq's pacing, past its per-flow limit of
 /// 100 packets, where fq drops them silently (an unconnected UDP socket
 /// without IP_RECVERR does not see ENOBUFS). So a packet is handed over
-/// only while fq's backlog stays within [`KERNEL_HORIZON`]; the rest waits
-/// here and catches up at the pacing rate, which has headroom above the
-/// stream's.
+/// only while fq's backlog stays within [`FqBacklog::horizon`]; the rest
+/// waits here and catches up at the pacing rate, which has headroom above
+/// the stream's.
 #[derive(Debug, Clone, Copy)]
 struct FqBacklog {
     /// When fq will have sent everything handed over so far.
@@ -85,11 +94,19 @@ impl FqBacklog {
         FqBacklog { drained_at: Duration::ZERO, bps: bps.max(1) }
     }
 
+    /// How long fq takes to send [`FQ_BACKLOG_PACKETS`] full-size
+    /// datagrams at this rate, at most [`MAX_LAG`] (no packet is scheduled
+    /// further ahead than that, so a longer horizon would change nothing).
+    fn horizon(&self) -> Duration {
+        let bits = FQ_BACKLOG_PACKETS * FQ_FULL_FRAME * 8;
+        Duration::from_nanos(bits.saturating_mul(1_000_000_000) / self.bps).min(MAX_LAG)
+    }
+
     /// Hands over a `len`-byte datagram at `now` if fq's backlog then stays
-    /// within `horizon`; false leaves the model unchanged.
-    fn admit(&mut self, now: Duration, len: usize, horizon: Duration) -> bool {
+    /// within [`FqBacklog::horizon`]; false leaves the model unchanged.
+    fn admit(&mut self, now: Duration, len: usize) -> bool {
         let start = self.drained_at.max(now);
-        if start > now + horizon {
+        if start > now + self.horizon() {
             return false;
         }
         let bits = (len as u64 + FQ_FRAME_OVERHEAD) * 8;
@@ -97,9 +114,10 @@ impl FqBacklog {
         true
     }
 
-    /// When the backlog is back within `horizon`, so more can be handed over.
-    fn room_at(&self, horizon: Duration) -> Duration {
-        self.drained_at.saturating_sub(horizon)
+    /// When the backlog is back within the horizon, so more can be handed
+    /// over.
+    fn room_at(&self) -> Duration {
+        self.drained_at.saturating_sub(self.horizon())
     }
 }
 
@@ -372,7 +390,7 @@ impl Lane {
     /// How far ahead of its departure time a packet is handed over.
     fn ahead(&self) -> Duration {
         match self.pacing {
-            PacingMode::KernelFq => KERNEL_HORIZON,
+            PacingMode::KernelFq => self.fq.horizon(),
             PacingMode::Userspace => PACING_TICK / 2,
         }
     }
@@ -382,7 +400,7 @@ impl Lane {
     fn reach(&self, due: Duration) -> Duration {
         let by_schedule = due.saturating_sub(self.ahead());
         match self.pacing {
-            PacingMode::KernelFq => by_schedule.max(self.fq.room_at(KERNEL_HORIZON)),
+            PacingMode::KernelFq => by_schedule.max(self.fq.room_at()),
             PacingMode::Userspace => by_schedule,
         }
     }
@@ -390,7 +408,9 @@ impl Lane {
     /// Least time between two wake-ups.
     fn interval(&self) -> Duration {
         match self.pacing {
-            PacingMode::KernelFq => KERNEL_BATCH_INTERVAL,
+            // Half the horizon at most, so the backlog never runs dry
+            // between two wake-ups while packets wait here.
+            PacingMode::KernelFq => KERNEL_BATCH_INTERVAL.min(self.fq.horizon() / 2),
             PacingMode::Userspace => PACING_TICK,
         }
     }
@@ -443,7 +463,7 @@ impl Lane {
         let n = self
             .pending
             .iter()
-            .take_while(|q| q.due <= limit && (self.pacing == PacingMode::Userspace || fq.admit(at, q.data.len(), KERNEL_HORIZON)))
+            .take_while(|q| q.due <= limit && (self.pacing == PacingMode::Userspace || fq.admit(at, q.data.len())))
             .count();
         self.fq = fq;
         if n == 0 {
@@ -531,29 +551,46 @@ mod tests {
     }
 
     #[test]
-    fn fq_backlog_after_a_stall_stays_within_the_horizon() {
-        // 15.6 Mbit/s (10 Mbit/s + headroom + FEC 10×10): a 1358-byte
-        // datagram takes ~0.72 ms of fq's time.
-        let mut fq = FqBacklog::new(15_600_000);
+    fn fq_backlog_after_a_stall_stays_within_the_flow_limit() {
         let ms = Duration::from_millis;
-        // The thread wakes 150 ms late with ~200 packets overdue: only the
-        // horizon's worth is handed over, well under fq's flow_limit (100).
+        // 65 Mbit/s (50 Mbit/s + headroom): a 1358-byte datagram (1316 B
+        // + RTP header + what fq counts) takes ~0.17 ms of fq's time.
+        let mut fq = FqBacklog::new(65_000_000);
+        assert!((ms(10)..ms(12)).contains(&fq.horizon()), "{:?}", fq.horizon());
+        // The thread wakes 150 ms late with ~900 packets overdue: only the
+        // bound's worth is handed over, under fq's flow_limit (100).
         let now = ms(150);
-        let admitted = (0..200).take_while(|_| fq.admit(now, 1316, KERNEL_HORIZON)).count();
-        assert!((14..=16).contains(&admitted), "{admitted}");
+        let admitted = (0..900).take_while(|_| fq.admit(now, 1316)).count();
+        assert!((64..=70).contains(&admitted), "{admitted}");
         // Nothing more until fq has worked the backlog down...
-        assert!(!fq.admit(now, 1316, KERNEL_HORIZON));
-        let room = fq.room_at(KERNEL_HORIZON);
+        assert!(!fq.admit(now, 1316));
+        let room = fq.room_at();
         assert!(room > now && room <= now + ms(1), "{room:?}");
-        // ...and then one more per ~0.72 ms: the catch-up runs at the pacing rate.
-        let later = now + ms(10);
-        let more = (0..200).take_while(|_| fq.admit(later, 1316, KERNEL_HORIZON)).count();
-        assert!((13..=15).contains(&more), "{more}");
+        // ...and then one more per ~0.17 ms: the catch-up runs at the pacing rate.
+        let later = now + ms(5);
+        let more = (0..900).take_while(|_| fq.admit(later, 1316)).count();
+        assert!((28..=31).contains(&more), "{more}");
         // An idle gap empties the model: a frame's burst is admitted whole
-        // up to the horizon again.
+        // up to the bound again.
         let idle = later + ms(500);
-        assert_eq!(fq.room_at(KERNEL_HORIZON).max(idle), idle);
-        assert!(fq.admit(idle, 1316, KERNEL_HORIZON));
+        assert_eq!(fq.room_at().max(idle), idle);
+        assert!(fq.admit(idle, 1316));
+    }
+
+    #[test]
+    fn fq_takes_a_whole_frame_at_once_at_contribution_rates() {
+        let ms = Duration::from_millis;
+        // 10 Mbit/s + headroom + FEC 10×10: the horizon is MAX_LAG, so a
+        // 30 fps frame's burst (≈ 35 datagrams with its FEC) is one hand-over.
+        let mut fq = FqBacklog::new(15_600_000);
+        assert_eq!(fq.horizon(), MAX_LAG);
+        assert_eq!((0..35).take_while(|_| fq.admit(ms(0), 1316)).count(), 35);
+        // Whatever the rate, the horizon never holds more than the bound.
+        for bps in [1_000_000, 15_600_000, 65_000_000, 300_000_000, 1_000_000_000] {
+            let fq = FqBacklog::new(bps);
+            let packets = fq.horizon().as_nanos() * u128::from(bps) / 1_000_000_000 / u128::from(FQ_FULL_FRAME * 8);
+            assert!(packets <= u128::from(FQ_BACKLOG_PACKETS), "{bps}: {packets}");
+        }
     }
 
     #[test]
