@@ -196,7 +196,7 @@ struct SenderRun {
     lifetime_cpu_s: f64,
     rss_kb: u64,
     /// CPU and context switches per thread name over the stream (from the
-    /// 100 ms thread samples; the last ≤ 100 ms before exit are missing).
+    /// 100 ms thread samples; each thread's last ≤ 100 ms are missing).
     threads: Vec<(String, f64, u64)>,
     notes: Vec<String>,
 }
@@ -282,11 +282,11 @@ fn run_sender(label: &'static str, scratch: &Path, tck: f64, limit: Duration, ma
     };
     let (base_at, base_ticks) = samples.iter().rev().find(|(t, _)| *t <= first).copied().unwrap_or((started, 0));
     let media_packets = media.packets.load(Ordering::Relaxed);
-    let threads = match (thread_samples.iter().rev().find(|(t, _)| *t <= first), thread_samples.last()) {
-        (Some((_, before)), Some((_, after))) => procs::thread_delta(before, after, tck),
-        (None, Some((_, after))) => procs::thread_delta(&[], after, tck),
-        _ => Vec::new(),
-    };
+    // Threads that ended before the last sample (the output's, joined at
+    // the end) count up to their own last sample.
+    let before = thread_samples.iter().rev().find(|(t, _)| *t <= first).map_or(&[][..], |(_, s)| &s[..]);
+    let after = procs::last_of_each_thread(thread_samples.iter().map(|(_, s)| &s[..]));
+    let threads = procs::thread_delta(before, &after, tck);
     let mut notes = Vec::new();
     let finals: Vec<String> = out.try_iter().collect();
     for line in finals {

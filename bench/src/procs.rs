@@ -104,6 +104,19 @@ pub fn threads(pid: u32) -> Result<Vec<ThreadSample>> {
 /// Per thread name between two [`threads`] readings of the same processes,
 /// most CPU first: (name, CPU seconds, context switches). Threads that ended
 /// in between are missing.
+/// Each thread's last sample across `samples` (oldest first), so a thread
+/// that ended between samples keeps the CPU it had used by then.
+pub fn last_of_each_thread<'a>(samples: impl IntoIterator<Item = &'a [ThreadSample]>) -> Vec<ThreadSample> {
+    let mut last: Vec<ThreadSample> = Vec::new();
+    for t in samples.into_iter().flatten() {
+        match last.iter_mut().find(|l| l.tid == t.tid) {
+            Some(l) => *l = t.clone(),
+            None => last.push(t.clone()),
+        }
+    }
+    last
+}
+
 pub fn thread_delta(before: &[ThreadSample], after: &[ThreadSample], tck: f64) -> Vec<(String, f64, u64)> {
     let mut by_name: Vec<(String, f64, u64)> = Vec::new();
     for a in after {
