@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use agent::fanout::{FanOut, TsChunk};
+use agent::output::udp_batch::BatchSocket;
 use agent::output::{OutputHandle, OutputState};
 use agent::shutdown::Shutdown;
 use anyhow::{anyhow, bail, Context, Result};
@@ -405,6 +406,57 @@ fn raw_throughput(n: u64, tck: f64) -> Result<Vec<Raw>> {
     Ok(results)
 }
 
+/// What the kernel's UDP send path costs this thread per datagram, with
+/// nothing of the sender's own around it: 1328-byte datagrams (RTP header +
+/// 7 TS packets) to a loopback port a thread drains, one `sendto` each, or
+/// 8 per `sendmmsg` through the agent's own batch socket (its mean batch
+/// with fq and frame bursts). Every sender in the table pays this path once
+/// per datagram; no sender can cost less than its datagrams times it.
+#[derive(Debug)]
+struct KernelFloor {
+    sendto_us: f64,
+    sendmmsg8_us: f64,
+}
+
+fn kernel_floor(tck: f64) -> Result<KernelFloor> {
+    let rx = UdpSocket::bind("127.0.0.1:0")?;
+    let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(4 << 20);
+    rx.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let to = rx.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let drain = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                let _ = rx.recv(&mut buf);
+            }
+        })
+    };
+    let datagram = [0x47u8; 12 + CHUNK];
+    let measure = |send: &mut dyn FnMut() -> u64| -> Result<f64> {
+        let cpu0 = procs::own_thread_ticks()?;
+        let t0 = Instant::now();
+        let mut sent = 0u64;
+        while t0.elapsed() < Duration::from_secs(1) {
+            sent += send();
+        }
+        let cpu_s = (procs::own_thread_ticks()? - cpu0) as f64 / tck;
+        Ok(1e6 * cpu_s / sent.max(1) as f64)
+    };
+    let tx = UdpSocket::bind("127.0.0.1:0")?;
+    let sendto_us = measure(&mut || u64::from(tx.send_to(&datagram, to).is_ok()))?;
+    let mut batch = BatchSocket::new(UdpSocket::bind("127.0.0.1:0")?);
+    let eight = [(&datagram[..], to); 8];
+    let sendmmsg8_us = measure(&mut || {
+        let out = batch.send(&eight, false);
+        out.sent + out.errors
+    })?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = drain.join();
+    Ok(KernelFloor { sendto_us, sendmmsg8_us })
+}
+
 /// Runs the three senders and the raw measurement, and prints the tables.
 pub fn run(a: &FecArgs) -> Result<()> {
     let tck = procs::clk_tck()? as f64;
@@ -511,6 +563,18 @@ pub fn run(a: &FecArgs) -> Result<()> {
         if vs_ffmpeg <= 1.0 / 3.0 { "met" } else { "NOT met" }
     );
     println!("ratio agent/gst    (CPU s per Mbit/s): {vs_gst:.2}×  (agent {}; per Mbit sent {vs_gst_mbit:.2}×)", cheaper(vs_gst));
+    let floor = kernel_floor(tck)?;
+    let datagrams = agent.media_packets + agent.column_packets + agent.row_packets;
+    let floor_s = datagrams as f64 * floor.sendmmsg8_us / 1e6;
+    println!(
+        "kernel floor: the UDP send path alone costs this machine {:.1} µs CPU per datagram by sendto, {:.1} µs by \
+         sendmmsg of 8 (measured in-process after the runs); the agent's {datagrams} datagrams at the latter = {floor_s:.2} CPU s \
+         = {:.2}× ffmpeg's whole run (the goal needs the agent's whole run under {:.2} CPU s)",
+        floor.sendto_us,
+        floor.sendmmsg8_us,
+        floor_s / ffmpeg.stream_cpu_s,
+        ffmpeg.cpu_per_mbps() / 3.0 * agent.ts_mbps(),
+    );
     let most = runs.iter().map(|r| r.media_packets).max().unwrap_or(0);
     let least = runs.iter().map(|r| r.media_packets).min().unwrap_or(0);
     println!(
