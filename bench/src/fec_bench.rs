@@ -54,6 +54,11 @@ pub struct FecArgs {
     /// pacer then spreads them). 0 = one chunk at a time, evenly spaced.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub burst_ms: u64,
+    /// The agent output's `pacing` setting. `kernel` on a machine without
+    /// fq sends the kernel path's batches unpaced: its CPU less fq's own
+    /// work, an estimate of the fq path where fq cannot be had.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "userspace", "kernel"])]
+    pub pacing: String,
 }
 
 /// Settings of the hidden `fec-agent-child` subcommand (the agent side).
@@ -70,6 +75,8 @@ pub struct FecChildArgs {
     pub rate_bps: u64,
     #[arg(long, default_value_t = 0)]
     pub burst_ms: u64,
+    #[arg(long, default_value = "auto")]
+    pub pacing: String,
 }
 
 /// The agent side: the agent's fan-out (which packetises once for all RTP
@@ -81,8 +88,8 @@ pub fn agent_child(a: &FecChildArgs) -> Result<()> {
     let mut file = std::io::BufReader::with_capacity(1 << 16, file);
     let toml = format!(
         "device_id = \"edge-bench\"\n\n[input]\nkind = \"test-pattern\"\n\n[[outputs]]\nname = \"rtpfec\"\n\
-         kind = \"rtp-fec\"\naddress = \"127.0.0.1:{}\"\nfec_columns = {L}\nfec_rows = {D}\nfec_mode = \"column-and-row\"\n",
-        a.port
+         kind = \"rtp-fec\"\naddress = \"127.0.0.1:{}\"\nfec_columns = {L}\nfec_rows = {D}\nfec_mode = \"column-and-row\"\npacing = \"{}\"\n",
+        a.port, a.pacing
     );
     let cfg = agent::config::from_str(&toml).map_err(|e| anyhow!("bench configuration refused: {e}"))?;
     let fan = FanOut::new(0x0EDB_E7C4);
@@ -296,13 +303,15 @@ fn run_sender(label: &'static str, scratch: &Path, tck: f64, limit: Duration, ma
             for o in v {
                 notes.push(format!(
                     "agent output: {} media sent, {} column + {} row FEC sent, {} send errors, {} dropped (queue full), \
-                     {} stale; pace {} Mbit/s, max {} packets in 1 ms",
+                     {} stale, {} deferred by the kernel; pacing {} at {} Mbit/s, max {} packets in 1 ms",
                     o["chunks_sent"],
                     o["rtp"]["fec_column_sent"],
                     o["rtp"]["fec_row_sent"],
                     o["rtp"]["send_errors"],
                     o["dropped_queue_full"],
                     o["dropped_stale"],
+                    o["rtp"]["send_deferred"],
+                    o["rtp"]["pacing"],
                     o["rtp"]["pace_mbps"],
                     o["rtp"]["max_burst_packets_1ms"],
                 ));
@@ -479,13 +488,14 @@ pub fn run(a: &FecArgs) -> Result<()> {
     let src_str = src.to_str().ok_or_else(|| anyhow!("non-UTF-8 temp path"))?.to_owned();
 
     println!("running agent (rtp-fec output) ...");
-    let agent = run_sender("agent rtp-fec output", &scratch.path, tck, limit, |port| {
-        let mut c = Command::new(&exe);
-        c.arg("fec-agent-child")
-            .args(["--file", &src_str, "--port", &port.to_string(), "--rate-bps", &rate_bps.to_string()])
-            .args(["--burst-ms", &a.burst_ms.to_string()]);
-        c
-    })?;
+    let agent =
+        run_sender("agent rtp-fec output", &scratch.path, tck, limit, |port| {
+            let mut c = Command::new(&exe);
+            c.arg("fec-agent-child")
+                .args(["--file", &src_str, "--port", &port.to_string(), "--rate-bps", &rate_bps.to_string()])
+                .args(["--burst-ms", &a.burst_ms.to_string(), "--pacing", &a.pacing]);
+            c
+        })?;
     println!("running ffmpeg -fec prompeg ...");
     let ffmpeg = run_sender("ffmpeg -fec prompeg", &scratch.path, tck, limit, |port| {
         let mut c = Command::new("ffmpeg");

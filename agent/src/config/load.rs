@@ -330,6 +330,7 @@ pub(crate) fn invalid_for_test(text: &str) -> InvalidConfig {
 mod tests {
     use super::invalid_for_test as err;
     use super::*;
+    use crate::config::{OutputConfig, PacingConfig};
 
     const GOOD: &str = r#"
 device_id = "demo-01"
@@ -358,6 +359,21 @@ latency_ms = 500
         assert_eq!(e.line, Some(11));
         assert_eq!(e.column, Some(1));
         assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+
+    #[test]
+    fn rtp_pacing_defaults_to_auto_and_a_bad_value_names_the_key() {
+        let rtp =
+            GOOD.replace("kind = \"srt\"", "kind = \"rtp-fec\"\nfec_columns = 10\nfec_rows = 10").replace("latency_ms = 500", "");
+        let pacing = |cfg: &AgentConfig| match &cfg.outputs[0] {
+            OutputConfig::RtpFec(o) => o.rtp().pacing,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(pacing(&from_str(&rtp).unwrap()), PacingConfig::Auto);
+        assert_eq!(pacing(&from_str(&format!("{rtp}pacing = \"kernel\"\n")).unwrap()), PacingConfig::Kernel);
+        let e = err(&format!("{rtp}pacing = \"fq\"\n"));
+        assert_eq!(e.key, "outputs[0].pacing");
+        assert!(e.message.contains("auto") && e.message.contains("userspace"), "{}", e.message);
     }
 
     #[test]

@@ -708,6 +708,9 @@ pub struct RtpOutputConfig {
     /// DiffServ code point for the IP header (e.g. 34 = AF41, 46 = EF), so
     /// networks that honour it prioritise the stream.
     pub dscp: Option<Dscp>,
+    /// Who spaces the packets out (`docs/fec.md#batched-kernel-paced-sending`).
+    #[serde(default)]
+    pub pacing: PacingConfig,
 }
 
 /// RTP with SMPTE 2022-1 FEC. The FEC geometry is L columns × D rows.
@@ -745,6 +748,8 @@ pub struct RtpFecOutputConfig {
     pub manage_whitelist: bool,
     pub bind: Option<BindAddr>,
     pub dscp: Option<Dscp>,
+    #[serde(default)]
+    pub pacing: PacingConfig,
     /// L: columns, i.e. packets per row (4..=20).
     pub fec_columns: u8,
     /// D: rows, i.e. packets per column (4..=20); L×D ≤ 100.
@@ -771,6 +776,7 @@ impl RtpFecOutputConfig {
             manage_whitelist: self.manage_whitelist,
             bind: self.bind,
             dscp: self.dscp,
+            pacing: self.pacing,
         }
     }
 
@@ -778,6 +784,22 @@ impl RtpFecOutputConfig {
     pub fn matrix(&self) -> Result<rtp_fec::FecMatrix, rtp_fec::FecError> {
         rtp_fec::FecMatrix::new(self.fec_columns, self.fec_rows)
     }
+}
+
+/// Who paces an RTP output's packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PacingConfig {
+    /// The kernel (fq at `SO_MAX_PACING_RATE`) where the egress interface's
+    /// root qdisc is fq, the output's own pacer elsewhere.
+    #[default]
+    Auto,
+    /// Always the output's own pacer.
+    Userspace,
+    /// Always the kernel, even where the qdisc found is not fq (for an
+    /// egress the detection cannot see through). Without fq the packets
+    /// leave unpaced; the output says so in its log.
+    Kernel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]

@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use super::status::{OutputState, OutputStatus};
 use super::udp_batch::{self, BatchSocket, PacingMode};
 use crate::backoff::Backoff;
-use crate::config::RtpOutputConfig;
+use crate::config::{PacingConfig, RtpOutputConfig};
 use crate::dest::Dest;
 use crate::fanout::{LiveEdge, TsChunk};
 use crate::shutdown::Shutdown;
@@ -40,29 +40,36 @@ use crate::shutdown::Shutdown;
 const PACE_HEADROOM_PERCENT: u64 = 30;
 /// A packet is never held back longer than this by pacing.
 const MAX_LAG: Duration = Duration::from_millis(40);
+/// Kernel (fq) pacing: a packet the kernel keeps refusing (fq behind, the
+/// link slower than the pacing rate) is dropped once it is this late, so
+/// the queue here stays bounded; a receiver's buffer has given up on it by
+/// then (MediaConnect's RTP-FEC latency is at most a second).
+const MAX_DEFER: Duration = Duration::from_millis(500);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Userspace pacing granularity: the thread wakes at most once per tick and
 /// sends what is due within half a tick, so the largest 1 ms burst stays
 /// what it was with one send per packet (1–5 packets at 10–50 Mbit/s).
 const PACING_TICK: Duration = Duration::from_millis(1);
-/// Kernel (fq) pacing: the most full-size datagrams handed to fq and not
-/// yet sent. fq drops past its per-flow limit of 100 packets (tc-fq(8)
-/// `flow_limit`), so a long I-frame burst waits here, not in a qdisc that
-/// would drop its tail. The model queues all three ports as one flow at
-/// the pacing rate; fq keeps an unconnected socket's destinations apart
-/// (a flow per 5-tuple hash, each paced at the socket's rate), so each of
-/// its flows holds at most what the model counts.
-/// The backlog's length in time follows from the rate (see
-/// [`FqBacklog::horizon`]): 40 ms, a whole frame's burst in one hand-over,
-/// up to ≈ 17 Mbit/s; ≈ 11 ms at 65 Mbit/s.
-const FQ_BACKLOG_PACKETS: u64 = 64;
+/// Kernel (fq) pacing: fq drops past its per-flow packet limit (tc-fq(8)
+/// `flow_limit`, 100 unless the qdisc says otherwise), so a long I-frame
+/// burst waits here, not in a qdisc that would drop its tail. The backlog
+/// handed over is held to a third of the limit: the other two thirds are
+/// for fq's timer falling behind the model (a loaded guest's late timers
+/// took a 64-packet bound past 100). The model queues all three ports as
+/// one flow at the pacing rate; fq keeps an unconnected socket's
+/// destinations apart (a flow per 5-tuple hash, each paced at the socket's
+/// rate), so each of its flows holds at most what the model counts. In
+/// time (see [`FqBacklog::horizon`]), 33 datagrams are ≈ 28 ms at 13 Mbit/s
+/// of pacing rate (a 30 fps frame with its FEC in one hand-over) and ≈ 6 ms
+/// at 65 Mbit/s.
+const FQ_DEFAULT_FLOW_LIMIT: u32 = 100;
 /// The largest datagram an RTP output sends (12-byte RTP header, 16-byte
 /// FEC header, 7 TS packets) plus what fq counts besides it.
 const FQ_FULL_FRAME: u64 = 12 + 16 + 1316 + FQ_FRAME_OVERHEAD;
 /// Kernel (fq) pacing: least time between wake-ups, and so the most that
 /// batching adds to a packet's latency (fq does the spacing, so a longer
 /// batch costs no burstiness). Shorter where the backlog bound is shorter
-/// than two of these (above ≈ 175 Mbit/s).
+/// than two of these (above ≈ 90 Mbit/s with fq's default flow limit).
 const KERNEL_BATCH_INTERVAL: Duration = Duration::from_millis(4);
 /// Most chunks taken from the queue per wake-up (bounds a batch).
 const MAX_DRAIN: usize = 256;
@@ -87,18 +94,21 @@ struct FqBacklog {
     /// When fq will have sent everything handed over so far.
     drained_at: Duration,
     bps: u64,
+    /// The most full-size datagrams handed over and not yet sent.
+    packets: u64,
 }
 
 impl FqBacklog {
-    fn new(bps: u64) -> Self {
-        FqBacklog { drained_at: Duration::ZERO, bps: bps.max(1) }
+    /// `flow_limit`: fq's per-flow packet limit on the egress.
+    fn new(bps: u64, flow_limit: u32) -> Self {
+        FqBacklog { drained_at: Duration::ZERO, bps: bps.max(1), packets: u64::from(flow_limit / 3).max(2) }
     }
 
-    /// How long fq takes to send [`FQ_BACKLOG_PACKETS`] full-size
-    /// datagrams at this rate, at most [`MAX_LAG`] (no packet is scheduled
-    /// further ahead than that, so a longer horizon would change nothing).
+    /// How long fq takes to send the bound's worth of full-size datagrams
+    /// at this rate, at most [`MAX_LAG`] (no packet is scheduled further
+    /// ahead than that, so a longer horizon would change nothing).
     fn horizon(&self) -> Duration {
-        let bits = FQ_BACKLOG_PACKETS * FQ_FULL_FRAME * 8;
+        let bits = self.packets * FQ_FULL_FRAME * 8;
         Duration::from_nanos(bits.saturating_mul(1_000_000_000) / self.bps).min(MAX_LAG)
     }
 
@@ -170,6 +180,8 @@ struct Counters {
     /// Send system calls and the datagrams they carried (cumulative).
     calls: u64,
     datagrams: u64,
+    /// Datagrams the kernel's capped queue deferred (cumulative).
+    deferred: u64,
 }
 
 impl RtpOutput {
@@ -221,7 +233,18 @@ impl RtpOutput {
                     // (loopback's noqueue, pfifo_fast) needs the userspace pacer.
                     let egress = udp_batch::egress_pacing(dest.ip(), self.settings.cfg.bind.as_ref().map(|b| b.addr().ip()));
                     let mut sock = BatchSocket::new(sock);
-                    let pacing = match egress.pacing {
+                    let wanted = match self.settings.cfg.pacing {
+                        PacingConfig::Auto => egress.pacing,
+                        PacingConfig::Userspace => PacingMode::Userspace,
+                        PacingConfig::Kernel => {
+                            if egress.pacing != PacingMode::KernelFq {
+                                warn!(output = %name, dev = ?egress.dev, qdisc = ?egress.qdisc,
+                                      "pacing = \"kernel\" but the egress qdisc found is not fq: unless fq is further along, packets leave unpaced");
+                            }
+                            PacingMode::KernelFq
+                        }
+                    };
+                    let pacing = match wanted {
                         PacingMode::KernelFq if sock.set_max_pacing_rate(self.settings.pace_bps()).is_ok() => PacingMode::KernelFq,
                         _ => PacingMode::Userspace,
                     };
@@ -229,7 +252,8 @@ impl RtpOutput {
                     info!(output = %name, %dest, fec = ?self.settings.fec.map(|(m, mode)| (m.l(), m.d(), mode)),
                           %pacing, dev = ?egress.dev, qdisc = ?egress.qdisc, "RTP sending");
                     // Returns when stopped or when the flow moved.
-                    if !self.send_loop(&mut sock, pacing, &rx, dest) {
+                    let flow_limit = egress.fq_flow_limit.unwrap_or(FQ_DEFAULT_FLOW_LIMIT);
+                    if !self.send_loop(&mut sock, (pacing, flow_limit), &rx, dest) {
                         break;
                     }
                     continue;
@@ -256,7 +280,9 @@ impl RtpOutput {
     /// with fq) and then takes everything that queued meanwhile, so a chunk
     /// no longer costs a wake-up of its own. What the wake-up sends goes to
     /// the kernel in one sendmmsg (or GSO sends, see [`udp_batch`]).
-    fn send_loop(&self, sock: &mut BatchSocket, pacing: PacingMode, rx: &Receiver<TsChunk>, dest: SocketAddr) -> bool {
+    /// `pacing`: who paces, and fq's per-flow packet limit when it is fq.
+    fn send_loop(&self, sock: &mut BatchSocket, pacing: (PacingMode, u32), rx: &Receiver<TsChunk>, dest: SocketAddr) -> bool {
+        let (pacing, flow_limit) = pacing;
         let mut moved = false;
         let mut lane = Lane {
             dest,
@@ -265,7 +291,7 @@ impl RtpOutput {
             fec: self.settings.fec.map(|(m, mode)| FecEncoder::new(m, mode)),
             pacer: Pacer::new(self.settings.pace_bps()).ok().map(|p| p.with_max_lag(MAX_LAG)),
             pacing,
-            fq: FqBacklog::new(self.settings.pace_bps()),
+            fq: FqBacklog::new(self.settings.pace_bps(), flow_limit),
             epoch: Instant::now(),
             meter: BurstMeter::new(),
             pending: VecDeque::new(),
@@ -274,6 +300,13 @@ impl RtpOutput {
         let mut pace_bps = self.settings.pace_bps();
         if pacing == PacingMode::KernelFq {
             let _ = sock.set_max_pacing_rate(pace_bps);
+            // The model above keeps fq's backlog at a third of its limit
+            // while fq keeps pace; this holds it to half when fq falls
+            // behind (its timer late on a loaded machine), so nothing
+            // reaches the limit where fq drops silently.
+            if let Err(e) = sock.cap_kernel_queue(flow_limit / 2) {
+                warn!(output = %self.status.name, error = %e, "cannot cap the socket's kernel queue");
+            }
         }
         self.status.update_rtp(|r| r.pacing = pacing.as_str().to_owned());
         let mut last_stats = Instant::now();
@@ -354,7 +387,13 @@ impl RtpOutput {
             if reach > now {
                 std::thread::sleep(reach - now);
             }
+            let before = lane.pending.len();
             lane.send_due(sock, lane.epoch.elapsed());
+            // The kernel took nothing (fq behind): wait for it, not in a
+            // spin; what waits past MAX_DEFER is dropped, so this ends.
+            if lane.pending.len() == before {
+                std::thread::sleep(lane.interval());
+            }
         }
         lane.report(&self.status, pace_bps);
         moved
@@ -427,20 +466,13 @@ impl Lane {
             self.c.stale += 1;
             return;
         }
-        self.c.media += 1;
         let fec_out = self.fec.as_mut().and_then(|enc| enc.push(&chunk.data).ok());
         self.schedule(self.dest, chunk.data);
         // A refused packet only loses its FEC protection.
         for pkt in fec_out.into_iter().flatten() {
             let to = match pkt.kind() {
-                FecKind::Column => {
-                    self.c.column += 1;
-                    self.column_dest
-                }
-                FecKind::Row => {
-                    self.c.row += 1;
-                    self.row_dest
-                }
+                FecKind::Column => self.column_dest,
+                FecKind::Row => self.row_dest,
             };
             self.schedule(to, Bytes::from(pkt.into_bytes()));
         }
@@ -449,7 +481,6 @@ impl Lane {
     fn flush_fec(&mut self) {
         let out: Vec<_> = self.fec.as_mut().map(|enc| enc.flush().into_iter().collect()).unwrap_or_default();
         for pkt in out {
-            self.c.column += 1;
             self.schedule(self.column_dest, Bytes::from(pkt.into_bytes()));
         }
     }
@@ -459,17 +490,43 @@ impl Lane {
     fn send_due(&mut self, sock: &mut BatchSocket, now: Duration) {
         let limit = now + self.ahead();
         let at = self.epoch.elapsed();
+        let userspace = self.pacing == PacingMode::Userspace;
         let mut fq = self.fq;
-        let n = self
-            .pending
-            .iter()
-            .take_while(|q| q.due <= limit && (self.pacing == PacingMode::Userspace || fq.admit(at, q.data.len())))
-            .count();
-        self.fq = fq;
+        let n = self.pending.iter().take_while(|q| q.due <= limit && (userspace || fq.admit(at, q.data.len()))).count();
         if n == 0 {
             return;
         }
-        let batch: Vec<Queued> = self.pending.drain(..n).collect();
+        let pkts: Vec<(&[u8], SocketAddr)> = self.pending.iter().take(n).map(|q| (&q.data[..], q.to)).collect();
+        // GSO only for the userspace pacer: fq would pace a GSO super-packet
+        // as one unit and release it as a burst (pairs under fq measured no
+        // cheaper in the image's kernel: docs/fec.md#kernel-pacing-in-a-vm).
+        let out = sock.send(&pkts, userspace);
+        self.c.send_errors += out.errors;
+        self.c.calls += out.calls;
+        self.c.datagrams += out.sent + out.errors;
+        // What the kernel's capped queue did not take stays here, in order,
+        // and the model counts only what it took.
+        let taken = n - usize::try_from(out.deferred).unwrap_or(n).min(n);
+        if taken < n {
+            self.c.deferred += (n - taken) as u64;
+            fq = self.fq;
+            for q in self.pending.iter().take(taken) {
+                fq.admit(at, q.data.len());
+            }
+        }
+        self.fq = fq;
+        let batch: Vec<Queued> = self.pending.drain(..taken).collect();
+        // Counted as they go to the kernel (what waited too long never does).
+        for q in &batch {
+            match q.to {
+                to if to == self.dest => self.c.media += 1,
+                to if to == self.column_dest => self.c.column += 1,
+                _ => self.c.row += 1,
+            }
+        }
+        if taken < n {
+            self.drop_too_late(at);
+        }
         for q in &batch {
             // Userspace: the hand-off is the departure. fq: the packet
             // leaves at its pacing slot, which the pacer models at the same
@@ -481,14 +538,16 @@ impl Lane {
             };
             self.meter.record(t, q.data.len());
         }
-        let pkts: Vec<(&[u8], SocketAddr)> = batch.iter().map(|q| (&q.data[..], q.to)).collect();
-        // GSO only for the userspace pacer: fq would pace a GSO super-packet
-        // as one unit and release it as a burst (pairs under fq measured no
-        // cheaper in the image's kernel: docs/fec.md#kernel-pacing-in-a-vm).
-        let out = sock.send(&pkts, self.pacing == PacingMode::Userspace);
-        self.c.send_errors += out.errors;
-        self.c.calls += out.calls;
-        self.c.datagrams += out.sent + out.errors;
+    }
+
+    /// Drops what waited past [`MAX_DEFER`] (media counted as stale).
+    fn drop_too_late(&mut self, now: Duration) {
+        while let Some(q) = self.pending.front().filter(|q| q.due + MAX_DEFER < now) {
+            if q.to == self.dest {
+                self.c.stale += 1;
+            }
+            self.pending.pop_front();
+        }
     }
 
     /// Moves the counters into the output's status.
@@ -506,6 +565,7 @@ impl Lane {
             if c.calls > 0 {
                 r.send_batch_mean = c.datagrams as f64 / c.calls as f64;
             }
+            r.send_deferred = c.deferred;
         });
         (c.media, c.stale, c.column, c.row, c.send_errors) = (0, 0, 0, 0, 0);
     }
@@ -551,17 +611,17 @@ mod tests {
     }
 
     #[test]
-    fn fq_backlog_after_a_stall_stays_within_the_flow_limit() {
+    fn fq_backlog_after_a_stall_stays_within_a_third_of_the_flow_limit() {
         let ms = Duration::from_millis;
         // 65 Mbit/s (50 Mbit/s + headroom): a 1358-byte datagram (1316 B
         // + RTP header + what fq counts) takes ~0.17 ms of fq's time.
-        let mut fq = FqBacklog::new(65_000_000);
-        assert!((ms(10)..ms(12)).contains(&fq.horizon()), "{:?}", fq.horizon());
+        let mut fq = FqBacklog::new(65_000_000, 100);
+        assert!((ms(5)..ms(6)).contains(&fq.horizon()), "{:?}", fq.horizon());
         // The thread wakes 150 ms late with ~900 packets overdue: only the
-        // bound's worth is handed over, under fq's flow_limit (100).
+        // bound's worth is handed over, a third of fq's flow_limit.
         let now = ms(150);
         let admitted = (0..900).take_while(|_| fq.admit(now, 1316)).count();
-        assert!((64..=70).contains(&admitted), "{admitted}");
+        assert!((33..=36).contains(&admitted), "{admitted}");
         // Nothing more until fq has worked the backlog down...
         assert!(!fq.admit(now, 1316));
         let room = fq.room_at();
@@ -578,18 +638,24 @@ mod tests {
     }
 
     #[test]
-    fn fq_takes_a_whole_frame_at_once_at_contribution_rates() {
+    fn fq_horizon_follows_the_flow_limit_and_never_holds_more_than_its_third() {
         let ms = Duration::from_millis;
-        // 10 Mbit/s + headroom + FEC 10×10: the horizon is MAX_LAG, so a
-        // 30 fps frame's burst (≈ 35 datagrams with its FEC) is one hand-over.
-        let mut fq = FqBacklog::new(15_600_000);
-        assert_eq!(fq.horizon(), MAX_LAG);
-        assert_eq!((0..35).take_while(|_| fq.admit(ms(0), 1316)).count(), 35);
-        // Whatever the rate, the horizon never holds more than the bound.
-        for bps in [1_000_000, 15_600_000, 65_000_000, 300_000_000, 1_000_000_000] {
-            let fq = FqBacklog::new(bps);
-            let packets = fq.horizon().as_nanos() * u128::from(bps) / 1_000_000_000 / u128::from(FQ_FULL_FRAME * 8);
-            assert!(packets <= u128::from(FQ_BACKLOG_PACKETS), "{bps}: {packets}");
+        // 10 Mbit/s + headroom + FEC 10×10, fq's default limit: 33 datagrams,
+        // ≈ 23 ms, most of a 30 fps frame's burst per hand-over.
+        let mut fq = FqBacklog::new(15_600_000, 100);
+        assert!((ms(23)..ms(24)).contains(&fq.horizon()), "{:?}", fq.horizon());
+        assert_eq!((0..100).take_while(|_| fq.admit(ms(0), 1316)).count(), 34);
+        // A qdisc with a larger limit takes the whole frame (≈ 38 datagrams).
+        let mut roomy = FqBacklog::new(15_600_000, 300);
+        assert_eq!(roomy.horizon(), MAX_LAG);
+        assert_eq!((0..38).take_while(|_| roomy.admit(ms(0), 1316)).count(), 38);
+        // Whatever the rate and the limit, the horizon holds at most a third.
+        for limit in [10, 100, 1000] {
+            for bps in [1_000_000, 15_600_000, 65_000_000, 300_000_000, 1_000_000_000] {
+                let fq = FqBacklog::new(bps, limit);
+                let packets = fq.horizon().as_nanos() * u128::from(bps) / 1_000_000_000 / u128::from(FQ_FULL_FRAME * 8);
+                assert!(packets <= u128::from(limit / 3), "{bps} bit/s, limit {limit}: {packets}");
+            }
         }
     }
 
