@@ -303,14 +303,13 @@ fn run_sender(label: &'static str, scratch: &Path, tck: f64, limit: Duration, ma
             for o in v {
                 notes.push(format!(
                     "agent output: {} media sent, {} column + {} row FEC sent, {} send errors, {} dropped (queue full), \
-                     {} stale, {} deferred by the kernel; pacing {} at {} Mbit/s, max {} packets in 1 ms",
+                     {} stale; pacing {} at {} Mbit/s, max {} packets in 1 ms",
                     o["chunks_sent"],
                     o["rtp"]["fec_column_sent"],
                     o["rtp"]["fec_row_sent"],
                     o["rtp"]["send_errors"],
                     o["dropped_queue_full"],
                     o["dropped_stale"],
-                    o["rtp"]["send_deferred"],
                     o["rtp"]["pacing"],
                     o["rtp"]["pace_mbps"],
                     o["rtp"]["max_burst_packets_1ms"],

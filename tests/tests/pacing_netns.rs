@@ -235,7 +235,7 @@ fn fq_pacing_bursts_no_worse_than_userspace_and_packets_identical() {
     }
     eprintln!(
         "largest 1 ms burst at the receiver: path A ({}) {} packets, path B ({}) {} packets; sender-side: {} / {}; \
-         send_batch_mean {} / {}; deferred by the kernel {} / {}; media {}; arrivals on A out of B's order {reordered}",
+         send_batch_mean {} / {}; media {}; arrivals on A out of B's order {reordered}",
         pacing[0],
         bursts[0],
         pacing[1],
@@ -244,8 +244,6 @@ fn fq_pacing_bursts_no_worse_than_userspace_and_packets_identical() {
         status[1]["rtp"]["max_burst_packets_1ms"],
         status[0]["rtp"]["send_batch_mean"],
         status[1]["rtp"]["send_batch_mean"],
-        status[0]["rtp"]["send_deferred"],
-        status[1]["rtp"]["send_deferred"],
         got.get(&(0, 0)).map_or(0, Vec::len),
     );
     // For the run in a guest: the figures on a line of their own.
@@ -272,8 +270,8 @@ fn losses(tx_ns: &str, rx_ns: &str, status: &[serde_json::Value]) -> String {
         .map(|s| {
             let (name, rtp) = (&s["name"], &s["rtp"]);
             format!(
-                "{name} sent {} queue-full {} stale {} send_errors {} deferred by the kernel {}",
-                s["chunks_sent"], s["dropped_queue_full"], s["dropped_stale"], rtp["send_errors"], rtp["send_deferred"]
+                "{name} sent {} queue-full {} stale {} send_errors {}",
+                s["chunks_sent"], s["dropped_queue_full"], s["dropped_stale"], rtp["send_errors"]
             )
         })
         .collect();

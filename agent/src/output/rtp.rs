@@ -40,36 +40,38 @@ use crate::shutdown::Shutdown;
 const PACE_HEADROOM_PERCENT: u64 = 30;
 /// A packet is never held back longer than this by pacing.
 const MAX_LAG: Duration = Duration::from_millis(40);
-/// Kernel (fq) pacing: a packet the kernel keeps refusing (fq behind, the
-/// link slower than the pacing rate) is dropped once it is this late, so
-/// the queue here stays bounded; a receiver's buffer has given up on it by
-/// then (MediaConnect's RTP-FEC latency is at most a second).
-const MAX_DEFER: Duration = Duration::from_millis(500);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Userspace pacing granularity: the thread wakes at most once per tick and
 /// sends what is due within half a tick, so the largest 1 ms burst stays
 /// what it was with one send per packet (1–5 packets at 10–50 Mbit/s).
 const PACING_TICK: Duration = Duration::from_millis(1);
-/// Kernel (fq) pacing: fq drops past its per-flow packet limit (tc-fq(8)
-/// `flow_limit`, 100 unless the qdisc says otherwise), so a long I-frame
-/// burst waits here, not in a qdisc that would drop its tail. The backlog
-/// handed over is held to a third of the limit: the other two thirds are
-/// for fq's timer falling behind the model (a loaded guest's late timers
-/// took a 64-packet bound past 100). The model queues all three ports as
-/// one flow at the pacing rate; fq keeps an unconnected socket's
-/// destinations apart (a flow per 5-tuple hash, each paced at the socket's
-/// rate), so each of its flows holds at most what the model counts. In
-/// time (see [`FqBacklog::horizon`]), 33 datagrams are ≈ 28 ms at 13 Mbit/s
-/// of pacing rate (a 30 fps frame with its FEC in one hand-over) and ≈ 6 ms
-/// at 65 Mbit/s.
+/// Kernel (fq) pacing: packets are handed over up to this long before
+/// their modelled departure (≈ 12 datagrams at 13 Mbit/s of pacing rate).
+/// fq drops past its per-flow packet limit (tc-fq(8) `flow_limit`), so a
+/// long I-frame burst waits here, not in a qdisc that would drop its tail;
+/// at high rates, or with a small limit, the horizon shrinks to a third of
+/// the limit. The rest of the limit is for fq falling behind the model: a
+/// late timer costs fq up to half a packet interval each time (sch_fq.c),
+/// and in a loaded QEMU guest, whose timers run late, a bound of 33 or 64
+/// datagrams (instead of this horizon) let fq's backlog pass 100 and drop
+/// 26-231 packets in every such run (docs/fec.md). The model queues all
+/// three ports as one flow at the pacing rate; fq keeps an unconnected
+/// socket's destinations apart (a flow per 5-tuple hash, each paced at the
+/// socket's rate), so each of its flows holds at most what the model counts.
+const KERNEL_HORIZON: Duration = Duration::from_millis(10);
+/// Kernel (fq) pacing: a late wake-up of the output thread beyond this is
+/// taken as fq's timer having been as late ([`FqBacklog::stalled`]); fq
+/// itself absorbs up to half a packet interval per firing.
+const STALL_NOTICED: Duration = Duration::from_millis(1);
+/// fq's per-flow limit where `tc` does not say.
 const FQ_DEFAULT_FLOW_LIMIT: u32 = 100;
 /// The largest datagram an RTP output sends (12-byte RTP header, 16-byte
 /// FEC header, 7 TS packets) plus what fq counts besides it.
 const FQ_FULL_FRAME: u64 = 12 + 16 + 1316 + FQ_FRAME_OVERHEAD;
 /// Kernel (fq) pacing: least time between wake-ups, and so the most that
 /// batching adds to a packet's latency (fq does the spacing, so a longer
-/// batch costs no burstiness). Shorter where the backlog bound is shorter
-/// than two of these (above ≈ 90 Mbit/s with fq's default flow limit).
+/// batch costs no burstiness). Shorter where the horizon is shorter than
+/// two of these (above ≈ 90 Mbit/s with fq's default flow limit).
 const KERNEL_BATCH_INTERVAL: Duration = Duration::from_millis(4);
 /// Most chunks taken from the queue per wake-up (bounds a batch).
 const MAX_DRAIN: usize = 256;
@@ -104,12 +106,12 @@ impl FqBacklog {
         FqBacklog { drained_at: Duration::ZERO, bps: bps.max(1), packets: u64::from(flow_limit / 3).max(2) }
     }
 
-    /// How long fq takes to send the bound's worth of full-size datagrams
-    /// at this rate, at most [`MAX_LAG`] (no packet is scheduled further
-    /// ahead than that, so a longer horizon would change nothing).
+    /// How far ahead of fq's schedule packets are handed over:
+    /// [`KERNEL_HORIZON`], or less where that would be more than the
+    /// bound's worth of full-size datagrams at this rate.
     fn horizon(&self) -> Duration {
         let bits = self.packets * FQ_FULL_FRAME * 8;
-        Duration::from_nanos(bits.saturating_mul(1_000_000_000) / self.bps).min(MAX_LAG)
+        Duration::from_nanos(bits.saturating_mul(1_000_000_000) / self.bps).min(KERNEL_HORIZON)
     }
 
     /// Hands over a `len`-byte datagram at `now` if fq's backlog then stays
@@ -122,6 +124,19 @@ impl FqBacklog {
         let bits = (len as u64 + FQ_FRAME_OVERHEAD) * 8;
         self.drained_at = start + Duration::from_nanos(bits.saturating_mul(1_000_000_000) / self.bps);
         true
+    }
+
+    /// This thread's sleep, due to end at `at`, ended `late` later. A
+    /// machine that held this thread off the CPU will have held fq's timer
+    /// off as long, and fq does not make up for a late timer (it recovers
+    /// at most half a packet interval of each late firing, sch_fq.c): with
+    /// a backlog, what it had to send is that much later. Without this, a
+    /// guest starved of CPU let fq's real backlog outgrow the model until
+    /// fq dropped (docs/fec.md).
+    fn stalled(&mut self, at: Duration, late: Duration) {
+        if late > STALL_NOTICED && self.drained_at > at {
+            self.drained_at += late;
+        }
     }
 
     /// When the backlog is back within the horizon, so more can be handed
@@ -180,8 +195,6 @@ struct Counters {
     /// Send system calls and the datagrams they carried (cumulative).
     calls: u64,
     datagrams: u64,
-    /// Datagrams the kernel's capped queue deferred (cumulative).
-    deferred: u64,
 }
 
 impl RtpOutput {
@@ -300,17 +313,13 @@ impl RtpOutput {
         let mut pace_bps = self.settings.pace_bps();
         if pacing == PacingMode::KernelFq {
             let _ = sock.set_max_pacing_rate(pace_bps);
-            // The model above keeps fq's backlog at a third of its limit
-            // while fq keeps pace; this holds it to half when fq falls
-            // behind (its timer late on a loaded machine), so nothing
-            // reaches the limit where fq drops silently.
-            if let Err(e) = sock.cap_kernel_queue(flow_limit / 2) {
-                warn!(output = %self.status.name, error = %e, "cannot cap the socket's kernel queue");
-            }
         }
         self.status.update_rtp(|r| r.pacing = pacing.as_str().to_owned());
         let mut last_stats = Instant::now();
         let mut disconnected = false;
+        // When the last sleep should have ended (not after blocking on the
+        // queue, which has no deadline).
+        let mut planned: Option<Duration> = None;
         while !self.stopping() && !disconnected {
             let mut took = 0usize;
             if lane.pending.is_empty() {
@@ -338,6 +347,9 @@ impl RtpOutput {
                 }
             }
             let woke = lane.epoch.elapsed();
+            if let Some(p) = planned.take() {
+                lane.fq.stalled(p, woke.saturating_sub(p));
+            }
             lane.send_due(sock, woke);
             if last_stats.elapsed() >= STATS_EVERY {
                 last_stats = Instant::now();
@@ -374,6 +386,7 @@ impl RtpOutput {
             let now = lane.epoch.elapsed();
             if next > now {
                 std::thread::sleep(next - now);
+                planned = Some(next);
             }
         }
         // End of stream: the column FEC of the last complete matrix is still
@@ -387,13 +400,7 @@ impl RtpOutput {
             if reach > now {
                 std::thread::sleep(reach - now);
             }
-            let before = lane.pending.len();
             lane.send_due(sock, lane.epoch.elapsed());
-            // The kernel took nothing (fq behind): wait for it, not in a
-            // spin; what waits past MAX_DEFER is dropped, so this ends.
-            if lane.pending.len() == before {
-                std::thread::sleep(lane.interval());
-            }
         }
         lane.report(&self.status, pace_bps);
         moved
@@ -504,28 +511,15 @@ impl Lane {
         self.c.send_errors += out.errors;
         self.c.calls += out.calls;
         self.c.datagrams += out.sent + out.errors;
-        // What the kernel's capped queue did not take stays here, in order,
-        // and the model counts only what it took.
-        let taken = n - usize::try_from(out.deferred).unwrap_or(n).min(n);
-        if taken < n {
-            self.c.deferred += (n - taken) as u64;
-            fq = self.fq;
-            for q in self.pending.iter().take(taken) {
-                fq.admit(at, q.data.len());
-            }
-        }
         self.fq = fq;
-        let batch: Vec<Queued> = self.pending.drain(..taken).collect();
-        // Counted as they go to the kernel (what waited too long never does).
+        let batch: Vec<Queued> = self.pending.drain(..n).collect();
+        // Counted as they go to the kernel.
         for q in &batch {
             match q.to {
                 to if to == self.dest => self.c.media += 1,
                 to if to == self.column_dest => self.c.column += 1,
                 _ => self.c.row += 1,
             }
-        }
-        if taken < n {
-            self.drop_too_late(at);
         }
         for q in &batch {
             // Userspace: the hand-off is the departure. fq: the packet
@@ -537,16 +531,6 @@ impl Lane {
                 PacingMode::KernelFq => q.due.max(at),
             };
             self.meter.record(t, q.data.len());
-        }
-    }
-
-    /// Drops what waited past [`MAX_DEFER`] (media counted as stale).
-    fn drop_too_late(&mut self, now: Duration) {
-        while let Some(q) = self.pending.front().filter(|q| q.due + MAX_DEFER < now) {
-            if q.to == self.dest {
-                self.c.stale += 1;
-            }
-            self.pending.pop_front();
         }
     }
 
@@ -565,7 +549,6 @@ impl Lane {
             if c.calls > 0 {
                 r.send_batch_mean = c.datagrams as f64 / c.calls as f64;
             }
-            r.send_deferred = c.deferred;
         });
         (c.media, c.stale, c.column, c.row, c.send_errors) = (0, 0, 0, 0, 0);
     }
@@ -638,17 +621,37 @@ mod tests {
     }
 
     #[test]
-    fn fq_horizon_follows_the_flow_limit_and_never_holds_more_than_its_third() {
+    fn a_late_wake_up_with_a_backlog_counts_as_fq_time_lost() {
         let ms = Duration::from_millis;
-        // 10 Mbit/s + headroom + FEC 10×10, fq's default limit: 33 datagrams,
-        // ≈ 23 ms, most of a 30 fps frame's burst per hand-over.
         let mut fq = FqBacklog::new(15_600_000, 100);
-        assert!((ms(23)..ms(24)).contains(&fq.horizon()), "{:?}", fq.horizon());
-        assert_eq!((0..100).take_while(|_| fq.admit(ms(0), 1316)).count(), 34);
-        // A qdisc with a larger limit takes the whole frame (≈ 38 datagrams).
-        let mut roomy = FqBacklog::new(15_600_000, 300);
-        assert_eq!(roomy.horizon(), MAX_LAG);
-        assert_eq!((0..38).take_while(|_| roomy.admit(ms(0), 1316)).count(), 38);
+        let handed = (0..100).take_while(|_| fq.admit(ms(0), 1316)).count();
+        let drained = fq.drained_at;
+        // Woken 30 ms late while fq had a backlog: fq's timer is taken to
+        // have been as late, so nothing more is handed over until then.
+        fq.stalled(ms(4), ms(30));
+        assert_eq!(fq.drained_at, drained + ms(30));
+        assert!(fq.room_at() > ms(30), "{:?}", fq.room_at());
+        // Jitter under the threshold, or lateness with fq idle, changes nothing.
+        let mut idle = FqBacklog::new(15_600_000, 100);
+        idle.stalled(ms(4), ms(30));
+        assert_eq!(idle.drained_at, Duration::ZERO);
+        let mut jitter = FqBacklog::new(15_600_000, 100);
+        assert_eq!((0..100).take_while(|_| jitter.admit(ms(0), 1316)).count(), handed);
+        jitter.stalled(ms(4), Duration::from_micros(500));
+        assert_eq!(jitter.drained_at, drained);
+    }
+
+    #[test]
+    fn fq_horizon_is_ten_ms_or_a_third_of_the_flow_limit() {
+        let ms = Duration::from_millis;
+        // 10 Mbit/s + headroom + FEC 10×10, fq's default limit: 10 ms,
+        // 15 datagrams of ~0.7 ms.
+        let mut fq = FqBacklog::new(15_600_000, 100);
+        assert_eq!(fq.horizon(), KERNEL_HORIZON);
+        assert_eq!((0..100).take_while(|_| fq.admit(ms(0), 1316)).count(), 15);
+        // A small limit shrinks it: 4 full-size datagrams, ≈ 2.8 ms.
+        let small = FqBacklog::new(15_600_000, 12);
+        assert!((ms(2)..ms(3)).contains(&small.horizon()), "{:?}", small.horizon());
         // Whatever the rate and the limit, the horizon holds at most a third.
         for limit in [10, 100, 1000] {
             for bps in [1_000_000, 15_600_000, 65_000_000, 300_000_000, 1_000_000_000] {

@@ -74,10 +74,6 @@ pub struct RtpSnapshot {
     pub pacing: String,
     /// Mean datagrams per send system call (sendmmsg or GSO sendmsg).
     pub send_batch_mean: f64,
-    /// With `"kernel-fq"`: datagrams the kernel would not queue yet because
-    /// the socket's share of fq's queue was full (fq behind its pacing
-    /// rate); they stayed queued here and left later, in order.
-    pub send_deferred: u64,
 }
 
 /// RTMP push figures (`rtmp2sink` statistics).

@@ -44,9 +44,6 @@ pub const MAX_MMSG: usize = 64;
 /// (64 before Linux 5.x raised it to 128) and 64 KiB per call; 32 × 1328 B
 /// stays under both.
 pub const MAX_GSO_SEGMENTS: usize = 32;
-/// What a full-size RTP datagram is charged against its socket's send
-/// buffer while the kernel holds it (skb truesize, x86-64).
-const TRUESIZE: usize = 2304;
 
 /// Who spaces the packets out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -161,10 +158,6 @@ pub struct BatchOutcome {
     pub errors: u64,
     /// System calls made.
     pub calls: u64,
-    /// With a capped kernel queue ([`BatchSocket::cap_kernel_queue`]): the
-    /// last this many datagrams of the batch, not taken because the queue
-    /// was full. The caller keeps them and sends them again later.
-    pub deferred: u64,
 }
 
 /// A UDP socket that sends batches.
@@ -175,32 +168,11 @@ pub struct BatchSocket {
     /// GSO is tried until the kernel refuses it once (EIO: the device lacks
     /// checksum offload; EINVAL: an old kernel), then never again.
     gso_ok: bool,
-    /// Sends never block: a full send queue defers the rest of a batch.
-    capped: bool,
 }
 
 impl BatchSocket {
     pub fn new(sock: UdpSocket) -> Self {
-        BatchSocket { sock, headers: MultiHeaders::preallocate(MAX_MMSG, None), gso_ok: true, capped: false }
-    }
-
-    /// Holds what this socket has in the kernel's queues (fq's, the
-    /// device's) to about `datagrams` full-size datagrams: a datagram stays
-    /// charged to its socket's send buffer until it leaves, so a send
-    /// buffer of that size makes the kernel refuse more (EAGAIN, sends do
-    /// not block from here on) instead of fq dropping past its per-flow
-    /// limit when its timer falls behind. Without GSO, what
-    /// [`BatchSocket::send`] could not hand over is the batch's tail
-    /// ([`BatchOutcome::deferred`]).
-    pub fn cap_kernel_queue(&mut self, datagrams: u32) -> io::Result<()> {
-        // A 1344-byte datagram is charged its skb's truesize: a 2 kB data
-        // buffer and the sk_buff, about 2.3 kB (were it as small as its
-        // 1.4 kB frame, 1.6× as many would fit). The kernel doubles the
-        // value set (socket(7) SO_SNDBUF).
-        let bytes = (datagrams as usize * TRUESIZE / 2).max(1);
-        socket2::SockRef::from(&self.sock).set_send_buffer_size(bytes)?;
-        self.capped = true;
-        Ok(())
+        BatchSocket { sock, headers: MultiHeaders::preallocate(MAX_MMSG, None), gso_ok: true }
     }
 
     pub fn socket(&self) -> &UdpSocket {
@@ -255,14 +227,8 @@ impl BatchSocket {
         } else {
             rest.extend_from_slice(packets);
         }
-        let mut done = 0;
         for part in rest.chunks(MAX_MMSG) {
-            let taken = self.send_mmsg(part, &mut out);
-            done += taken;
-            if taken < part.len() {
-                out.deferred = (rest.len() - done) as u64;
-                break;
-            }
+            self.send_mmsg(part, &mut out);
         }
         out
     }
@@ -290,24 +256,20 @@ impl BatchSocket {
         }
     }
 
-    /// Returns how many of `part` were handed over or refused: all of them
-    /// unless a capped queue was full.
-    fn send_mmsg(&mut self, part: &[(&[u8], SocketAddr)], out: &mut BatchOutcome) -> usize {
-        let flags = if self.capped { MsgFlags::MSG_DONTWAIT } else { MsgFlags::empty() };
+    fn send_mmsg(&mut self, part: &[(&[u8], SocketAddr)], out: &mut BatchOutcome) {
         let mut start = 0;
         while start < part.len() {
             let todo = &part[start..];
             let slices: Vec<[io::IoSlice<'_>; 1]> = todo.iter().map(|p| [io::IoSlice::new(p.0)]).collect();
             let addrs: Vec<Option<SockaddrStorage>> = todo.iter().map(|p| Some(SockaddrStorage::from(p.1))).collect();
             out.calls += 1;
-            let res = socket::sendmmsg(self.sock.as_raw_fd(), &mut self.headers, &slices, &addrs, [], flags);
+            let res = socket::sendmmsg(self.sock.as_raw_fd(), &mut self.headers, &slices, &addrs, [], MsgFlags::empty());
             match res {
                 Ok(r) => {
                     let n = r.count().max(1).min(todo.len());
                     out.sent += n as u64;
                     start += n;
                 }
-                Err(nix::errno::Errno::EAGAIN) if self.capped => return start,
                 // The first datagram of the call was refused: count it and
                 // go on with the next (an unreachable port must not stop the
                 // others).
@@ -317,7 +279,6 @@ impl BatchSocket {
                 }
             }
         }
-        start
     }
 }
 
