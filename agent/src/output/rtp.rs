@@ -46,7 +46,7 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 /// what it was with one send per packet (1–5 packets at 10–50 Mbit/s).
 const PACING_TICK: Duration = Duration::from_millis(1);
 /// Kernel (fq) pacing: packets are handed over up to this long before
-/// their modelled departure (≈ 12 datagrams at 13 Mbit/s of pacing rate).
+/// their modelled departure (≈ 10 datagrams at 13 Mbit/s of pacing rate).
 /// fq drops past its per-flow packet limit (tc-fq(8) `flow_limit`), so a
 /// long I-frame burst waits here, not in a qdisc that would drop its tail;
 /// at high rates, or with a small limit, the horizon shrinks to a third of
