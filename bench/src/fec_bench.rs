@@ -417,8 +417,8 @@ fn raw_throughput(n: u64, tck: f64) -> Result<Vec<Raw>> {
 /// What the kernel's UDP send path costs this thread per datagram, with
 /// nothing of the sender's own around it: 1328-byte datagrams (RTP header +
 /// 7 TS packets) to a loopback port a thread drains, one `sendto` each, or
-/// 8 per `sendmmsg` through the agent's own batch socket (its mean batch
-/// with fq and frame bursts). Every sender in the table pays this path once
+/// 8 per `sendmmsg` through the agent's own batch socket (about its mean
+/// batch with fq and frame bursts). Every sender in the table pays this path once
 /// per datagram; no sender can cost less than its datagrams times it.
 #[derive(Debug)]
 struct KernelFloor {
@@ -428,19 +428,8 @@ struct KernelFloor {
 
 fn kernel_floor(tck: f64) -> Result<KernelFloor> {
     let rx = UdpSocket::bind("127.0.0.1:0")?;
-    let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(4 << 20);
-    rx.set_read_timeout(Some(Duration::from_millis(50)))?;
     let to = rx.local_addr()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let drain = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            while !stop.load(Ordering::Relaxed) {
-                let _ = rx.recv(&mut buf);
-            }
-        })
-    };
+    let drain = Receivers::start(vec![rx])?;
     let datagram = [0x47u8; 12 + CHUNK];
     let measure = |send: &mut dyn FnMut() -> u64| -> Result<f64> {
         let cpu0 = procs::own_thread_ticks()?;
@@ -460,8 +449,7 @@ fn kernel_floor(tck: f64) -> Result<KernelFloor> {
         let out = batch.send(&eight, false);
         out.sent + out.errors
     })?;
-    stop.store(true, Ordering::Relaxed);
-    let _ = drain.join();
+    drain.finish();
     Ok(KernelFloor { sendto_us, sendmmsg8_us })
 }
 

@@ -101,9 +101,6 @@ pub fn threads(pid: u32) -> Result<Vec<ThreadSample>> {
     Ok(out)
 }
 
-/// Per thread name between two [`threads`] readings of the same processes,
-/// most CPU first: (name, CPU seconds, context switches). Threads that ended
-/// in between are missing.
 /// Each thread's last sample across `samples` (oldest first), so a thread
 /// that ended between samples keeps the CPU it had used by then.
 pub fn last_of_each_thread<'a>(samples: impl IntoIterator<Item = &'a [ThreadSample]>) -> Vec<ThreadSample> {
@@ -117,6 +114,9 @@ pub fn last_of_each_thread<'a>(samples: impl IntoIterator<Item = &'a [ThreadSamp
     last
 }
 
+/// Per thread name between two [`threads`] readings of the same processes,
+/// most CPU first: (name, CPU seconds, context switches). Threads missing
+/// from `after` are missing (see [`last_of_each_thread`]).
 pub fn thread_delta(before: &[ThreadSample], after: &[ThreadSample], tck: f64) -> Vec<(String, f64, u64)> {
     let mut by_name: Vec<(String, f64, u64)> = Vec::new();
     for a in after {

@@ -192,22 +192,18 @@ fn broker_down_for_30_s_loses_no_media_and_queued_events_arrive() {
     // Presence from the new connection (a higher bdseq than the first
     // birth's; the broker re-sends the old retained one to the recorder)
     // reaches the fleet before the backlog does.
-    let lines: Vec<&str> = log.lines().collect();
-    let event_at = lines.iter().position(|l| l.starts_with(&event_topic) && l.contains("OUTPUT_DOWN")).unwrap_or(0);
+    let event_at = log.lines().position(|l| l.starts_with(&event_topic) && l.contains("OUTPUT_DOWN")).unwrap_or(0);
     let status_topic = format!("fleet/v1/{DEVICE}/status ");
-    let births: Vec<u64> = lines
-        .iter()
-        .filter_map(|l| l.strip_prefix(&status_topic))
-        .filter_map(|j| serde_json::from_str::<serde_json::Value>(j).ok())
-        .filter(|s| s["online"] == true)
-        .filter_map(|s| s["bdseq"].as_u64())
+    // (line number, bdseq) of every online status.
+    let births: Vec<(usize, u64)> = log
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| Some((i, serde_json::from_str::<serde_json::Value>(l.strip_prefix(&status_topic)?).ok()?)))
+        .filter(|(_, s)| s["online"] == true)
+        .filter_map(|(i, s)| Some((i, s["bdseq"].as_u64()?)))
         .collect();
-    let first = births.first().copied().unwrap_or_default();
-    let reborn = lines[..event_at]
-        .iter()
-        .filter_map(|l| l.strip_prefix(&status_topic))
-        .filter_map(|j| serde_json::from_str::<serde_json::Value>(j).ok())
-        .any(|s| s["online"] == true && s["bdseq"].as_u64() > Some(first));
+    let first = births.first().map_or(0, |b| b.1);
+    let reborn = births.iter().any(|&(i, bdseq)| i < event_at && bdseq > first);
     assert!(reborn, "presence not re-published (online, bdseq > {first}) before the queued event:\n{log}");
     wait_for("primary to keep flowing", Duration::from_secs(10), || (primary.received() > before + 100_000).then_some(()));
     let status = agent.status().unwrap();

@@ -376,7 +376,7 @@ fn fq_pacing_in_a_vm_when_the_host_kernel_has_no_fq() {
         "in the image's kernel ({:.0} s in all): largest 1 ms burst fq {fq_burst}, userspace {user_burst}",
         t0.elapsed().as_secs_f64()
     );
-    // The guest's own summary (deferrals, reordering) for the record.
+    // The guest's own summary (batch sizes, reordering) for the record.
     for l in console.iter().filter(|l| l.contains("largest 1 ms burst at the receiver:")) {
         eprintln!("guest: {}", l.trim());
     }

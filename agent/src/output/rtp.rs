@@ -105,13 +105,16 @@ struct FqBacklog {
     bps: u64,
     /// The most full-size datagrams handed over and not yet sent.
     packets: u64,
+    /// See [`FqBacklog::horizon`]; follows the rate.
+    horizon: Duration,
 }
 
 impl FqBacklog {
     /// `pace_bps`: the socket's pacing rate; `flow_limit`: fq's per-flow
     /// packet limit on the egress.
     fn new(pace_bps: u64, flow_limit: u32) -> Self {
-        let mut fq = FqBacklog { drained_at: Duration::ZERO, bps: 1, packets: u64::from(flow_limit / 3).max(2) };
+        let packets = u64::from(flow_limit / 3).max(2);
+        let mut fq = FqBacklog { drained_at: Duration::ZERO, bps: 1, packets, horizon: KERNEL_HORIZON };
         fq.set_rate(pace_bps);
         fq
     }
@@ -119,14 +122,15 @@ impl FqBacklog {
     /// The model drains at [`FQ_MODEL_SHARE_PERCENT`] of the pacing rate.
     fn set_rate(&mut self, pace_bps: u64) {
         self.bps = (pace_bps.saturating_mul(FQ_MODEL_SHARE_PERCENT) / 100).max(1);
+        let bits = self.packets * FQ_FULL_FRAME * 8;
+        self.horizon = Duration::from_nanos(bits.saturating_mul(1_000_000_000) / self.bps).min(KERNEL_HORIZON);
     }
 
     /// How far ahead of fq's schedule packets are handed over:
     /// [`KERNEL_HORIZON`], or less where that would be more than the
     /// bound's worth of full-size datagrams at this rate.
     fn horizon(&self) -> Duration {
-        let bits = self.packets * FQ_FULL_FRAME * 8;
-        Duration::from_nanos(bits.saturating_mul(1_000_000_000) / self.bps).min(KERNEL_HORIZON)
+        self.horizon
     }
 
     /// Hands over a `len`-byte datagram at `now` if fq's backlog then stays
@@ -281,7 +285,7 @@ impl RtpOutput {
                           %pacing, dev = ?egress.dev, qdisc = ?egress.qdisc, "RTP sending");
                     // Returns when stopped or when the flow moved.
                     let flow_limit = egress.fq_flow_limit.unwrap_or(FQ_DEFAULT_FLOW_LIMIT);
-                    if !self.send_loop(&mut sock, (pacing, flow_limit), &rx, dest) {
+                    if !self.send_loop(&mut sock, pacing, flow_limit, &rx, dest) {
                         break;
                     }
                     continue;
@@ -308,9 +312,15 @@ impl RtpOutput {
     /// with fq) and then takes everything that queued meanwhile, so a chunk
     /// no longer costs a wake-up of its own. What the wake-up sends goes to
     /// the kernel in one sendmmsg (or GSO sends, see [`udp_batch`]).
-    /// `pacing`: who paces, and fq's per-flow packet limit when it is fq.
-    fn send_loop(&self, sock: &mut BatchSocket, pacing: (PacingMode, u32), rx: &Receiver<TsChunk>, dest: SocketAddr) -> bool {
-        let (pacing, flow_limit) = pacing;
+    /// `flow_limit`: fq's per-flow packet limit, when fq paces.
+    fn send_loop(
+        &self,
+        sock: &mut BatchSocket,
+        pacing: PacingMode,
+        flow_limit: u32,
+        rx: &Receiver<TsChunk>,
+        dest: SocketAddr,
+    ) -> bool {
         let mut moved = false;
         let mut lane = Lane {
             dest,
@@ -510,7 +520,7 @@ impl Lane {
         let limit = now + self.ahead();
         let at = self.epoch.elapsed();
         let userspace = self.pacing == PacingMode::Userspace;
-        let mut fq = self.fq;
+        let fq = &mut self.fq;
         let n = self.pending.iter().take_while(|q| q.due <= limit && (userspace || fq.admit(at, q.data.len()))).count();
         if n == 0 {
             return;
@@ -523,17 +533,13 @@ impl Lane {
         self.c.send_errors += out.errors;
         self.c.calls += out.calls;
         self.c.datagrams += out.sent + out.errors;
-        self.fq = fq;
-        let batch: Vec<Queued> = self.pending.drain(..n).collect();
-        // Counted as they go to the kernel.
-        for q in &batch {
+        for q in self.pending.drain(..n) {
+            // Counted as they go to the kernel.
             match q.to {
                 to if to == self.dest => self.c.media += 1,
                 to if to == self.column_dest => self.c.column += 1,
                 _ => self.c.row += 1,
             }
-        }
-        for q in &batch {
             // Userspace: the hand-off is the departure. fq: the packet
             // leaves at its pacing slot, which the pacer models at the same
             // rate (fq's per-flow quantum may pair packets; the netns test
